@@ -1,0 +1,5 @@
+import sys
+
+from maed.cli import main
+
+sys.exit(main())
