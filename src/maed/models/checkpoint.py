@@ -1,0 +1,200 @@
+"""Reading and writing model weights: the authors' release format, the project's format, and foreign
+ImageNet initialisations. Loading never runs code from a file (``torch.load(weights_only=True)``), and
+reports missing and unexpected keys; any mismatch that is not an explicitly ignored buffer is an error.
+
+Formats:
+
+- authors' release (``model_best.pth.tar``): ``{'state_dict': {'module.' + name: tensor}, 'performance',
+  'epoch', 'optimizer'}``; the ``decoder.smpl.*`` buffers it carries are ignored (the body model is
+  built from the user's own files).
+- project: ``{'format': 'maed', 'model': state_dict, 'config': dict, ...}`` (training adds optimizer,
+  scheduler, epoch, step, RNG states).
+- a bare state dict.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from maed.errors import AssetError, CheckpointError
+
+PROJECT_FORMAT = "maed"
+
+#: keys of foreign checkpoints that are dropped on purpose (the original's SMPL layer buffers)
+IGNORED_KEY_PATTERNS = (re.compile(r"^decoder\.smpl\."),)
+
+
+@dataclass
+class LoadReport:
+    """What a load did: keys loaded, ignored on purpose, missing from the file, unexpected in it."""
+
+    loaded: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def summary(self, limit: int = 12) -> str:
+        def block(title: str, keys: list[str]) -> str:
+            if not keys:
+                return ""
+            shown = "\n".join(f"    {k}" for k in keys[:limit])
+            more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
+            return f"\n  {title} ({len(keys)}):\n{shown}{more}"
+
+        return (
+            f"loaded {len(self.loaded)} tensors, ignored {len(self.ignored)}"
+            + block("missing from the checkpoint", self.missing)
+            + block("unexpected in the checkpoint", self.unexpected)
+            + block("shape mismatch (model vs checkpoint)", self.mismatched)
+        )
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint file safely (no code execution). Numpy scalars, which the authors' files may
+    hold for 'performance', are allowed; nothing else beyond torch's weights-only set."""
+    path = Path(path)
+    if not path.is_file():
+        raise AssetError(
+            f"checkpoint {path} not found. The authors' MAED checkpoint (model_best.pth.tar) is linked from "
+            "https://github.com/ziniuwan/maed (README, 'Pretrained model'); our own runs write "
+            "results/<run>/checkpoints/best.pt"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass
+    except (RuntimeError, EOFError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({e.__class__.__name__}: {e})") from None
+    import numpy as np
+
+    allowed = [np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32)), type(np.dtype(np.int64))]
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar
+    allowed.append(scalar)
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"checkpoint {path} holds objects that are not plain tensors and numbers; refusing to unpickle "
+            f"it ({e})"
+        ) from None
+
+
+def extract_state_dict(ckpt: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
+    """Return (model state dict, format name) from any supported checkpoint layout."""
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"checkpoint: expected a dict, got {type(ckpt).__name__}")
+    if ckpt.get("format") == PROJECT_FORMAT and isinstance(ckpt.get("model"), dict):
+        return ckpt["model"], PROJECT_FORMAT
+    if isinstance(ckpt.get("state_dict"), dict):
+        return ckpt["state_dict"], "authors"
+    if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return ckpt, "state_dict"
+    raise CheckpointError(
+        "checkpoint: no weights found; expected the authors' {'state_dict': ...}, the project's "
+        "{'format': 'maed', 'model': ...}, or a plain state dict"
+    )
+
+
+def checkpoint_filter(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Map a foreign state dict onto MAED's names: strip DDP's ``module.`` prefix and drop the ignored
+    buffers (the original's ``decoder.smpl.*``). Returns (filtered state dict, ignored keys)."""
+    out, ignored = {}, []
+    for k, v in state_dict.items():
+        name = k[len("module.") :] if k.startswith("module.") else k
+        if any(p.search(name) for p in IGNORED_KEY_PATTERNS):
+            ignored.append(k)
+            continue
+        out[name] = v
+    return out, ignored
+
+
+def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor],
+                            source: str = "checkpoint", ignored: list[str] | None = None) -> LoadReport:
+    """Load ``state_dict`` into ``model`` only if every key and shape matches; else raise CheckpointError
+    with the key report (nothing is loaded then)."""
+    own = model.state_dict()
+    report = LoadReport(ignored=list(ignored or []))
+    report.missing = [k for k in own if k not in state_dict]
+    report.unexpected = [k for k in state_dict if k not in own]
+    report.mismatched = [
+        f"{k}: {tuple(own[k].shape)} vs {tuple(state_dict[k].shape)}"
+        for k in own
+        if k in state_dict and own[k].shape != state_dict[k].shape
+    ]
+    if not report.ok:
+        raise CheckpointError(f"{source} does not fit this model (another architecture or config?): "
+                              + report.summary())
+    model.load_state_dict(state_dict, strict=True)
+    report.loaded = list(own)
+    return report
+
+
+def load_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | dict[str, Any]) -> LoadReport:
+    """Load an authors' or project checkpoint (path or already-read dict) into a MAED model, strictly."""
+    source = str(checkpoint) if not isinstance(checkpoint, dict) else "checkpoint"
+    ckpt = read_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
+    state, _ = extract_state_dict(ckpt)
+    state, ignored = checkpoint_filter(state)
+    return load_state_dict_checked(model, state, source=source, ignored=ignored)
+
+
+def make_checkpoint(model: nn.Module, config: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The project's checkpoint dict (model weights without body-model data, resolved config, extras)."""
+    state = model.module.state_dict() if hasattr(model, "module") else model.state_dict()
+    return {"format": PROJECT_FORMAT, "model": state, "config": config or {}, **extra}
+
+
+def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks: int | None = None) -> LoadReport:
+    """Initialise an encoder from a local ImageNet file, never downloading.
+
+    ``ste``: timm's R50+ViT-B/16 (``vit_base_r50_s16_224``, ImageNet-21k; ``.pth``/``.bin`` or
+    ``.safetensors``), its first ``num_blocks`` blocks mapped as the original did. ``cnn``: torchvision's
+    ResNet-50 ImageNet file. Parameters the file cannot provide (the attention-fusion ``ts_attn``,
+    ``temp_embed``, and ``pre_logits`` when absent) keep their initialisation and are listed in the report.
+    """
+    from maed.models.ste import SpatioTemporalEncoder, timm_hybrid_filter
+
+    path = Path(path)
+    if not path.is_file():
+        raise AssetError(f"--init-weights: {path} not found (a local timm/torchvision ImageNet weights file)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = read_checkpoint(path)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+    if isinstance(encoder, SpatioTemporalEncoder):
+        state = timm_hybrid_filter(state, num_blocks=len(encoder.blocks) if num_blocks is None else num_blocks)
+    else:
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    own = encoder.state_dict()
+    report = LoadReport()
+    report.unexpected = [k for k in state if k not in own]
+    report.mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
+    if report.unexpected or report.mismatched:
+        raise CheckpointError(f"--init-weights {path} does not fit the encoder: " + report.summary())
+    encoder.load_state_dict(state, strict=False)
+    report.loaded = [k for k in own if k in state]
+    report.missing = [k for k in own if k not in state]  # informational: kept at their initialisation
+    return report

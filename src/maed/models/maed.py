@@ -1,0 +1,104 @@
+"""MAED: encoder -> decoder -> body model -> weak-perspective projection (SPEC 1.1, 1.7)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from maed.body.base import BodyModel
+from maed.body.geometry import rot6d_to_rotmat, rotmat_to_axis_angle, weak_perspective_projection
+
+
+@dataclass
+class MAEDOutput:
+    """Per-frame predictions, all N x T x ...:
+
+    theta (N, T, 3 + 3J + S): camera (s, tx, ty), pose as axis-angle, shape; verts (N, T, V, 3) metres;
+    kp_3d (N, T, K, 3) metres (the body model's joints, or J_regressor's when one is given);
+    kp_2d (N, T, K, 2) normalised to [-1, 1] of the 224 crop; rotmat (N, T, J, 3, 3).
+    Mapping access (``out["verts"]``) works as with the original's dict.
+    """
+
+    theta: torch.Tensor
+    verts: torch.Tensor
+    kp_3d: torch.Tensor
+    kp_2d: torch.Tensor
+    rotmat: torch.Tensor
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self)]
+
+    def items(self) -> Iterator[tuple[str, torch.Tensor]]:
+        return ((k, getattr(self, k)) for k in self.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def get(self, key: str, default=None):
+        return getattr(self, key) if key in self.keys() else default
+
+
+class MAED(nn.Module):
+    """The MAED network.
+
+    Args:
+        encoder: per-frame feature extractor with ``feat_dim``, ``uses_seqlen`` and
+            ``check_seqlen(T)`` (``SpatioTemporalEncoder`` or ``ResNet50Encoder``).
+        decoder: maps (B, feat_dim) features to (pose_6d, betas, cam) (``KTD`` or ``IterativeRegressor``).
+        body_model: turns rotations and shape into vertices and joints. Its buffers are kept out of
+            ``state_dict`` on purpose: checkpoints must never carry licence-gated body-model data.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, body_model: BodyModel):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.body_model = body_model
+        for m in body_model.modules():
+            m._non_persistent_buffers_set.update(m._buffers.keys())
+        self.body_model.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor, J_regressor: torch.Tensor | None = None) -> MAEDOutput:
+        """images: N x T x 3 x 224 x 224 ImageNet-normalised RGB crops (T frames of one clip each).
+
+        J_regressor: optional K' x V regressor (e.g. H36M, 17 joints) replacing the body model's joints in
+        ``kp_3d`` and ``kp_2d``.
+        """
+        if images.ndim != 5 or images.shape[2] != 3:
+            raise ValueError(f"images: expected N x T x 3 x H x W, got {tuple(images.shape)}")
+        N, T = images.shape[:2]
+        self.encoder.check_seqlen(T)
+        feats = self.encoder(images.reshape(N * T, *images.shape[2:]), seqlen=T)  # (N*T, feat_dim)
+        pose_6d, betas, cam = self.decoder(feats)
+        return self.decode(pose_6d, betas, cam, batch_shape=(N, T), J_regressor=J_regressor)
+
+    def decode(self, pose_6d: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor,
+               batch_shape: tuple[int, ...], J_regressor: torch.Tensor | None = None) -> MAEDOutput:
+        """Decoder parameters (B x J*6, B x S, B x 3) -> mesh, joints, projection, reshaped to batch_shape."""
+        B = pose_6d.shape[0]
+        rotmat = rot6d_to_rotmat(pose_6d.reshape(-1, 6)).reshape(B, -1, 3, 3)
+        body = self.body_model(rotmat, betas)
+        verts, joints = body.vertices, body.joints
+        if J_regressor is not None:
+            joints = torch.matmul(J_regressor.to(verts), verts)  # (K', V) @ (B, V, 3) -> (B, K', 3)
+        kp_2d = weak_perspective_projection(joints, cam)
+        aa = rotmat_to_axis_angle(rotmat.reshape(-1, 3, 3)).reshape(B, -1)
+        theta = torch.cat([cam, torch.nan_to_num(aa, nan=0.0), betas], dim=1)
+        return MAEDOutput(
+            theta=theta.reshape(*batch_shape, -1),
+            verts=verts.reshape(*batch_shape, -1, 3),
+            kp_3d=joints.reshape(*batch_shape, -1, 3),
+            kp_2d=kp_2d.reshape(*batch_shape, -1, 2),
+            rotmat=rotmat.reshape(*batch_shape, -1, 3, 3),
+        )
