@@ -82,11 +82,15 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from maed.body.synthetic import write_random_smpl_dir
+    from maed.errors import ConfigError
     from maed.models import build_model
     from maed.utils.io import atomic_write_text
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtypes = (args.dtypes or ("fp32,bf16" if device.type == "cuda" else "fp32")).split(",")
+    unknown = [d for d in dtypes if d not in ("fp32", "bf16")]
+    if unknown:
+        raise ConfigError(f"--dtypes: unknown {', '.join(unknown)}; expected fp32 and/or bf16")
     with tempfile.TemporaryDirectory() as tmp:
         body_dir = args.body_model_dir or write_random_smpl_dir(Path(tmp) / "smpl_standin", seed=0)
         torch.manual_seed(0)
@@ -104,10 +108,6 @@ def run(args: argparse.Namespace) -> int:
 
     rows = []
     for dtype in dtypes:
-        if dtype not in ("fp32", "bf16"):
-            from maed.errors import ConfigError
-
-            raise ConfigError(f"--dtypes: unknown {dtype!r}; expected fp32 or bf16")
         autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext())
         settings = [("maed", nullcontext())]
         if not args.no_reference:

@@ -39,6 +39,9 @@ class MAEDOutput:
     def items(self) -> Iterator[tuple[str, torch.Tensor]]:
         return ((k, getattr(self, k)) for k in self.keys())
 
+    def values(self) -> Iterator[torch.Tensor]:
+        return (getattr(self, k) for k in self.keys())
+
     def __contains__(self, key: object) -> bool:
         return key in self.keys()
 

@@ -1,0 +1,71 @@
+"""The config system: original YAML files, presets, overrides, and clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from maed.config import Config, load_config, preset_names
+from maed.errors import ConfigError
+
+REPO = Path(__file__).parents[1]
+
+
+def test_original_stage2_yaml_loads_unchanged():
+    cfg = load_config(REPO / "configs" / "config_stage2.yaml")
+    assert cfg.MODEL.ENCODER.SPA_TEMP_MODE == "parallel" and cfg.MODEL.ENCODER.BACKBONE == "ste"
+    assert cfg.TRAIN.DATASETS_3D == ["3dpw", "mpii3d", "h36m"]
+    assert cfg.TRAIN.OPTIM.WD == pytest.approx(1e-5) and cfg.TRAIN.OPTIM.MILESTONES == [60, 90]
+    assert cfg.LOSS.KP_3D_W == 600.0 and cfg.DATASET.SIZE_JITTER == 0.0  # '0.' in YAML
+    assert cfg.OUTPUT_DIR == "results/"
+
+
+def test_original_stage1_yaml_keeps_its_cnn_encoder():
+    cfg = load_config(REPO / "configs" / "config_stage1.yaml")
+    assert cfg.MODEL.ENCODER.BACKBONE == "cnn" and cfg.TRAIN.BATCH_SIZE_IMG == 128
+    assert cfg.TRAIN.DATASETS_2D == [] and "h36m" in cfg.TRAIN.DATASETS_IMG
+
+
+def test_presets_and_base_chain():
+    assert {"stage1", "stage2", "maed", "hmr"} <= set(preset_names())
+    hmr = load_config("hmr")
+    assert (hmr.MODEL.ENCODER.BACKBONE, hmr.MODEL.DECODER.BACKBONE) == ("cnn", "iterative")
+    assert hmr.TRAIN.DATASETS_3D == [] and hmr.TRAIN.DATASETS_2D == []  # images only, T = 1
+    s1 = load_config("stage1")
+    assert (s1.MODEL.ENCODER.BACKBONE, s1.MODEL.ENCODER.SPA_TEMP_MODE) == ("ste", "vanilla")
+    assert s1.LOSS.KP_2D_W == 300.0  # inherited from stage2 through _BASE_
+
+
+def test_overrides_are_typed():
+    cfg = load_config("stage2", ["TRAIN.BATCH_SIZE_IMG=32", "TRAIN.OPTIM.LR=1e-3", "DEBUG=false",
+                                 "TRAIN.DATASETS_2D=[insta]", "PATHS.DATASET_ROOTS={3dpw: /x}"])
+    assert cfg.TRAIN.BATCH_SIZE_IMG == 32 and isinstance(cfg.TRAIN.BATCH_SIZE_IMG, int)
+    assert cfg.TRAIN.OPTIM.LR == pytest.approx(1e-3) and cfg.DEBUG is False
+    assert cfg.TRAIN.DATASETS_2D == ["insta"] and cfg.PATHS.DATASET_ROOTS == {"3dpw": "/x"}
+
+
+@pytest.mark.parametrize(
+    "override,match",
+    [("TRAIN.BATCH_SIZE_IMGS=3", "unknown config key TRAIN.BATCH_SIZE_IMGS"),
+     ("TRAIN.BATCH_SIZE_IMG=many", "expected int"),
+     ("TRAIN.BATCH_SIZE_IMG", "expected KEY=VALUE"),
+     ("MODEL=3", "expected a mapping")],
+)
+def test_bad_overrides_name_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, [override])
+
+
+def test_unknown_key_in_file_names_the_file(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("MODEL:\n  ENCODER:\n    SPA_TEMP_MOD: parallel\n")
+    with pytest.raises(ConfigError, match=r"MODEL\.ENCODER\.SPA_TEMP_MOD in .*exp\.yaml"):
+        load_config(f)
+    with pytest.raises(ConfigError, match="neither a file nor a preset"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_dump_round_trips(tmp_path):
+    cfg = load_config("stage2", ["TRAIN.BATCH_SIZE_3D=2"])
+    cfg.dump(tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == cfg and isinstance(again, Config)
