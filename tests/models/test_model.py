@@ -156,3 +156,22 @@ def test_checkpoints_never_carry_body_model_data(smpl_body):
     model = build_model("stage2", body_model=smpl_body, overrides=["MODEL.ENCODER.NUM_BLOCKS=1"])
     assert not [k for k in model.state_dict() if k.startswith("body_model.")]
     assert model.body_model.faces is not None
+
+
+@pytest.mark.slow
+def test_anny_drives_the_same_model():
+    """The free body model through the same MAED: one KTD regressor per Anny bone, ancestors from its tree."""
+    from maed.body import ancestors, build_body_model
+
+    body = build_body_model("anny")
+    model = build_model("stage2", body_model=body, overrides=["MODEL.ENCODER.NUM_BLOCKS=1",
+                                                              "MODEL.BODY_MODEL=anny"]).eval()
+    assert len(model.decoder.joint_regs) == len(body.parents) == 104
+    anc = ancestors(body.parents)
+    assert all(reg.in_features == 1024 + 6 * len(a) for reg, a in zip(model.decoder.joint_regs, anc))
+    assert model.decoder.decshape.out_features == body.num_betas == 6
+    with torch.no_grad():
+        out = model(torch.randn(1, 2, 3, 224, 224))
+    assert out["verts"].shape == (1, 2, body.num_vertices, 3)
+    assert out["rotmat"].shape == (1, 2, 104, 3, 3) and out["theta"].shape == (1, 2, 3 + 104 * 3 + 6)
+    assert all(torch.isfinite(v).all() for v in out.values())
