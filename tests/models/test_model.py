@@ -175,3 +175,20 @@ def test_anny_drives_the_same_model():
     assert out["verts"].shape == (1, 2, body.num_vertices, 3)
     assert out["rotmat"].shape == (1, 2, 104, 3, 3) and out["theta"].shape == (1, 2, 3 + 104 * 3 + 6)
     assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_project_checkpoint_round_trip(smpl_body, smpl_dir, tmp_path):
+    """Our format carries its config: load_model rebuilds the same network and outputs without being told."""
+    from maed.config import load_config
+    from maed.models.checkpoint import make_checkpoint
+    from maed.utils.io import atomic_torch_save
+
+    cfg = load_config("stage2", ["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.ENCODER.SPA_TEMP_MODE=series"])
+    torch.manual_seed(3)
+    model = build_model(cfg, body_model=smpl_body).eval()
+    atomic_torch_save(make_checkpoint(model, cfg.to_dict(), epoch=2), tmp_path / "ckpt.pt")
+    again = maed.load_model(tmp_path / "ckpt.pt", body_model_dir=smpl_dir)
+    assert again.encoder.blocks[0].attn.mode == "series" and len(again.encoder.blocks) == 1
+    x = torch.randn(1, 2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x)["verts"], model(x)["verts"])
