@@ -49,6 +49,5 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 def atomic_joblib_dump(obj: Any, path: str | os.PathLike) -> None:
     import joblib
 
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            joblib.dump(obj, f)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        joblib.dump(obj, f)
