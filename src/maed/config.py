@@ -132,7 +132,7 @@ class EvalConfig:
     SAMPLE_POOL: int = 128
     BATCH_SIZE: int = 32
     INTERPOLATION: int = 1
-    PROTOCOL: str = "original"  # 'original' | 'strict'
+    PROTOCOL: str = "original"  # 'original' | 'strict' | 'both'
 
 
 @dataclass

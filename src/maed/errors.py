@@ -19,3 +19,7 @@ class CheckpointError(MaedError, RuntimeError):
 
 class DataError(MaedError, ValueError):
     """A dataset file or annotation with missing fields or wrong shapes."""
+
+
+class OutputError(MaedError, FileExistsError):
+    """An output location that already holds something else (another run's results)."""

@@ -95,18 +95,19 @@ def build_model(cfg: Config | str | dict | None = None, body_model=None, *,
     return MAED(encoder, decoder, body_model)
 
 
-def load_model(checkpoint: str | os.PathLike, body_model_dir: str | os.PathLike | None = None,
+def load_model(checkpoint: str | os.PathLike | dict[str, Any], body_model_dir: str | os.PathLike | None = None,
                config: Config | str | dict | None = None, device: str | torch.device = "cpu",
                overrides: list[str] | None = None, body_model=None) -> MAED:
     """Build the model a checkpoint was trained with and load its weights strictly; returns it in eval mode.
 
-    ``config`` is needed for the authors' checkpoint (it stores none; the original YAML files work,
-    e.g. ``configs/config_stage2.yaml``); the project's checkpoints carry their own, which ``config``
-    overrides when given. Without either, the stage-2 architecture is assumed.
+    ``checkpoint`` is a path or an already-read checkpoint dict. ``config`` is needed for the authors'
+    checkpoint (it stores none; the original YAML files work, e.g. ``configs/config_stage2.yaml``); the
+    project's checkpoints carry their own, which ``config`` overrides when given. Without either, the
+    stage-2 architecture is assumed.
     """
     from maed.models.checkpoint import extract_state_dict, load_checkpoint, read_checkpoint
 
-    ckpt = read_checkpoint(checkpoint)
+    ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
     extract_state_dict(ckpt)  # fail early on an unknown layout
     if config is None:
         stored: Any = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None
@@ -115,5 +116,5 @@ def load_model(checkpoint: str | os.PathLike, body_model_dir: str | os.PathLike 
         cfg = load_config(config, overrides)
     cfg.MODEL.ENCODER.INIT_WEIGHTS = ""  # the checkpoint provides every weight
     model = build_model(cfg, body_model=body_model, body_model_dir=body_model_dir)
-    load_checkpoint(model, ckpt if isinstance(checkpoint, dict) else ckpt)
+    load_checkpoint(model, ckpt, source=None if isinstance(checkpoint, dict) else str(checkpoint))
     return model.to(device).eval()

@@ -146,9 +146,11 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor
     return report
 
 
-def load_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | dict[str, Any]) -> LoadReport:
-    """Load an authors' or project checkpoint (path or already-read dict) into a MAED model, strictly."""
-    source = str(checkpoint) if not isinstance(checkpoint, dict) else "checkpoint"
+def load_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | dict[str, Any],
+                    source: str | None = None) -> LoadReport:
+    """Load an authors' or project checkpoint (path or already-read dict) into a MAED model, strictly.
+    ``source`` names the checkpoint in error messages (default: its path)."""
+    source = source or (str(checkpoint) if not isinstance(checkpoint, dict) else "checkpoint")
     ckpt = read_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
     state, _ = extract_state_dict(ckpt)
     state, ignored = checkpoint_filter(state)
