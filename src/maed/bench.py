@@ -71,7 +71,7 @@ def _time_forwards(model, images, settings, iters: int, warmup: int, autocast) -
     sync = torch.cuda.synchronize if images.is_cuda else (lambda: None)
     best = {name: float("inf") for name, _ in settings}
     with torch.inference_mode(), autocast:
-        for name, ctx in settings:
+        for _name, ctx in settings:
             with ctx():
                 for _ in range(warmup):
                     model(images)

@@ -99,6 +99,9 @@ class LossConfig:
     POSE_W: float = 1.0
     SMPL_NORM: float = 1.0
     ACCL_W: float = 0.0
+    # project additions
+    POSE_VIA_AXIS_ANGLE: bool = False  # the original's rotmat -> axis-angle -> rotmat round trip in the pose loss
+    MASK_IMAGE_SMPL: bool = True  # image pose/shape losses only where SMPL labels exist (the original did not mask)
 
 
 @dataclass

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -89,7 +90,11 @@ def build_model(cfg: Config | str | dict | None = None, body_model=None, *,
     if enc_cfg.INIT_WEIGHTS:
         from maed.models.checkpoint import init_encoder_weights
 
-        init_encoder_weights(encoder, enc_cfg.INIT_WEIGHTS, num_blocks=enc_cfg.NUM_BLOCKS)
+        report = init_encoder_weights(encoder, enc_cfg.INIT_WEIGHTS, num_blocks=enc_cfg.NUM_BLOCKS)
+        logging.getLogger(__name__).info(
+            "encoder initialised from %s: %d tensors loaded; kept at their initialisation: %s",
+            enc_cfg.INIT_WEIGHTS, len(report.loaded), ", ".join(report.missing) or "none",
+        )
     decoder = build_decoder(decoder_name, encoder.feat_dim, body_model, hidden_dim=dec_cfg.HIDDEN_DIM,
                             body_model_dir=body_model_dir)
     return MAED(encoder, decoder, body_model)

@@ -1,0 +1,27 @@
+"""Training: losses, the two-stage loop, distributed setup, checkpoints and logging (SPEC 6).
+
+    from maed.train import train
+    run_dir = train("stage1", overrides=["TRAIN.BATCH_SIZE_IMG=32"])
+    train("stage2", pretrained=run_dir / "checkpoints" / "last.pt")
+    train(resume=run_dir)          # continue an interrupted run where it stopped
+
+Submodules: ``losses`` (the objective), ``engine`` (loop, settings, run directory), ``distributed``
+(torchrun / Slurm / DDP), ``streams`` (resumable data order), ``checkpointing``, ``validation``,
+``run_log``, ``cli`` (``maed train``). Importing this package imports none of them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAEDLoss", "Trainer", "TrainingError", "train"]
+
+
+def __getattr__(name: str):
+    if name in ("train", "Trainer", "TrainingError"):
+        from maed.train import engine
+
+        return getattr(engine, name)
+    if name == "MAEDLoss":
+        from maed.train.losses import MAEDLoss
+
+        return MAEDLoss
+    raise AttributeError(f"module 'maed.train' has no attribute {name!r}")

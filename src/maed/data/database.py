@@ -1,0 +1,170 @@
+"""Processed databases: ``<dataset>_<split>_db.pt`` files, joblib dicts of per-row arrays (SPEC 4).
+
+The format is the authors' so that their released files and ours load the same way. Fields (n rows):
+
+==============  =====================  ==========================================================
+``vid_name``    n (str)                sequence id (video, person, segment); rows of a video are
+                                       consecutive and in frame order
+``frame_id``    n (int or str)         frame index / name within the video
+``img_name``    n (str)                image path, relative to the dataset root given at load time
+``joints2D``    n x 49 x 3             x, y in pixels of the full image, confidence (``spin`` format)
+``joints3D``    n x 49 x 4             x, y, z in metres (camera axes), confidence
+``pose``        n x 72 (or n x 24x3x3) SMPL axis-angle (global orientation in the camera frame)
+``shape``       n x 10                 SMPL betas
+``bbox``        n x 4                  cx, cy, w, h in pixels (square)
+``valid``       n                      1 where the frame's annotation can be trusted (3DPW camera)
+``valid_i``     n                      MPI-INF-3DHP test: the dataset's valid-frame flag
+``cam``         n x 3                  weak-perspective camera (image databases only)
+==============  =====================  ==========================================================
+
+Only ``img_name`` is required; every other field is optional but must have the shape above. Fields not
+listed (the authors' ``features``, ...) are kept if their first axis has n rows.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from maed.errors import DataError
+from maed.utils.io import atomic_joblib_dump
+
+NUM_JOINTS = 49
+
+#: expected trailing shape of each known field (``None``: one value per row)
+FIELD_SHAPES: dict[str, tuple[int, ...]] = {
+    "vid_name": (),
+    "frame_id": (),
+    "img_name": (),
+    "joints2D": (NUM_JOINTS, 3),
+    "joints3D": (NUM_JOINTS, 4),
+    "pose": (72,),
+    "shape": (10,),
+    "bbox": (4,),
+    "valid": (),
+    "valid_i": (),
+    "cam": (3,),
+}
+
+#: the dataset names ``maed prepare`` knows and the splits each can produce
+DATASET_SPLITS: dict[str, tuple[str, ...]] = {
+    "3dpw": ("train", "val", "test"),
+    "mpii3d": ("train", "val"),
+    "h36m": ("train", "test"),
+    "insta": ("train", "test"),
+    "posetrack": ("train", "val"),
+    "pennaction": ("train",),
+    "coco2014-all": ("train",),
+    "mpii": ("train",),
+    "lspet": ("train",),
+}
+
+
+def database_filename(dataset: str, split: str) -> str:
+    """The authors' file name of a database: ``3dpw_test_db.pt``, ``mpii3d_train_db.pt``, ..."""
+    return f"{dataset}_{split}_db.pt"
+
+
+def _field_shape_ok(key: str, shape: tuple[int, ...], n: int) -> bool:
+    if len(shape) == 0 or shape[0] != n:
+        return False
+    tail = shape[1:]
+    expected = FIELD_SHAPES.get(key)
+    if expected is None:
+        return True
+    if key == "pose" and tail == (24, 3, 3):
+        return True
+    if expected == ():
+        return tail in ((), (1,))
+    return tail == expected
+
+
+def validate_database(db: dict, label: str = "<database>") -> int:
+    """Check the fields of a database dict in place (lists become arrays); return its number of rows.
+
+    Raises one ``DataError`` naming ``label`` and the offending field.
+    """
+    if not isinstance(db, dict):
+        raise DataError(f"{label}: expected a dict of arrays, got {type(db).__name__}")
+    if "img_name" not in db:
+        raise DataError(f"{label}: missing field 'img_name'; fields present: {sorted(db)}")
+    for key in list(db):
+        if not isinstance(db[key], np.ndarray):
+            try:
+                db[key] = np.asarray(db[key])
+            except ValueError as e:
+                raise DataError(f"{label}: field '{key}' is not a rectangular array ({e})") from None
+    n = len(db["img_name"])
+    for key, value in db.items():
+        if not _field_shape_ok(key, value.shape, n):
+            expected = FIELD_SHAPES.get(key)
+            want = f"({n}{''.join(', ' + str(s) for s in expected)})" if expected is not None else f"({n}, ...)"
+            if key == "pose":
+                want += f" or ({n}, 24, 3, 3)"
+            raise DataError(f"{label}: field '{key}' has shape {value.shape}, expected {want}")
+    for key in ("valid", "valid_i"):
+        if key in db and db[key].ndim == 2:
+            db[key] = db[key][:, 0]
+    return n
+
+
+def load_database(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load and validate a ``*_db.pt`` database (ours or the authors').
+
+    Returns a dict of arrays with n rows each (see the module docstring). A missing, truncated or
+    malformed file raises one ``DataError`` naming the file (and the field).
+    """
+    import joblib
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"database not found: {path}")
+    try:
+        db = joblib.load(path)
+    except (EOFError, pickle.UnpicklingError, ValueError, OSError, zipfile.BadZipFile, KeyError) as e:
+        raise DataError(f"{path}: not a readable joblib database (truncated or corrupt?): {e}") from None
+    validate_database(db, label=str(path))
+    return db
+
+
+def save_database(db: dict, path: str | os.PathLike) -> Path:
+    """Validate ``db`` and write it atomically as a joblib dict (the authors' format). Returns the path."""
+    path = Path(path)
+    db = dict(db)
+    validate_database(db, label=str(path))
+    atomic_joblib_dump(db, path)
+    return path
+
+
+def concat_databases(parts: list[dict], keys: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Concatenate per-sequence dicts of arrays along the row axis (fields missing in all parts dropped)."""
+    if keys is None:
+        keys = list(dict.fromkeys(k for p in parts for k in p))
+    out = {}
+    for key in keys:
+        arrays = [np.asarray(p[key]) for p in parts if key in p]
+        if arrays:
+            out[key] = np.concatenate(arrays, axis=0)
+    return out
+
+
+def select_rows(db: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """A database restricted to ``rows`` (an index or boolean array)."""
+    return {k: np.asarray(v)[rows] for k, v in db.items()}
+
+
+def rebase_image_names(db: dict, strip_prefix: str, new_prefix: str = "") -> dict[str, np.ndarray]:
+    """Rewrite ``img_name`` entries starting with ``strip_prefix`` to start with ``new_prefix`` instead.
+
+    The authors' files bake paths such as ``data/3dpw/imageFiles/...`` in; ``strip_prefix="data/3dpw/"``
+    makes them relative to the 3DPW root like ours. Entries without the prefix are left as they are.
+    """
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(db["img_name"])]
+    rebased = [new_prefix + n[len(strip_prefix) :] if n.startswith(strip_prefix) else n for n in names]
+    out = dict(db)
+    out["img_name"] = np.array(rebased)
+    return out

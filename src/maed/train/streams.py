@@ -1,0 +1,121 @@
+"""Endless, resumable batch streams over the training datasets.
+
+Every batch is a pure function of (seed, stream, pass, rank, world size, position), so a run resumed at
+global step ``g`` reads exactly the batches an uninterrupted run would have read, with the same
+augmentations, whatever the number of loader workers:
+
+- the order of pass ``p`` is a permutation drawn from ``(seed, stream, p)`` and sharded like
+  ``DistributedSampler`` (padded to a multiple of the world size, then ``rank::world_size``);
+- each sample's augmentation randomness is seeded from ``(seed, stream, p, index)`` inside the worker
+  (the datasets draw their per-sample generator from torch's RNG), in an isolated RNG context, so the
+  training process's own RNG (dropout) is never touched by data loading.
+
+This replaces the original's loader re-creation on exhaustion (which re-used the current epoch's
+permutation, so a short loader could repeat an order within an epoch).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+#: stream ids mixed into the seeds, so equal-sized datasets are not shuffled identically
+STREAM_IDS = {"2d": 1, "3d": 2, "img": 3}
+
+
+def mix_seed(*values: int) -> int:
+    """A 63-bit seed from several non-negative integers (NumPy's SeedSequence hashing)."""
+    return int(np.random.SeedSequence([int(v) for v in values]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class _SeededDataset(Dataset):
+    """Reads ``(index, seed)`` pairs: seeds torch's RNG for this one sample, then restores it."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+class _EndlessBatchSampler(Sampler):
+    """Batches of ``(index, seed)`` pairs for one rank, pass after pass, starting at batch ``start``."""
+
+    def __init__(self, stream: BatchStream, start: int):
+        self.stream = stream
+        self.start = int(start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        s = self.stream
+        p, b = divmod(self.start, s.batches_per_pass)
+        while True:
+            order = s.pass_indices(p)
+            for i in range(b, s.batches_per_pass):
+                idx = order[i * s.batch_size : (i + 1) * s.batch_size]
+                yield [(int(j), mix_seed(s.seed, s.stream_id, p, int(j))) for j in idx]
+            p, b = p + 1, 0
+
+
+class BatchStream:
+    """An endless sequence of collated batches from one training loader's dataset.
+
+    Args:
+        loader: the ``DataLoader`` built by ``maed.data.loaders`` (its dataset, batch size, workers,
+            collate function and pinning are reused; its sampler is not).
+        name: ``2d`` | ``3d`` | ``img``.
+        seed: the run's seed. rank, world_size: this process's shard.
+    """
+
+    def __init__(self, loader: DataLoader, *, name: str, seed: int, rank: int = 0, world_size: int = 1):
+        self.loader = loader
+        self.dataset = loader.dataset
+        self.name = name
+        self.stream_id = STREAM_IDS.get(name, 0)
+        self.seed = int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.batch_size = int(loader.batch_size)
+        n = len(self.dataset)
+        if n == 0:
+            from maed.errors import DataError
+
+            raise DataError(f"training stream {name}: the dataset is empty")
+        self.samples_per_rank = math.ceil(n / self.world_size)
+        self.batches_per_pass = math.ceil(self.samples_per_rank / self.batch_size)
+
+    def pass_indices(self, p: int) -> list[int]:
+        """Dataset indices this rank reads in pass ``p`` (a permutation shard, padded as DistributedSampler)."""
+        n = len(self.dataset)
+        g = torch.Generator().manual_seed(mix_seed(self.seed, self.stream_id, p))
+        perm = torch.randperm(n, generator=g).tolist()
+        total = self.samples_per_rank * self.world_size
+        while len(perm) < total:
+            perm += perm[: total - len(perm)]
+        return perm[self.rank : total : self.world_size]
+
+    def iterate(self, start: int = 0) -> Iterator[dict]:
+        """Batches from position ``start`` (counted in batches since the beginning of training) onwards."""
+        ld = self.loader
+        kwargs = {}
+        if ld.num_workers > 0:
+            kwargs["prefetch_factor"] = ld.prefetch_factor
+        loader = DataLoader(
+            _SeededDataset(self.dataset),
+            batch_sampler=_EndlessBatchSampler(self, start),
+            num_workers=ld.num_workers,
+            collate_fn=ld.collate_fn,
+            pin_memory=ld.pin_memory,
+            worker_init_fn=ld.worker_init_fn,
+            generator=torch.Generator().manual_seed(mix_seed(self.seed, self.stream_id, start)),
+            **kwargs,
+        )
+        return iter(loader)

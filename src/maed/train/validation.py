@@ -1,0 +1,109 @@
+"""Validation during training: the evaluation protocol on ``TRAIN.DATASET_EVAL``'s val split (3DPW-val
+PA-MPJPE selects ``best.pt``, as the original), sharded over ranks without duplicates and averaged
+across them weighted by frame counts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+
+from maed.train.distributed import DistEnv, all_reduce_sum
+
+#: the metric that selects best.pt (lower is better)
+SELECTION_METRIC = "pa-mpjpe"
+METRIC_KEYS = ("mpjpe", "pa-mpjpe", "pve", "accel", "accel_err")
+
+
+class Validator:
+    """Runs :class:`maed.eval.evaluator.Evaluator` over this rank's shard and all-reduces the metrics.
+
+    Args:
+        loader: this rank's evaluation loader (whole windows, ``maed.data.loaders.build_eval_loader``).
+        dataset: ``3dpw`` | ``mpii3d`` | ``h36m``. protocol: ``original`` | ``strict``.
+        J_regressor: K' x V regressor the protocol needs (H36M for 3dpw/h36m) or None.
+        use_gt_body: compute PVE with the model's own body model (SMPL only).
+        seqlen, interp: clip length and frame subsampling of the protocol.
+        autocast: a context-manager factory for mixed precision (or None).
+    """
+
+    def __init__(self, *, loader, dataset: str, env: DistEnv, protocol: str = "original",
+                 J_regressor: torch.Tensor | None = None, use_gt_body: bool = True, seqlen: int = 16,
+                 interp: int = 1, autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+                 progress: bool = True):  # fmt: skip
+        self.loader = loader
+        self.dataset = dataset
+        self.env = env
+        self.protocol = protocol
+        self.J_regressor = J_regressor
+        self.use_gt_body = use_gt_body
+        self.seqlen = seqlen
+        self.interp = interp
+        self.autocast = autocast or contextlib.nullcontext
+        self.progress = progress and env.is_main
+
+    @classmethod
+    def from_config(cls, cfg, model, env: DistEnv, progress: bool = True) -> Validator | None:
+        """None when ``TRAIN.DATASET_EVAL`` is empty. A missing database or regressor fails here, before
+        training starts."""
+        from maed.body.joints import REGRESSOR_DICT
+        from maed.data.loaders import eval_loader_from_config
+        from maed.errors import AssetError, ConfigError
+        from maed.eval.evaluator import EVAL_DATASETS, check_interp
+
+        dataset = cfg.TRAIN.DATASET_EVAL
+        if not dataset:
+            return None
+        if dataset not in EVAL_DATASETS:
+            raise ConfigError(f"TRAIN.DATASET_EVAL={dataset!r}: expected one of {', '.join(EVAL_DATASETS)} or ''")
+        check_interp(cfg.EVAL.SAMPLE_POOL, cfg.EVAL.SEQLEN, cfg.EVAL.INTERPOLATION)
+        body = model.body_model
+        J_regressor = None
+        if REGRESSOR_DICT[dataset] is not None:
+            J_regressor = getattr(body, "J_regressor_h36m", None)
+            if J_regressor is None:
+                raise AssetError(
+                    f"validation on {dataset} needs {REGRESSOR_DICT[dataset]} in the body-model directory "
+                    "(PATHS.BODY_MODEL_DIR) with MODEL.BODY_MODEL=smpl; or set TRAIN.DATASET_EVAL='' to train "
+                    "without validation"
+                )
+        loader = eval_loader_from_config(
+            cfg, dataset=dataset, split="val", rank=env.rank, world_size=env.world_size, distributed=env.distributed
+        )
+        protocol = cfg.EVAL.PROTOCOL if cfg.EVAL.PROTOCOL in ("original", "strict") else "original"
+        return cls(
+            loader=loader, dataset=dataset, env=env, protocol=protocol, J_regressor=J_regressor,
+            use_gt_body=getattr(body, "name", "") == "smpl" and hasattr(body, "forward_axis_angle"),
+            seqlen=cfg.EVAL.SEQLEN, interp=cfg.EVAL.INTERPOLATION, progress=progress,
+        )  # fmt: skip
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float | int | None]:
+        """Metrics (mm) and ``num_frames`` over all ranks for ``model`` (the bare MAED, not DDP)."""
+        from maed.eval.evaluator import Evaluator
+
+        was_training = model.training
+        model.eval()
+        try:
+            evaluator = Evaluator(
+                model, dataset=self.dataset, protocols=(self.protocol,), J_regressor=self.J_regressor,
+                gt_body_model=model.body_model if self.use_gt_body else None, seqlen=self.seqlen,
+                interp=self.interp, device=self.env.device, progress=self.progress,
+            )  # fmt: skip
+            with self.autocast():
+                result = evaluator.run(self.loader).protocols[self.protocol]
+        finally:
+            model.train(was_training)
+        n = result.num_frames
+        sums = []
+        for k in METRIC_KEYS:
+            v = result.metrics.get(k)
+            sums += [0.0, 0.0] if v is None else [float(v) * n, float(n)]
+        totals = all_reduce_sum(torch.tensor(sums + [n], dtype=torch.float64, device=self.env.device), self.env)
+        totals = totals.cpu().tolist()
+        metrics: dict[str, float | int | None] = {}
+        for i, k in enumerate(METRIC_KEYS):
+            s, c = totals[2 * i], totals[2 * i + 1]
+            metrics[k] = s / c if c > 0 else None
+        metrics["num_frames"] = int(totals[-1])
+        return metrics
