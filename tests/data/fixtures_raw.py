@@ -6,13 +6,13 @@ tests can compute the expected databases independently of the code under test.
 
 from __future__ import annotations
 
-import io
 import json
-import pickle
 import struct
 from pathlib import Path
 
 import numpy as np
+
+from maed.body.synthetic import py2_pickle_bytes  # noqa: F401  (re-exported for the tests)
 
 # -------------------------------------------------------------------------------------------- helpers
 
@@ -29,29 +29,6 @@ def tiny_jpeg(path: Path, h: int = 8, w: int = 8, value: int = 128) -> bytes:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return data
-
-
-class _Py2StrPickler(pickle._Pickler):
-    """Writes ``bytes`` as python-2 ``str`` (SHORT_BINSTRING / BINSTRING), as the 3DPW files hold them."""
-
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def _save_py2_str(self, obj: bytes) -> None:
-        n = len(obj)
-        if n < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", n) + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = _save_py2_str
-
-
-def py2_pickle_bytes(obj) -> bytes:
-    """Protocol-2 pickle with python-2 strings and numpy's python-2 module path."""
-    buf = io.BytesIO()
-    _Py2StrPickler(buf, protocol=2).dump(obj)
-    return buf.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
 
 
 # --------------------------------------------------------------------------------------------- 3DPW

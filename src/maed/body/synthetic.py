@@ -88,12 +88,18 @@ class _Py2Pickler(pickle._Pickler):
     dispatch[bytes] = save_py2_str
 
 
+def py2_pickle_bytes(obj) -> bytes:
+    """A protocol-2 pickle as Python 2 wrote it (python-2 strings, numpy's ``numpy.core`` module path),
+    the way the official SMPL and 3DPW files are stored."""
+    buf = io.BytesIO()
+    _Py2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
 def _pickle_like_official(data: dict, rename: bool = True) -> bytes:
     # Protocol 2 writes class names as text (GLOBAL opcode) and has no frame lengths, so the stand-in
     # classes can be renamed to chumpy/old-scipy paths without ever importing chumpy.
-    buf = io.BytesIO()
-    _Py2Pickler(buf, protocol=2).dump(data)
-    raw = buf.getvalue()
+    raw = py2_pickle_bytes(data)
     for ours, theirs in _RENAMES.items() if rename else ():
         if raw.count(ours) != 1:
             raise RuntimeError(f"unexpected pickle layout for {ours!r}")
