@@ -177,7 +177,7 @@ def _run_show(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else _default_root(db_path)
     name = str(db["img_name"][args.index])
     img_path = root / name
-    image = cv2.imread(str(img_path))
+    image = cv2.imread(str(img_path)) if img_path.is_file() else None
     if image is None:
         raise DataError(f"{db_path} row {args.index}: field 'img_name' {name!r}: no readable image at {img_path}")
     j2d = np.asarray(db["joints2D"][args.index]) if "joints2D" in db else np.zeros((49, 3))

@@ -77,6 +77,13 @@ class ShardSampler(Sampler):
         return len(self.indices)
 
 
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _make_loader(
     dataset: Dataset,
     *,
@@ -98,6 +105,8 @@ def _make_loader(
             sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
         else:
             sampler = ShardSampler(dataset, rank=rank, world_size=world_size)
+    # NUM_WORKERS is written for 8-GPU nodes; never start more workers than this process may use
+    num_workers = min(num_workers, _usable_cpus())
     return DataLoader(
         dataset,
         batch_size=batch_size,
