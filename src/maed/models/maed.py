@@ -84,7 +84,11 @@ class MAED(nn.Module):
         self.encoder.check_seqlen(T)
         feats = self.encoder(images.reshape(N * T, *images.shape[2:]), seqlen=T)  # (N*T, feat_dim)
         pose_6d, betas, cam = self.decoder(feats)
-        return self.decode(pose_6d, betas, cam, batch_shape=(N, T), J_regressor=J_regressor)
+        # the body model, projection and rotation conversions stay in float32 under autocast: they are
+        # cheap, and bf16 (about 3 significant digits) would blur millimetre-scale geometry
+        with torch.autocast(images.device.type, enabled=False):
+            return self.decode(pose_6d.float(), betas.float(), cam.float(), batch_shape=(N, T),
+                               J_regressor=J_regressor)
 
     def decode(self, pose_6d: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor,
                batch_shape: tuple[int, ...], J_regressor: torch.Tensor | None = None) -> MAEDOutput:
