@@ -86,6 +86,16 @@ def _time_forwards(model, images, settings, iters: int, warmup: int, autocast) -
     return best
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -134,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         "config": args.config,
         "overrides": args.overrides,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "threads": torch.get_num_threads(),
         "batch": args.batch,
         "seqlen": args.seqlen,
