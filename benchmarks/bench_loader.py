@@ -9,7 +9,8 @@ counts as one worker); the rates are divided by the number of workers.
     python benchmarks/bench_loader.py --out bench_loader.json
     python benchmarks/bench_loader.py --frames 256 --workers 2 --clips 64 --data /tmp/maed_bench_data
 
-Generated data is kept in ``--data`` (default: a temporary directory) and reused by later runs.
+Generated data is kept in ``--data`` (default: a temporary directory), in a subdirectory per frame size
+and count (and a crop cache per cache size and margin), and reused by later runs with the same settings.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
 
     from maed.config import load_config
-    from maed.data.crop_cache import build_crop_cache
+    from maed.data.crop_cache import build_crop_cache, cache_margin
     from maed.data.datasets import VideoDataset
     from maed.data.synthetic import write_synthetic_dataset
     from maed.data.transforms import build_transforms, transform_kwargs_from_config
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
         tmp = tempfile.TemporaryDirectory(prefix="maed_bench_loader_")
         data_dir = Path(tmp.name)
     else:
-        data_dir = Path(args.data)
+        # generated frames are kept and reused, so other sizes or counts must not land in the same tree
+        data_dir = Path(args.data) / f"{args.width}x{args.height}_{args.frames}f"
     n_videos = max(1, round(args.frames / 128))
     t0 = time.perf_counter()
     synth = write_synthetic_dataset(
@@ -86,12 +88,14 @@ def main(argv: list[str] | None = None) -> dict:
         image_size=(args.width, args.height), seed=0,
     )  # fmt: skip
     t_gen = time.perf_counter() - t0
-    from maed.data.crop_cache import CropCache, default_crop_cache_dir
+    from maed.data.crop_cache import CropCache
 
-    reused = CropCache.is_complete(default_crop_cache_dir(synth.db_path))
+    margin = cache_margin(cfg.DATASET.SIZE_JITTER, cfg.DATASET.ROT_JITTER)
+    cache_dir = data_dir / "crop_cache" / f"{args.cache_size}px_margin{margin:.4f}"
+    reused = CropCache.is_complete(cache_dir)
     t0 = time.perf_counter()
-    cache_dir = build_crop_cache(
-        synth.db_path, synth.dataset_root, size=args.cache_size, progress=False,
+    build_crop_cache(
+        synth.db_path, synth.dataset_root, cache_dir, size=args.cache_size, progress=False,
         size_jitter=cfg.DATASET.SIZE_JITTER, rot_jitter=cfg.DATASET.ROT_JITTER,
     )  # fmt: skip
     t_cache = time.perf_counter() - t0

@@ -137,3 +137,11 @@ def test_database_without_boxes_is_refused(synth, tmp_path):
     db = {k: v for k, v in synth.db.items() if k != "bbox"}
     with pytest.raises(DataError, match="bbox"):
         build_crop_cache(db, synth.dataset_root, tmp_path / "c", progress=False)
+
+
+def test_cache_of_a_database_with_baked_in_paths(synth, tmp_path):
+    """The authors' 'data/<dataset>/...' names resolve under the dataset root for the cache too."""
+    db = dict(synth.db)
+    db["img_name"] = np.array(["data/synth/" + n for n in synth.db["img_name"]])
+    out = build_crop_cache(db, synth.dataset_root, tmp_path / "cache", size=64, progress=False, num_workers=1)
+    assert (out / "meta.json").is_file() and len(list((out / "frames").rglob("*.jpg"))) == 16

@@ -96,3 +96,41 @@ def test_rebase_image_names():
     out = rebase_image_names(db, "data/3dpw/")
     assert out["img_name"].tolist() == ["imageFiles/a/image_00000.jpg", "imageFiles/b/image_00001.jpg"]
     assert db["img_name"][0].startswith("data/")  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x08nomodule\x94\x8c\x03Foo\x94\x93\x94.",  # unknown class
+        b"\x80\x04K",  # an opcode cut inside its argument
+        b"",
+    ],
+)
+def test_corrupt_files_raise_one_data_error(tmp_path, data):
+    path = tmp_path / "c_db.pt"
+    path.write_bytes(data)
+    with pytest.raises(DataError, match="not a readable joblib database") as e:
+        load_database(path)
+    assert str(path) in str(e.value)
+
+
+def test_truncated_files_raise_one_data_error(tmp_path):
+    """Every cut of an uncompressed joblib file (numpy buffers inline) gives the DataError."""
+    path = save_database(_db(8), tmp_path / "t_db.pt")
+    data = path.read_bytes()
+    for cut in range(1, len(data), 7):
+        path.write_bytes(data[:cut])
+        with pytest.raises(DataError, match="truncated or corrupt"):
+            load_database(path)
+
+
+def test_per_row_fields_stored_as_columns_become_vectors(tmp_path):
+    """Every one-value-per-row field accepted as n x 1 is flattened, not only the flags."""
+    db = _db()
+    for key in ("vid_name", "frame_id", "img_name", "valid"):
+        db[key] = db[key][:, None]
+    joblib.dump(db, tmp_path / "x_db.pt")
+    loaded = load_database(tmp_path / "x_db.pt")
+    for key in ("vid_name", "frame_id", "img_name", "valid"):
+        assert loaded[key].shape == (3,)
+    assert loaded["img_name"][1] == "imageFiles/a/image_00001.jpg"

@@ -191,3 +191,44 @@ def test_different_workers_draw_different_clips(synth):
     outs = {tuple(ds[0]["kp_2d"][0, 27, :2].tolist()) for _ in range(12)}
     assert torch.equal(a, b)  # reproducible under torch.manual_seed
     assert len(outs) > 1  # and random otherwise
+
+
+def test_frame_names_in_instance_ids(synth):
+    """MPI-INF-3DHP databases (ours and the authors') name frames ('frame_000001'), not number them."""
+    db = dict(synth.db)
+    db["frame_id"] = np.array([f"frame_{i + 1:06d}" for i in range(len(db["img_name"]))])
+    s = VideoDataset(db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=4, overlap=0.0, is_train=False)[1]
+    assert s["instance_id"] == [f"synth_vid0/frame_{r + 1:06d}" for r in range(4, 8)]
+    images = ImageDataset(db, dataset_root=synth.dataset_root, is_train=False)
+    assert images[2]["instance_id"] == "synth_vid0/frame_000003"
+    db["frame_id"] = synth.db["frame_id"].astype(np.float64)  # numbers stay numbers
+    assert ImageDataset(db, dataset_root=synth.dataset_root, is_train=False)[2]["instance_id"] == "synth_vid0/2"
+
+
+@pytest.mark.parametrize("baked", ["data/synth/", "/cluster/user/maed/data/synth/"])
+def test_authors_baked_in_image_paths_resolve_under_the_root(synth, baked):
+    """The authors' files store 'data/<dataset>/...' (or an absolute path); loading them with a dataset root
+    drops that part, once per database."""
+    from maed.data.database import find_image_prefix
+
+    db = dict(synth.db)
+    db["img_name"] = np.array([baked + n for n in synth.db["img_name"]])
+    assert find_image_prefix(db["img_name"], synth.dataset_root) == baked
+    assert find_image_prefix(synth.db["img_name"], synth.dataset_root) == ""  # ours: relative already
+    ours = VideoDataset(synth.db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=8, overlap=0.0,
+                        is_train=False)  # fmt: skip
+    authors = VideoDataset(db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=8, overlap=0.0,
+                           is_train=False)  # fmt: skip
+    a, b = ours[0], authors[0]
+    assert b["paths"] == a["paths"] and b["paths"][3] == str(synth.dataset_root / synth.db["img_name"][3])
+    torch.testing.assert_close(b["images"], a["images"], atol=0, rtol=0)
+    img = ImageDataset(db, dataset_root=synth.dataset_root, is_train=False)[5]
+    assert img["path"] == str(synth.dataset_root / synth.db["img_name"][5])
+
+
+def test_unresolvable_names_still_name_the_missing_file(synth, tmp_path):
+    db = dict(synth.db)
+    db["img_name"] = np.array(["data/elsewhere/" + n for n in synth.db["img_name"]])
+    ds = VideoDataset(db, dataset_root=tmp_path, seqlen=2, sample_pool=4, overlap=0.0)
+    with pytest.raises(DataError, match="image not found: .*data/elsewhere/synth_vid0/0000"):
+        ds[0]

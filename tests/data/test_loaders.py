@@ -132,3 +132,16 @@ def test_from_config(data, monkeypatch):
     batch = next(iter(ev))
     assert batch["images"].shape == (1, 8, 3, 224, 224)
     assert torch.is_tensor(batch["valid"]) and np.asarray(batch["valid"]).dtype == bool
+
+
+def test_eval_loader_from_config_with_both_protocols(data):
+    """EVAL.PROTOCOL=both is valid: the evaluator derives the strict frames from the original mask."""
+    out, roots = data
+    cfg = load_config(
+        "stage2",
+        [f"PATHS.DATA_DIR={out}", f"PATHS.DATASET_ROOTS={{3dpw: {roots['3dpw']}}}", "NUM_WORKERS=0",
+         "EVAL.SAMPLE_POOL=8", "EVAL.BATCH_SIZE=2", "EVAL.PROTOCOL=both", "DEVICE=cpu"],
+    )  # fmt: skip
+    ev = eval_loader_from_config(cfg)
+    assert ev.dataset.valid_mode == "original"
+    assert next(iter(ev))["valid"][1].tolist() == [True, True] + [False] * 6

@@ -92,3 +92,28 @@ def test_prepare_with_crop_cache(tmp_path, capsys):
     cache = out / "crop_cache" / "mpii3d_val_db"
     assert (cache / "meta.json").is_file()
     assert "crop cache in" in capsys.readouterr().out
+
+
+def test_crop_cache_with_other_parameters_asks_for_force(tmp_path, capsys):
+    raw, out = tmp_path / "raw", tmp_path / "db"
+    write_mpii3d_test(raw, frames=3, size=(120, 160))
+    args = ["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--crop-cache", "--no-progress"]
+    assert main([*args, "--crop-size", "32"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--crop-size", "48"]) == 2  # the database exists; its cache has another size
+    err = capsys.readouterr().err
+    assert "--force" in err and "--overwrite" not in err
+    assert main([*args, "--crop-size", "48", "--force"]) == 0
+    assert cv2.imread(str(next((out / "crop_cache" / "mpii3d_val_db" / "frames").rglob("*.jpg")))).shape[0] == 48
+
+
+def test_data_show_with_baked_in_image_paths(mpii3d_val, tmp_path):
+    """An authors'-style database ('data/mpi_inf_3dhp/...' names) draws with --root the dataset root."""
+    raw, db_path = mpii3d_val
+    db = joblib.load(db_path)
+    db["img_name"] = np.array(["data/mpi_inf_3dhp/" + n for n in db["img_name"]])
+    authors = tmp_path / "mpii3d_val_db.pt"
+    joblib.dump(db, authors)
+    out = tmp_path / "s.png"
+    assert main(["data", "show", str(authors), "--index", "1", "--out", str(out), "--root", str(raw)]) == 0
+    assert cv2.imread(str(out)).shape == (448, 448, 3)

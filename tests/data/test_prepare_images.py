@@ -63,6 +63,31 @@ def test_coco_train_and_val_together(tmp_path):
         np.testing.assert_allclose(db["bbox"][row], [x + w / 2, y + h / 2, max(w, h), max(w, h)], rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "break_it,field",
+    [
+        (lambda d: d["annotations"][0].__setitem__("bbox", [1.0, 2.0, 3.0]), r"'annotations\[0\]\.bbox' has 3 values"),
+        (lambda d: d["annotations"][0].pop("bbox"), r"'annotations\[0\]\.bbox' has 0 values"),
+        (lambda d: d["annotations"][0].__setitem__("image_id", -7), r"'annotations\[0\]\.image_id' \(-7\)"),
+        (lambda d: d["images"][0].pop("file_name"), r"'images\[0\]' needs 'id' and 'file_name'"),
+    ],
+)
+def test_coco_malformed_annotation_names_file_and_field(tmp_path, capsys, break_it, field):
+    import json
+    import re
+
+    raw = tmp_path / "coco"
+    write_coco(raw)
+    ann = raw / "annotations" / "person_keypoints_train2014.json"
+    data = json.loads(ann.read_text())
+    data["annotations"].sort(key=lambda a: -int(np.count_nonzero(np.asarray(a["keypoints"])[2::3])))  # a kept one first
+    break_it(data)
+    ann.write_text(json.dumps(data))
+    assert _prepare("coco2014", raw, tmp_path / "db") == 2
+    err = capsys.readouterr().err
+    assert str(ann) in err and re.search(field, err), err
+
+
 def test_mpii_official_mat(tmp_path):
     raw = tmp_path / "mpii"
     written = write_mpii(raw)

@@ -118,3 +118,20 @@ def test_mpii3d_wrong_annotation_shape(tmp_path, capsys):
     rc = main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(tmp_path / "db"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and "annot.mat" in err and "annot2" in err
+
+
+def test_split_without_extracted_frames_is_reported_not_fatal(tmp_path, capsys):
+    """Training annotations whose frames are not extracted yet must not stop the test set ('val')."""
+    import shutil
+
+    raw, out = tmp_path / "raw", tmp_path / "db"
+    write_mpii3d(raw, frames=6)
+    write_mpii3d_test(raw, frames=4, size=(120, 160))
+    shutil.rmtree(raw / "S1" / "Seq1" / "imageFrames")
+    assert main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "train: no usable frames, nothing written" in text and "without extracted frames" in text
+    assert sorted(p.name for p in out.iterdir()) == ["mpii3d_val_db.pt"]
+    # nothing usable at all: one error saying what the raw tree should hold
+    rc = main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--splits", "train", "--no-progress"])
+    assert rc == 2 and "no usable frames" in capsys.readouterr().err

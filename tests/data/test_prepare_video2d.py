@@ -114,6 +114,26 @@ def test_posetrack_json(tmp_path, capsys):
     assert "posetrack_val_db.pt" not in {p.name for p in (tmp_path / "db").iterdir()}
 
 
+def test_posetrack_malformed_entries_name_file_and_field(tmp_path, capsys):
+    import json
+
+    raw = tmp_path / "posetrack"
+    write_posetrack(raw)
+    path = raw / "posetrack_data" / "annotations" / "train" / "000001_bonn_train.json"
+    good = path.read_text()
+    data = json.loads(good)
+    data["annotations"][0]["track_id"] = "first"
+    path.write_text(json.dumps(data))
+    assert _prepare("posetrack", raw, tmp_path / "db") == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "'annotations[0].track_id' is 'first'" in err
+    data = json.loads(good)
+    del data["images"][0]["file_name"]
+    path.write_text(json.dumps(data))
+    assert _prepare("posetrack", raw, tmp_path / "db") == 2
+    assert "'images[0].file_name' is missing" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------ PennAction
 def test_pennaction_official_order(tmp_path):
     raw = tmp_path / "penn"

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="database directory (default: $MAED_DATA_DIR/database)")
     p.add_argument("--body-model-dir", help="SMPL files, for 3dpw (default: $MAED_DATA_DIR/smpl_data)")
     p.add_argument("--splits", nargs="+", help="splits to prepare (default: all the dataset has)")
-    p.add_argument("--force", action="store_true", help="rebuild databases that already exist")
+    p.add_argument("--force", action="store_true", help="rebuild databases (and crop caches) that already exist")
     p.add_argument("--crop-cache", action="store_true", help="also store each frame's enlarged crop once")
     p.add_argument("--crop-size", type=int, default=256, help="side of the cached crops in pixels")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -80,7 +80,7 @@ def _crop_caches(results, raw: Path, args: argparse.Namespace) -> None:
     from maed.data.database import load_database
 
     for res in results:
-        if res.status == "absent":
+        if res.status not in ("written", "exists"):
             continue
         if "bbox" not in load_database(res.path):
             print(f"{res.path.name}: no boxes (the frames are crops already), no crop cache needed")
@@ -166,7 +166,7 @@ def draw_sample(image: np.ndarray, joints2d: np.ndarray, bbox: np.ndarray | None
 def _run_show(args: argparse.Namespace) -> int:
     import cv2
 
-    from maed.data.database import load_database
+    from maed.data.database import find_image_prefix, image_path, load_database
     from maed.utils.io import atomic_path
 
     db_path = Path(args.db)
@@ -176,7 +176,7 @@ def _run_show(args: argparse.Namespace) -> int:
         raise DataError(f"{db_path}: --index {args.index} out of range, the database has {n} rows")
     root = Path(args.root) if args.root else _default_root(db_path)
     name = str(db["img_name"][args.index])
-    img_path = root / name
+    img_path = Path(image_path(root, name, find_image_prefix([name], root)))  # the authors' 'data/<dataset>/...'
     image = cv2.imread(str(img_path)) if img_path.is_file() else None
     if image is None:
         raise DataError(f"{db_path} row {args.index}: field 'img_name' {name!r}: no readable image at {img_path}")

@@ -183,6 +183,8 @@ def build_crop_cache(
     """
     from tqdm import tqdm
 
+    from maed.data.database import find_image_prefix, image_path
+
     if isinstance(db, dict):
         if out_dir is None:
             raise DataError("build_crop_cache: out_dir is required when the database is given as a dict")
@@ -216,7 +218,7 @@ def build_crop_cache(
         if {k: old.get(k) for k in meta if k != "dataset_root"} != {k: meta[k] for k in meta if k != "dataset_root"}:
             raise DataError(
                 f"crop cache {out_dir} holds crops of other rows or parameters ({old}); pass overwrite=True "
-                "(--overwrite) or choose another directory"
+                "(`maed prepare ... --crop-cache --force`) or choose another directory"
             )
         if (out_dir / "meta.json").is_file():
             return out_dir
@@ -236,10 +238,11 @@ def build_crop_cache(
         if not _frame_path(out_dir, i).is_file():
             todo.setdefault(name, []).append(i)
     root = Path(dataset_root)
+    prefix = find_image_prefix(names, root)  # the authors' databases bake in 'data/<dataset>/...'
 
     def work(item: tuple[str, list[int]]) -> int:
         name, rows = item
-        image = read_image(root / name)
+        image = read_image(image_path(root, name, prefix))
         for i in rows:
             z, c = zoom[i], center[i]
             A = np.array([[z, 0.0, size / 2.0 - z * c[0]], [0.0, z, size / 2.0 - z * c[1]]])
@@ -247,7 +250,7 @@ def build_crop_cache(
             crop = cv2.warpAffine(image, A, (size, size), flags=interp, borderMode=cv2.BORDER_CONSTANT)
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
             if not ok:
-                raise DataError(f"could not encode the crop of row {i} ({root / name})")
+                raise DataError(f"could not encode the crop of row {i} ({image_path(root, name, prefix)})")
             path = _frame_path(out_dir, i)
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as tmp:

@@ -19,12 +19,17 @@ The format is the authors' so that their released files and ours load the same w
 
 Only ``img_name`` is required; every other field is optional but must have the shape above. Fields not
 listed (the authors' ``features``, ...) are kept if their first axis has n rows.
+
+The authors' files store ``img_name`` with the path they were built with (``data/3dpw/imageFiles/...``);
+loaders find the leading part to drop once per database (:func:`find_image_prefix`), so those files work
+with a dataset root unchanged.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -106,10 +111,18 @@ def validate_database(db: dict, label: str = "<database>") -> int:
             if key == "pose":
                 want += f" or ({n}, 24, 3, 3)"
             raise DataError(f"{label}: field '{key}' has shape {value.shape}, expected {want}")
-    for key in ("valid", "valid_i"):
-        if key in db and db[key].ndim == 2:
+    for key, expected in FIELD_SHAPES.items():  # one value per row, stored as n x 1 (h5py reads, older files)
+        if expected == () and key in db and db[key].ndim == 2:
             db[key] = db[key][:, 0]
     return n
+
+
+#: what unpickling a truncated or corrupt file raises (a cut-off array buffer, a bad opcode argument, a
+#: garbled class reference, ...)
+_UNREADABLE = (
+    EOFError, pickle.UnpicklingError, ValueError, OSError, zipfile.BadZipFile, KeyError, IndexError, TypeError,
+    AttributeError, ImportError, struct.error,
+)  # fmt: skip
 
 
 def load_database(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -125,8 +138,10 @@ def load_database(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise DataError(f"database not found: {path}")
     try:
         db = joblib.load(path)
-    except (EOFError, pickle.UnpicklingError, ValueError, OSError, zipfile.BadZipFile, KeyError) as e:
-        raise DataError(f"{path}: not a readable joblib database (truncated or corrupt?): {e}") from None
+    except _UNREADABLE as e:
+        raise DataError(
+            f"{path}: not a readable joblib database (truncated or corrupt?): {type(e).__name__}: {e}"
+        ) from None
     validate_database(db, label=str(path))
     return db
 
@@ -155,6 +170,48 @@ def concat_databases(parts: list[dict], keys: list[str] | None = None) -> dict[s
 def select_rows(db: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
     """A database restricted to ``rows`` (an index or boolean array)."""
     return {k: np.asarray(v)[rows] for k, v in db.items()}
+
+
+def _name(name) -> str:
+    return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
+
+
+def find_image_prefix(img_names, root: str | os.PathLike, probes: int = 8) -> str:
+    """The leading part of ``img_name`` entries to drop so that they resolve under the dataset ``root``.
+
+    Our databases store names relative to the dataset root, and ``""`` is returned for them. The authors'
+    files bake in the path they were built with (``data/3dpw/imageFiles/...``, a cluster's absolute path,
+    ...). For up to ``probes`` rows spread over the database, the shortest run of leading path components
+    whose removal makes ``root / rest`` an existing file is looked for; the first row that resolves (as it
+    is, or with such a prefix) decides. Returns the prefix with its trailing ``/``, or ``""`` when the names
+    already resolve or no probed row resolves at all (loading then reports the missing file).
+    """
+    root = Path(root)
+    names = np.asarray(img_names)
+    if len(names) == 0:
+        return ""
+    for row in np.unique(np.linspace(0, len(names) - 1, min(len(names), probes)).astype(np.int64)):
+        name = _name(names[row])
+        if (root / name).is_file():
+            return ""
+        parts = name.split("/")
+        for k in range(1, len(parts)):
+            if parts[k] and (root / "/".join(parts[k:])).is_file():
+                return "/".join(parts[:k]) + "/"
+    return ""
+
+
+def image_path(root: str | os.PathLike | None, name, prefix: str = "") -> str:
+    """The file of one ``img_name`` entry: ``root / name`` without ``prefix`` (see :func:`find_image_prefix`).
+
+    Without a root the name is returned as stored (the original's paths relative to its working directory).
+    """
+    name = _name(name)
+    if root is None:
+        return name
+    if prefix and name.startswith(prefix):
+        name = name[len(prefix) :]
+    return str(Path(root) / name)
 
 
 def rebase_image_names(db: dict, strip_prefix: str, new_prefix: str = "") -> dict[str, np.ndarray]:

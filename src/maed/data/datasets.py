@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from maed.data.crop_cache import CropCache, read_image
+from maed.data.database import find_image_prefix, image_path
 from maed.data.transforms import ClipAugmentation, build_transforms
 from maed.errors import ConfigError, DataError
 
@@ -152,12 +153,22 @@ def _str(name) -> str:
     return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
 
 
+def _frame_str(frame) -> str:
+    """A ``frame_id`` for ``instance_id``: frame numbers as integers, names (MPI-INF-3DHP's
+    ``frame_000001``) as they are."""
+    if isinstance(frame, (int, np.integer)) or (isinstance(frame, (float, np.floating)) and float(frame).is_integer()):
+        return str(int(frame))
+    return _str(frame)
+
+
 class _FrameSource:
     """Reads rows' frames, boxes and 2D keypoints, from full frames or from a crop cache."""
 
     def __init__(self, db: dict, dataset_root, crop_cache_dir, label: str, transforms):
         self.db = db
         self.root = Path(dataset_root) if dataset_root is not None else None
+        # the authors' files bake in 'data/<dataset>/...': found once here, dropped from every name
+        self.prefix = find_image_prefix(db["img_name"], self.root) if self.root is not None else ""
         self.cache = None
         if "bbox" in db and CropCache.is_complete(crop_cache_dir):
             self.cache = CropCache(crop_cache_dir)
@@ -166,8 +177,7 @@ class _FrameSource:
                 self.cache.check_coverage(transforms.size_jitter, transforms.rot_jitter)
 
     def path(self, row: int) -> str:
-        name = _str(self.db["img_name"][row])
-        return str(self.root / name) if self.root is not None else name
+        return image_path(self.root, self.db["img_name"][row], self.prefix)
 
     def load(self, rows: np.ndarray) -> dict:
         """frames (list of H x W x 3), bbox (T x 4 or None), kp_2d (T x 49 x 3) in the frames' pixels."""
@@ -300,7 +310,7 @@ class VideoDataset(Dataset):
             )
             target["paths"] = [self.source.path(r) for r in rows]
             frame_ids = db["frame_id"][rows] if "frame_id" in db else rows
-            target["instance_id"] = [f"{_str(v)}/{int(f)}" for v, f in zip(db["vid_name"][rows], frame_ids)]
+            target["instance_id"] = [f"{_str(v)}/{_frame_str(f)}" for v, f in zip(db["vid_name"][rows], frame_ids)]
             valid = valid_mask(self.chunks[index], self.real[index], self.valid_mode)[pos]
             target["valid"] = torch.from_numpy(valid)
         return target
@@ -376,6 +386,6 @@ class ImageDataset(Dataset):
         if not self.is_train:
             target["path"] = self.source.path(row)
             vid = _str(db["vid_name"][row]) if "vid_name" in db else self.name
-            frame = int(db["frame_id"][row]) if "frame_id" in db else row
+            frame = _frame_str(db["frame_id"][row]) if "frame_id" in db else row
             target["instance_id"] = f"{vid}/{frame}"
         return target

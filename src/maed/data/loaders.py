@@ -337,7 +337,8 @@ def eval_loader_from_config(
         sample_pool=cfg.EVAL.SAMPLE_POOL,
         batch_size=cfg.EVAL.BATCH_SIZE,
         num_workers=cfg.NUM_WORKERS,
-        valid_mode=cfg.EVAL.PROTOCOL,
+        # 'both' is computed by the evaluator from the original mask (it derives the strict frames itself)
+        valid_mode="strict" if cfg.EVAL.PROTOCOL == "strict" else "original",
         distributed=distributed,
         rank=rank,
         world_size=world_size,

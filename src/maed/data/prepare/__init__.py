@@ -48,7 +48,7 @@ class PrepareOptions:
 @dataclass
 class SplitResult:
     split: str
-    status: str  # "written", "exists" (skipped), "absent"
+    status: str  # "written", "exists" (skipped), "absent", "empty" (present, but no usable frame)
     path: Path
     rows: int = 0
     note: str = ""
@@ -58,6 +58,8 @@ class SplitResult:
             return f"{self.split}: wrote {self.path} ({self.rows} rows){'; ' + self.note if self.note else ''}"
         if self.status == "exists":
             return f"{self.split}: {self.path} exists, skipped (use --force to rebuild)"
+        if self.status == "empty":
+            return f"{self.split}: no usable frames, nothing written ({self.note})"
         return f"{self.split}: not in the raw tree, skipped ({self.note})"
 
 
@@ -86,7 +88,10 @@ def prepare_dataset(
 ) -> list[SplitResult]:
     """Build ``<out_dir>/<dataset>_<split>_db.pt`` for each requested split found in ``raw_dir``.
 
-    ``splits`` defaults to every split the dataset has. Returns one :class:`SplitResult` per split.
+    ``splits`` defaults to every split the dataset has. Returns one :class:`SplitResult` per split. A split
+    that is absent from the raw tree, or present without a usable frame (MPI-INF-3DHP annotations whose
+    frames are not extracted yet, ...), is reported and the others are still prepared; when no split
+    yields a database at all, ``DataError`` says what ``raw_dir`` should hold.
     """
     from maed.data.database import database_filename, save_database
 
@@ -114,9 +119,13 @@ def prepare_dataset(
             db = mod.read_split(raw, split, sources[split], options)
             notes = db.pop("__notes__", [])
             if len(db["img_name"]) == 0:
-                raise DataError(f"{name} {split}: no usable frames in {raw}; expected:\n{mod.RAW_TREE}")
-            save_database(db, out)
-            res = SplitResult(split, "written", out, rows=len(db["img_name"]), note="; ".join(notes))
+                res = SplitResult(split, "empty", out, note="; ".join([*notes, f"under {raw}"]))
+            else:
+                save_database(db, out)
+                res = SplitResult(split, "written", out, rows=len(db["img_name"]), note="; ".join(notes))
         log(f"{name} {res.line()}")
         results.append(res)
+    empty = [r.split for r in results if r.status == "empty"]
+    if empty and not any(r.status in ("written", "exists") for r in results):
+        raise DataError(f"{name} {', '.join(empty)}: no usable frames in {raw}; expected:\n{mod.RAW_TREE}")
     return results

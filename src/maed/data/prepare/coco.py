@@ -42,9 +42,13 @@ def read_annotations(path: Path, image_dir: str) -> dict:
     for key in ("images", "annotations"):
         if key not in data:
             raise DataError(f"{path}: missing field '{key}'")
-    files = {im["id"]: im["file_name"] for im in data["images"]}
+    files = {}
+    for k, im in enumerate(data["images"]):
+        if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
+            raise DataError(f"{path}: field 'images[{k}]' needs 'id' and 'file_name'")
+        files[im["id"]] = im["file_name"]
     names, joints, boxes = [], [], []
-    for a in data["annotations"]:
+    for k, a in enumerate(data["annotations"]):
         if a.get("iscrowd", 0) or "keypoints" not in a:
             continue
         kp = np.asarray(a["keypoints"], dtype=np.float64)
@@ -54,7 +58,12 @@ def read_annotations(path: Path, image_dir: str) -> dict:
         kp[:, 2] = kp[:, 2] > 0
         if kp[5:, 2].sum() < MIN_BODY_JOINTS:
             continue
-        x, y, w, h = (float(v) for v in a["bbox"])
+        box = np.asarray(a.get("bbox", []), dtype=np.float64).reshape(-1)
+        if box.size != 4:
+            raise DataError(f"{path}: field 'annotations[{k}].bbox' has {box.size} values, expected 4 (x, y, w, h)")
+        if a.get("image_id") not in files:
+            raise DataError(f"{path}: field 'annotations[{k}].image_id' ({a.get('image_id')!r}) is not in 'images'")
+        x, y, w, h = (float(v) for v in box)
         side = max(w, h)
         names.append(f"{image_dir}/{files[a['image_id']]}")
         joints.append(kp)

@@ -74,16 +74,19 @@ def read_video(path: Path, prefix: str) -> list[dict]:
         raise DataError(
             f"{path}: field 'categories[0].keypoints' must name the 17 PoseTrack joints {ORIGINAL_NAMES}"
         ) from None
-    labelled = [im for im in anns["images"] if im.get("is_labeled", True)]
-    position = {}
+    position = {}  # image id -> its place in the video (the order of 'images')
     file_of = {}
-    for k, im in enumerate(labelled):
+    for k, im in enumerate(anns["images"]):
+        if not im.get("is_labeled", True):
+            continue
+        if "file_name" not in im:
+            raise DataError(f"{path}: field 'images[{k}].file_name' is missing")
         for key in ("id", "frame_id"):
             if key in im:
                 position.setdefault(im[key], k)
                 file_of.setdefault(im[key], im["file_name"])
     tracks: dict[int, list] = {}
-    for a in anns["annotations"]:
+    for k, a in enumerate(anns["annotations"]):
         if a.get("image_id") not in position or "keypoints" not in a or "track_id" not in a:
             continue
         kps = np.asarray(a["keypoints"], dtype=np.float64)
@@ -91,7 +94,13 @@ def read_video(path: Path, prefix: str) -> list[dict]:
             raise DataError(f"{path}: field 'annotations.keypoints' has {kps.size} values, expected {3 * len(names)}")
         if not np.count_nonzero(kps):
             continue
-        tracks.setdefault(int(a["track_id"]), []).append(a)
+        try:
+            track_id = int(a["track_id"])
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{path}: field 'annotations[{k}].track_id' is {a['track_id']!r}, expected an integer"
+            ) from None
+        tracks.setdefault(track_id, []).append(a)
     out = []
     for track_id in sorted(tracks):
         items = sorted(tracks[track_id], key=lambda a: position[a["image_id"]])
