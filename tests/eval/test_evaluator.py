@@ -235,6 +235,38 @@ def test_e2e_interp_and_output_dir_protection(fixture, both):
     assert json.loads((out / "metrics.json").read_text())["run"]["interp"] == 2
 
 
+@pytest.mark.parametrize(
+    "kw, match",
+    [({"batch_size": 0}, "--batch-size / EVAL.BATCH_SIZE 0"), ({"num_workers": -1}, "--num-workers / NUM_WORKERS -1")],
+)
+def test_bad_loader_options_fail_before_anything_is_written(fixture, tmp_path, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        _run(fixture, tmp_path / "out", **kw)
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_that_is_a_file_is_an_output_error(fixture, tmp_path):
+    out = tmp_path / "results.txt"
+    out.write_text("keep me")
+    with pytest.raises(OutputError, match="not a directory"):
+        _run(fixture, out, overwrite=True)
+    assert out.read_text() == "keep me"
+
+
+def test_device_names_are_checked():
+    from maed.eval.evaluator import resolve_device
+
+    assert resolve_device("cpu", explicit=True) == "cpu"
+    for name, explicit, match in (("gpu", True, "--device 'gpu'"), ("CUDA", False, "DEVICE 'CUDA'"),
+                                  ("mps", True, "--device mps")):  # fmt: skip
+        with pytest.raises(ConfigError, match=f"{match}: expected cpu, cuda or cuda:N"):
+            resolve_device(name, explicit=explicit)
+    if not torch.cuda.is_available():  # a config asking for CUDA falls back; an explicit --device does not
+        assert resolve_device("cuda", explicit=False) == "cpu"
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            resolve_device("cuda:0", explicit=True)
+
+
 def test_missing_database_names_file_and_prepare(fixture, tmp_path):
     with pytest.raises(DataError, match=r"3dpw_val_db\.pt.*maed prepare 3dpw"):
         _run(fixture, tmp_path / "out", split="val")

@@ -23,10 +23,14 @@ def test_help_lists_the_options(capsys):
         (["train"], "give --config"),
         (["train", "--config", "stage2", "TRAIN.NO_SUCH_KEY=1"], "unknown config key TRAIN.NO_SUCH_KEY"),
         (["train", "--config", "stage2", "--device", "cpu", "TRAIN.AMP=fp16"], "TRAIN.AMP='fp16'"),
+        (["train", "--config", "stage2", "DEVICE=gpu"], "DEVICE 'gpu': expected cpu, cuda or cuda:N"),
         (["train", "--resume", "/nonexistent/run"], "--resume /nonexistent/run: no checkpoints/last.pt"),
         (["train", "--config", "stage2", "--resume", "/nonexistent/run"], "do not pass --config too"),
-        (["train", "--config", "stage2", "--device", "cpu", "--init-weights", "/nonexistent/vit.pth"],
-         "--init-weights: /nonexistent/vit.pth not found"),
+        (["train", "--resume", "/nonexistent/run", "--out", "/tmp/x"], "--out creates a new run"),
+        (
+            ["train", "--config", "stage2", "--device", "cpu", "--init-weights", "/nonexistent/vit.pth"],
+            "--init-weights: /nonexistent/vit.pth not found",
+        ),
     ],
 )
 def test_bad_input_is_one_line(capsys, argv, message):

@@ -100,6 +100,12 @@ def test_cuda_without_cuda_is_a_clear_error(monkeypatch):
         resolve_device("cuda")
 
 
+@pytest.mark.parametrize("name", ["gpu", "CPU", "cuda:x", "mps"])
+def test_unknown_device_is_a_clear_error(name):
+    with pytest.raises(ConfigError, match="expected cpu, cuda or cuda:N"):
+        resolve_device(name)
+
+
 def test_non_persistent_buffers_are_listed_for_ddp_to_ignore():
     m = nn.Module()
     m.body = nn.Module()

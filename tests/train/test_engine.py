@@ -104,6 +104,9 @@ def test_non_finite_loss_or_weights_stop_and_keep_the_last_good_checkpoint(stage
     assert _sha(last) == before
     assert (run_dir / "config.yaml").read_text() == config_before
     assert "non-finite loss" in (run_dir / "train_log.txt").read_text()
+    nan_events = [e["message"] for e in _events(run_dir, "nan")]
+    assert len(nan_events) == 2 and "non-finite weights at step 3" in nan_events[0]
+    assert "non-finite loss at step 4" in nan_events[1]
     assert _events(run_dir, "resume")[-1]["changed"] == ["TRAIN.CKPT_FREQ: 1 -> 0", "TRAIN.OPTIM.LR: 0.0001 -> inf"]
     # steps 1-2 of the first run, step 3 of each resume; step 4 never updated anything
     assert [e["step"] for e in _events(run_dir, "train")] == [1, 2, 3, 3]
@@ -163,3 +166,19 @@ def test_sigterm_and_sigusr1_request_a_clean_stop(tmp_path, noisy_dataset):
             os.kill(os.getpid(), sig)
         assert trainer._stop_signal == sig
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_nan_validation_metric_never_becomes_best(tmp_path, noisy_dataset):
+    values = iter([float("nan"), 60.0, 70.0, 50.0])
+    stream = BatchStream(DataLoader(noisy_dataset(3), batch_size=1), name="img", seed=0)
+    trainer = Trainer(model=nn.Linear(1, 1), criterion=MAEDLoss(), streams={"img": stream}, env=DistEnv(),
+                      settings=TrainSettings(), run_dir=tmp_path, config={}, seed=0,
+                      validator=lambda model: {"pa-mpjpe": next(values), "num_frames": 10})  # fmt: skip
+    best = []
+    for epoch in range(4):
+        trainer._end_epoch(epoch)
+        best.append((trainer.best_metric, trainer.best_epoch))
+    assert best == [(None, None), (60.0, 2), (60.0, 2), (50.0, 4)]
+    assert (tmp_path / "best.txt").read_text() == "50.0\n"
+    assert torch.load(tmp_path / "checkpoints" / "best.pt", weights_only=True)["epoch"] == 4

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         interp=args.interp if args.interp is not None else cfg.EVAL.INTERPOLATION,
         seqlen=cfg.EVAL.SEQLEN,
         sample_pool=cfg.EVAL.SAMPLE_POOL,
-        batch_size=args.batch_size or cfg.EVAL.BATCH_SIZE,
+        batch_size=args.batch_size if args.batch_size is not None else cfg.EVAL.BATCH_SIZE,
         num_workers=args.num_workers if args.num_workers is not None else cfg.NUM_WORKERS,
         device=device,
         save_verts=args.save_verts,

@@ -420,6 +420,8 @@ def run_signature(
 
 def check_output_dir(out_dir: str | os.PathLike, signature: dict[str, Any], overwrite: bool = False) -> None:
     """Refuse an output directory whose ``metrics.json`` comes from a different run (unless ``overwrite``)."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise OutputError(f"--out {out_dir}: exists and is not a directory; choose a directory for the results")
     path = Path(out_dir) / METRICS_FILE
     if overwrite or not path.is_file():
         return
@@ -544,12 +546,23 @@ def format_table(record: dict) -> str:
 
 # ------------------------------------------------------------------------------------------ runner
 def resolve_device(device: str | None, explicit: bool) -> str:
-    device = device or "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    """``cpu`` | ``cuda`` | ``cuda:N``; a CUDA device from the config (not ``explicit``) falls back to the CPU
+    when CUDA is absent. Anything else is a :class:`ConfigError` naming the option."""
+    device = str(device or "cpu")
+    option = "--device" if explicit else "DEVICE"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{option} {device!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{option} {device}: expected cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
         if explicit:
             raise ConfigError(f"--device {device}: no CUDA device is available; use --device cpu")
         return "cpu"
-    return str(device)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"{option} {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return device
 
 
 def run_evaluation(
@@ -591,6 +604,10 @@ def run_evaluation(
     protocols = protocols_for(protocol)
     joint_ids(dataset, protocols[0])
     check_interp(sample_pool, seqlen, interp)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size / EVAL.BATCH_SIZE {batch_size}: expected an integer >= 1 (windows per batch)")
+    if num_workers < 0:
+        raise ConfigError(f"--num-workers / NUM_WORKERS {num_workers}: expected an integer >= 0")
     out_dir = Path(out_dir)
     if not Path(checkpoint).is_file():
         from maed.models.checkpoint import read_checkpoint

@@ -78,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
         from maed.errors import AssetError
 
         if not Path(args.init_weights).is_file():
-            raise AssetError(f"--init-weights: {args.init_weights} not found (a local timm/torchvision weights file; "
-                             "nothing is downloaded)")
+            raise AssetError(
+                f"--init-weights: {args.init_weights} not found (a local timm/torchvision weights file; "
+                "nothing is downloaded)"
+            )
         overrides.append(f"MODEL.ENCODER.INIT_WEIGHTS={args.init_weights}")
     run_dir = train(
         args.config,

@@ -118,11 +118,14 @@ def slurm_to_torch_env(environ: Mapping[str, str]) -> dict[str, str]:
 def resolve_device(device: str | None) -> torch.device:
     """``cpu`` | ``cuda`` | ``cuda:N`` (None: cuda when available). Asking for CUDA without it is an error."""
     name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):  # torch's own message lists every device type it knows
+        raise ConfigError(f"--device / DEVICE {name!r}: expected cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device / DEVICE {name}: expected cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device / DEVICE {name}: no CUDA device is available; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device / DEVICE {name}: expected cpu or cuda")
     return dev
 
 
@@ -154,6 +157,8 @@ def init_distributed(
                     "start one process per GPU"
                 )
             dev = torch.device("cuda", local_rank)
+        elif dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device / DEVICE {dev}: only {torch.cuda.device_count()} CUDA device(s) are visible")
         torch.cuda.set_device(dev)
     if world_size <= 1:
         return DistEnv(rank=0, world_size=1, local_rank=local_rank, device=dev, backend=None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import signal
 import time
@@ -487,7 +488,9 @@ class Trainer:
                 metrics = self.validator(self.model)
                 self.last_metrics = metrics
                 value = metrics.get("pa-mpjpe")
-                improved = value is not None and (self.best_metric is None or value < self.best_metric)
+                # a NaN (degenerate frames) must neither become best nor block every later improvement
+                improved = (value is not None and math.isfinite(value)
+                            and (self.best_metric is None or value < self.best_metric))  # fmt: skip
                 if improved:
                     self.best_metric, self.best_epoch = float(value), epoch + 1
                 shown = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, float))
@@ -601,6 +604,8 @@ def train(config: str | os.PathLike | dict | Config | None = None, *, overrides:
     if resume is not None:
         if pretrained is not None:
             raise ConfigError("--pretrained starts a new run; a resumed run takes its weights from its checkpoint")
+        if out is not None:
+            raise ConfigError(f"--out creates a new run; --resume {resume} continues in that run's own directory")
         run_dir, ckpt_path = _run_dir_of(resume)
         resume_ckpt = ckpt_io.load_training_checkpoint(ckpt_path)
         cfg = load_config(resume_ckpt["config"], overrides)
@@ -702,6 +707,8 @@ def _train(cfg: Config, env: DistEnv, *, pretrained, resume_ckpt, run_dir, out, 
         return run_dir
     except MaedError as e:
         log.error(f"error: {e}")
+        if isinstance(e, TrainingError):  # log.jsonl records why the run stopped, as its docstring promises
+            log.event("nan", message=str(e))
         raise
     finally:
         log.close()

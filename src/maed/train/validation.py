@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import torch
 
+from maed.errors import DataError
 from maed.train.distributed import DistEnv, all_reduce_sum
 
 #: the metric that selects best.pt (lower is better)
@@ -82,28 +83,36 @@ class Validator:
         """Metrics (mm) and ``num_frames`` over all ranks for ``model`` (the bare MAED, not DDP)."""
         from maed.eval.evaluator import Evaluator
 
-        was_training = model.training
-        model.eval()
-        try:
-            evaluator = Evaluator(
-                model, dataset=self.dataset, protocols=(self.protocol,), J_regressor=self.J_regressor,
-                gt_body_model=model.body_model if self.use_gt_body else None, seqlen=self.seqlen,
-                interp=self.interp, device=self.env.device, progress=self.progress,
-            )  # fmt: skip
-            with self.autocast():
-                result = evaluator.run(self.loader).protocols[self.protocol]
-        finally:
-            model.train(was_training)
-        n = result.num_frames
+        # with more ranks than validation windows a rank's shard is empty: it evaluates nothing but still
+        # joins the reduction below (raising alone would leave the other ranks waiting in it)
+        windows = len(self.loader) if hasattr(self.loader, "__len__") else 1
+        n, values = 0, {}
+        if windows > 0:
+            was_training = model.training
+            model.eval()
+            try:
+                evaluator = Evaluator(
+                    model, dataset=self.dataset, protocols=(self.protocol,), J_regressor=self.J_regressor,
+                    gt_body_model=model.body_model if self.use_gt_body else None, seqlen=self.seqlen,
+                    interp=self.interp, device=self.env.device, progress=self.progress,
+                )  # fmt: skip
+                with self.autocast():
+                    result = evaluator.run(self.loader).protocols[self.protocol]
+            finally:
+                model.train(was_training)
+            n, values = result.num_frames, result.metrics
         sums = []
         for k in METRIC_KEYS:
-            v = result.metrics.get(k)
+            v = values.get(k)
             sums += [0.0, 0.0] if v is None else [float(v) * n, float(n)]
-        totals = all_reduce_sum(torch.tensor(sums + [n], dtype=torch.float64, device=self.env.device), self.env)
-        totals = totals.cpu().tolist()
+        local = torch.tensor(sums + [n, windows], dtype=torch.float64, device=self.env.device)
+        totals = all_reduce_sum(local, self.env).cpu().tolist()
+        if totals[-1] == 0:
+            raise DataError(f"validation: the {self.dataset} val split has no evaluation windows on any rank "
+                            "(TRAIN.DATASET_EVAL); set TRAIN.DATASET_EVAL='' to train without validation")  # fmt: skip
         metrics: dict[str, float | int | None] = {}
         for i, k in enumerate(METRIC_KEYS):
             s, c = totals[2 * i], totals[2 * i + 1]
             metrics[k] = s / c if c > 0 else None
-        metrics["num_frames"] = int(totals[-1])
+        metrics["num_frames"] = int(totals[-2])
         return metrics
