@@ -145,3 +145,16 @@ def test_eval_loader_from_config_with_both_protocols(data):
     ev = eval_loader_from_config(cfg)
     assert ev.dataset.valid_mode == "original"
     assert next(iter(ev))["valid"][1].tolist() == [True, True] + [False] * 6
+
+
+def test_negative_batch_sizes_and_workers_are_config_errors():
+    import pytest
+
+    from maed.config import load_config
+    from maed.data.loaders import train_loaders_from_config
+    from maed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="TRAIN.BATCH_SIZE_3D=-1"):
+        train_loaders_from_config(load_config("stage2", ["TRAIN.BATCH_SIZE_3D=-1"]))
+    with pytest.raises(ConfigError, match="NUM_WORKERS=-2"):
+        train_loaders_from_config(load_config("stage2", ["NUM_WORKERS=-2"]))

@@ -350,3 +350,23 @@ def test_mpii3d_uses_the_model_joints_and_has_no_pve(fixture, h36m_style):
         _run(fixture, fixture["root"] / "out_mpii3d_bad", dataset="mpii3d", db_dir=wrong,
              data_root=fixture["data"].dataset_root, batch_size=1)  # fmt: skip
     assert not (fixture["root"] / "out_mpii3d_bad" / "metrics.json").exists()
+
+
+def test_frame_names_give_sequences_and_numbers():
+    """MPI-INF-3DHP ids carry frame names: the sequence is the part before the last '/', the number the
+    trailing digits, so strict acceleration follows real sequences."""
+    from maed.eval.evaluator import _split_instance, segment_ids
+
+    ids = ["S1_Seq1_vid0_seg0/frame_000010", "S1_Seq1_vid0_seg0/frame_000011", "S1_Seq1_vid0_seg0/frame_000013",
+           "courtyard_0/12", "plain"]
+    split = [_split_instance(i) for i in ids]
+    assert split[0] == ("S1_Seq1_vid0_seg0", 10) and split[3] == ("courtyard_0", 12) and split[4] == ("plain", None)
+    segs = segment_ids([s for s, _ in split[:3]], [f for _, f in split[:3]])
+    assert list(segs) == [0, 0, 1]  # a gap in frame numbers starts a new segment
+
+
+def test_metrics_json_writes_null_for_non_finite():
+    from maed.eval.evaluator import _finite_or_none
+
+    rec = _finite_or_none({"mpjpe": 1.5, "accel": float("nan"), "by_protocol": {"strict": {"pve": float("inf")}}})
+    assert rec == {"mpjpe": 1.5, "accel": None, "by_protocol": {"strict": {"pve": None}}}

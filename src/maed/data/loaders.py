@@ -289,6 +289,11 @@ def train_loaders_from_config(
     cfg, *, rank: int = 0, world_size: int = 1, distributed: bool | None = None
 ) -> TrainLoaders:
     """Translate a ``Config`` into :func:`build_train_loaders` arguments (``TRAIN.*``, ``DATASET.*``)."""
+    for key in ("BATCH_SIZE_2D", "BATCH_SIZE_3D", "BATCH_SIZE_IMG"):
+        if getattr(cfg.TRAIN, key) < 0:
+            raise ConfigError(f"TRAIN.{key}={getattr(cfg.TRAIN, key)}: expected >= 0 (0 disables that stream)")
+    if cfg.NUM_WORKERS < 0:
+        raise ConfigError(f"NUM_WORKERS={cfg.NUM_WORKERS}: expected >= 0")
     paths = _resolved(cfg)
     distributed = world_size > 1 if distributed is None else distributed
     return build_train_loaders(

@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -97,11 +98,10 @@ def interpolate_frames(seq: np.ndarray, orig_len: int) -> np.ndarray:
 
 
 def _split_instance(instance_id: str) -> tuple[str, int | None]:
+    """'vid/frame' -> (vid, frame number); frame names such as 'frame_000123' (MPI-INF-3DHP) give 123."""
     vid, _, frame = str(instance_id).rpartition("/")
-    try:
-        return (vid or str(instance_id)), int(frame)
-    except ValueError:
-        return str(instance_id), None
+    digits = re.search(r"(\d+)$", frame)
+    return (vid or str(instance_id)), (int(digits.group(1)) if digits else None)
 
 
 def segment_ids(sequences: Sequence[str], frames: Sequence[int | None]) -> np.ndarray:
@@ -512,12 +512,21 @@ def write_sequence_csv(path: Path, result: EvalResult) -> None:
                                                                  else row[k])) for k in columns})  # fmt: skip
 
 
+def _finite_or_none(value):
+    """JSON has no NaN: a metric that could not be computed (e.g. too few frames for acceleration) is null."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def metrics_record(result: EvalResult, *, dataset: str, split: str, checkpoint: str, signature: dict) -> dict:
     """The ``metrics.json`` content: the primary protocol's numbers at the top level, every protocol under
-    ``by_protocol``."""
+    ``by_protocol``; non-finite values become null."""
     names = list(result.protocols)
     primary = result.protocols[names[0]]
-    return {
+    return _finite_or_none({
         **primary.metrics,
         "num_frames": primary.num_frames,
         "protocol": names[0] if len(names) == 1 else "both",
@@ -528,7 +537,7 @@ def metrics_record(result: EvalResult, *, dataset: str, split: str, checkpoint: 
         "by_protocol": {n: {**pr.metrics, "num_frames": pr.num_frames} for n, pr in result.protocols.items()},
         "units": "mm (accel, accel_err: mm / frame^2)",
         "run": signature,
-    }
+    })
 
 
 def format_table(record: dict) -> str:
