@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma list of fp32,bf16 (default: fp32 on CPU, fp32,bf16 on GPU)")
     p.add_argument("--no-reference", action="store_true", help="skip the eager-attention reference row")
     p.add_argument("--body-model-dir", default=None, help="use real SMPL files instead of a random stand-in")
-    p.add_argument("--out", default="bench.json", help="JSON results file (default bench.json)")
+    p.add_argument("--out", default="results/bench.json", help="JSON results file (default results/bench.json)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.set_defaults(func=run)
 
