@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from maed.config import load_config
-from maed.errors import CheckpointError, ConfigError, DataError
+from maed.errors import CheckpointError, ConfigError, DataError, OutputError
 from maed.train.distributed import DistEnv
 from maed.train.engine import LRFactor, Trainer, TrainingError, TrainSettings, train
 from maed.train.losses import MAEDLoss
@@ -114,12 +114,12 @@ def test_non_finite_loss_or_weights_stop_and_keep_the_last_good_checkpoint(stage
 
 def test_out_dir_holding_a_run_is_never_overwritten(stage1_run, tmp_path):
     run_dir, over = stage1_run
-    with pytest.raises(ConfigError, match="already holds this run.*--resume"):
+    with pytest.raises(OutputError, match="already holds this run.*--resume"):
         train("stage1", overrides=over, out=run_dir, progress=False, max_steps=0)
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    with pytest.raises(ConfigError, match="different run"):
+    with pytest.raises(OutputError, match="different run"):
         train("stage1", overrides=over, out=other, progress=False, max_steps=0)
     assert [p.name for p in other.iterdir()] == ["notes.txt"]
 

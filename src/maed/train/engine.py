@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from maed.config import Config, load_config
-from maed.errors import AssetError, ConfigError, MaedError
+from maed.errors import AssetError, ConfigError, MaedError, OutputError
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import (
     DistEnv,
@@ -521,8 +521,8 @@ def prepare_run_dir(*, output_dir: str | os.PathLike, exp_name: str, out: str | 
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             existing = path / CONFIG_FILE
             if existing.is_file() and existing.read_text() == config_text:
-                raise ConfigError(f"--out {path} already holds this run; continue it with `maed train --resume {path}`")
-            raise ConfigError(
+                raise OutputError(f"--out {path} already holds this run; continue it with `maed train --resume {path}`")
+            raise OutputError(
                 f"--out {path} already holds a different run (or other files); nothing was overwritten. Choose "
                 "another --out, or continue that run with --resume"
             )
