@@ -38,6 +38,7 @@ case "$cmd" in
     test)
         setup
         "$VENV/bin/python" -m ruff check src tests benchmarks
+        "$VENV/bin/python" -m ruff format --check src tests benchmarks
         exec "$VENV/bin/python" -m pytest -q "$@" ;;
     maed)
         setup

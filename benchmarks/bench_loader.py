@@ -84,9 +84,13 @@ def main(argv: list[str] | None = None) -> dict:
     n_videos = max(1, round(args.frames / 128))
     t0 = time.perf_counter()
     synth = write_synthetic_dataset(
-        data_dir, name="bench", num_videos=n_videos, frames_per_video=max(args.frames // n_videos, 1),
-        image_size=(args.width, args.height), seed=0,
-    )  # fmt: skip
+        data_dir,
+        name="bench",
+        num_videos=n_videos,
+        frames_per_video=max(args.frames // n_videos, 1),
+        image_size=(args.width, args.height),
+        seed=0,
+    )
     t_gen = time.perf_counter() - t0
     from maed.data.crop_cache import CropCache
 
@@ -95,17 +99,27 @@ def main(argv: list[str] | None = None) -> dict:
     reused = CropCache.is_complete(cache_dir)
     t0 = time.perf_counter()
     build_crop_cache(
-        synth.db_path, synth.dataset_root, cache_dir, size=args.cache_size, progress=False,
-        size_jitter=cfg.DATASET.SIZE_JITTER, rot_jitter=cfg.DATASET.ROT_JITTER,
-    )  # fmt: skip
+        synth.db_path,
+        synth.dataset_root,
+        cache_dir,
+        size=args.cache_size,
+        progress=False,
+        size_jitter=cfg.DATASET.SIZE_JITTER,
+        rot_jitter=cfg.DATASET.ROT_JITTER,
+    )
     t_cache = time.perf_counter() - t0
 
     transforms = build_transforms("video_3d", **transform_kwargs_from_config(cfg.DATASET))
     common = dict(
-        dataset_root=synth.dataset_root, seqlen=cfg.DATASET.SEQLEN, sample_pool=cfg.DATASET.SAMPLE_POOL,
-        overlap=cfg.DATASET.OVERLAP, random_start=cfg.DATASET.RANDOM_START, random_sample=cfg.DATASET.RANDOM_SAMPLE,
-        transforms=transforms, is_train=True,
-    )  # fmt: skip
+        dataset_root=synth.dataset_root,
+        seqlen=cfg.DATASET.SEQLEN,
+        sample_pool=cfg.DATASET.SAMPLE_POOL,
+        overlap=cfg.DATASET.OVERLAP,
+        random_start=cfg.DATASET.RANDOM_START,
+        random_sample=cfg.DATASET.RANDOM_SAMPLE,
+        transforms=transforms,
+        is_train=True,
+    )
     results = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "setup": {
@@ -122,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
             "mean_jpeg_kb": sum(f.stat().st_size for f in synth.dataset_root.rglob("*.jpg"))
             / 1024
             / len(synth.db["img_name"]),
-        },  # fmt: skip
+        },
         "rows": {},
     }
     for label, cache in (("full frames", None), ("crop cache", cache_dir)):

@@ -95,9 +95,17 @@ def main(argv: list[str] | None = None) -> dict:
             settings.amp = "bf16" if dtype == "bf16" else "none"
             # the trainer needs a stream only to size an epoch; the timed steps use the batches above
             streams = {"3d": BatchStream(DataLoader([0], batch_size=1), name="3d", seed=0)}
-            trainer = Trainer(model=model, criterion=MAEDLoss.from_config(cfg.LOSS), streams=streams,
-                              env=DistEnv(device=device), settings=settings, run_dir=tmp, config={}, seed=0,
-                              progress=False)  # fmt: skip
+            trainer = Trainer(
+                model=model,
+                criterion=MAEDLoss.from_config(cfg.LOSS),
+                streams=streams,
+                env=DistEnv(device=device),
+                settings=settings,
+                run_dir=tmp,
+                config={},
+                seed=0,
+                progress=False,
+            )
             torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32: no TF32 matmuls or convolutions
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK
@@ -136,9 +144,11 @@ def main(argv: list[str] | None = None) -> dict:
         "iters": args.iters,
         "results": rows,
     }
-    print(f"training step (forward + loss + backward + Adam), {args.config}, {frames} frames per step "
-          f"({args.clips} 3D + {args.clips_2d} 2D clips of {args.seqlen}, {args.images} images), device {device}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")  # fmt: skip
+    print(
+        f"training step (forward + loss + backward + Adam), {args.config}, {frames} frames per step "
+        f"({args.clips} 3D + {args.clips_2d} 2D clips of {args.seqlen}, {args.images} images), device {device}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
     print(f"{'dtype':6s} {'s/step':>9s} {'frames/s':>10s}")
     for r in rows:
         print(f"{r['dtype']:6s} {r['seconds_per_step']:9.3f} {r['frames_per_s']:10.2f}")

@@ -36,8 +36,16 @@ def test_presets_and_base_chain():
 
 
 def test_overrides_are_typed():
-    cfg = load_config("stage2", ["TRAIN.BATCH_SIZE_IMG=32", "TRAIN.OPTIM.LR=1e-3", "DEBUG=false",
-                                 "TRAIN.DATASETS_2D=[insta]", "PATHS.DATASET_ROOTS={3dpw: /x}"])
+    cfg = load_config(
+        "stage2",
+        [
+            "TRAIN.BATCH_SIZE_IMG=32",
+            "TRAIN.OPTIM.LR=1e-3",
+            "DEBUG=false",
+            "TRAIN.DATASETS_2D=[insta]",
+            "PATHS.DATASET_ROOTS={3dpw: /x}",
+        ],
+    )
     assert cfg.TRAIN.BATCH_SIZE_IMG == 32 and isinstance(cfg.TRAIN.BATCH_SIZE_IMG, int)
     assert cfg.TRAIN.OPTIM.LR == pytest.approx(1e-3) and cfg.DEBUG is False
     assert cfg.TRAIN.DATASETS_2D == ["insta"] and cfg.PATHS.DATASET_ROOTS == {"3dpw": "/x"}
@@ -45,10 +53,12 @@ def test_overrides_are_typed():
 
 @pytest.mark.parametrize(
     "override,match",
-    [("TRAIN.BATCH_SIZE_IMGS=3", "unknown config key TRAIN.BATCH_SIZE_IMGS"),
-     ("TRAIN.BATCH_SIZE_IMG=many", "expected int"),
-     ("TRAIN.BATCH_SIZE_IMG", "expected KEY=VALUE"),
-     ("MODEL=3", "expected a mapping")],
+    [
+        ("TRAIN.BATCH_SIZE_IMGS=3", "unknown config key TRAIN.BATCH_SIZE_IMGS"),
+        ("TRAIN.BATCH_SIZE_IMG=many", "expected int"),
+        ("TRAIN.BATCH_SIZE_IMG", "expected KEY=VALUE"),
+        ("MODEL=3", "expected a mapping"),
+    ],
 )
 def test_bad_overrides_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match):

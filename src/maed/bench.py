@@ -31,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--iters", type=int, default=3, help="timed forwards per setting, best kept (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed forwards first (default 1)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--dtypes", default=None,
-                   help="comma list of fp32,bf16 (default: fp32 on CPU, fp32,bf16 on GPU)")
+    p.add_argument("--dtypes", default=None, help="comma list of fp32,bf16 (default: fp32 on CPU, fp32,bf16 on GPU)")
     p.add_argument("--no-reference", action="store_true", help="skip the eager-attention reference row")
     p.add_argument("--body-model-dir", default=None, help="use real SMPL files instead of a random stand-in")
     p.add_argument("--out", default="results/bench.json", help="JSON results file (default results/bench.json)")
@@ -118,15 +117,17 @@ def run(args: argparse.Namespace) -> int:
 
     with torch.inference_mode():
         out = model(images)
-    print(f"model: {args.config} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters), "
-          f"device {device}, clip {args.batch} x {args.seqlen} frames, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"model: {args.config} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters), "
+        f"device {device}, clip {args.batch} x {args.seqlen} frames, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     for k, v in out.items():
         print(f"  {k:7s} {tuple(v.shape)}")
 
     rows = []
     for dtype in dtypes:
-        autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext())
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
         settings = [("maed", nullcontext)]
         if not args.no_reference:
             settings.append(("reference (eager attention)", _eager_attention))

@@ -292,9 +292,7 @@ def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
     )
 
 
-def load_config(
-    config: str | os.PathLike | dict | Config | None = None, overrides: list[str] | None = None
-) -> Config:
+def load_config(config: str | os.PathLike | dict | Config | None = None, overrides: list[str] | None = None) -> Config:
     """Build a :class:`Config` from defaults, then a YAML file / preset / dict, then ``KEY=value`` overrides.
 
     A file may name a base with the project key ``_BASE_: <preset or path relative to the file>``.

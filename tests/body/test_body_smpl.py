@@ -22,7 +22,7 @@ from maed.errors import AssetError, ConfigError
 
 EXPECTED_FILES = ["SMPL_NEUTRAL.pkl", "J_regressor_extra.npy", "J_regressor_h36m.npy", "smpl_mean_params.npz"]
 
-# The 49 output joints, written out from SPEC 2: index into [24 SMPL joints, 21 smplx vertex joints,
+# The 49 output joints, written out from ORIGINAL.md §2: index into [24 SMPL joints, 21 smplx vertex joints,
 # 9 J_regressor_extra joints]. "E<k>" = row k of J_regressor_extra.
 HAND_BUILT_49 = [
     24, 12, 17, 19, 21, 16, 18, 20, 0, 2, 5, 8, 1, 4, 7,  # nose, neck, arms, midhip, legs

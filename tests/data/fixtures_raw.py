@@ -152,9 +152,14 @@ def write_mpii3d_test(
     valid = (np.arange(frames) % 2 == 0).astype(np.uint8)
     ts.mkdir(parents=True, exist_ok=True)
     if hdf5:
-        _write_matlab_v73(ts / "annot_data.mat", {
-            "annot2": a2[:, None], "univ_annot3": a3[:, None], "valid_frame": valid[:, None].astype(np.float64),
-        })  # fmt: skip
+        _write_matlab_v73(
+            ts / "annot_data.mat",
+            {
+                "annot2": a2[:, None],
+                "univ_annot3": a3[:, None],
+                "valid_frame": valid[:, None].astype(np.float64),
+            },
+        )
     else:
         scipy.io.savemat(
             ts / "annot_data.mat",
@@ -289,9 +294,18 @@ def write_insta(raw: Path, seed: int = 0, size: tuple[int, int] = (48, 64)) -> d
             feat["image/phis"] = np.zeros(n, dtype=np.float32)
         else:
             feat["image/toe_pts"] = np.zeros(0, dtype=np.float32)
-        videos.append({"n": n, "jpegs": jpegs, "xys": xys.astype(np.float32), "vis": vis,
-                       "face": face.astype(np.float32), "toes": toes.astype(np.float32) if k == 0 else None,
-                       "phis": k == 0, "example": encode_example(feat)})  # fmt: skip
+        videos.append(
+            {
+                "n": n,
+                "jpegs": jpegs,
+                "xys": xys.astype(np.float32),
+                "vis": vis,
+                "face": face.astype(np.float32),
+                "toes": toes.astype(np.float32) if k == 0 else None,
+                "phis": k == 0,
+                "example": encode_example(feat),
+            }
+        )
     path = raw / "train" / "part-0.tfrecord"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(tfrecord_bytes([v["example"] for v in videos]))
@@ -315,10 +329,15 @@ def write_posetrack(raw: Path, seed: int = 0) -> dict:
     ann_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for f in range(12):
-        images.append({
-            "id": 10000010000 + f, "frame_id": 10000010000 + f, "is_labeled": f not in (2, 9),
-            "file_name": f"images/train/000001_bonn_train/{f:06d}.jpg", "nframes": 12,
-        })  # fmt: skip
+        images.append(
+            {
+                "id": 10000010000 + f,
+                "frame_id": 10000010000 + f,
+                "is_labeled": f not in (2, 9),
+                "file_name": f"images/train/000001_bonn_train/{f:06d}.jpg",
+                "nframes": 12,
+            }
+        )
     track0 = {}
     for f in [11, 0, 1, 3, 4, 5, 6, 7, 8, 10]:  # annotations out of frame order
         kp = np.concatenate([rng.uniform(10, 300, (17, 2)), np.zeros((17, 1))], axis=1)
@@ -326,23 +345,46 @@ def write_posetrack(raw: Path, seed: int = 0) -> dict:
         box = [float(v) for v in rng.uniform(10, 50, 2)] + [float(rng.uniform(50, 90)), float(rng.uniform(90, 200))]
         if f == 6:
             box[2] = 0.0
-        annotations.append({"image_id": 10000010000 + f, "track_id": 0, "keypoints": kp.reshape(-1).tolist(),
-                            "bbox": box})  # fmt: skip
+        annotations.append(
+            {"image_id": 10000010000 + f, "track_id": 0, "keypoints": kp.reshape(-1).tolist(), "bbox": box}
+        )
         track0[f] = (kp, box)
     for f in range(5):
         kp = np.concatenate([rng.uniform(10, 300, (17, 2)), np.ones((17, 1))], axis=1)
-        annotations.append({"image_id": 10000010000 + f, "track_id": 1, "keypoints": kp.reshape(-1).tolist(),
-                            "bbox": [1.0, 2.0, 30.0, 60.0]})  # fmt: skip
-    doc = {"images": images, "annotations": annotations,
-           "categories": [{"name": "person", "keypoints": POSETRACK_FILE_ORDER}]}  # fmt: skip
+        annotations.append(
+            {
+                "image_id": 10000010000 + f,
+                "track_id": 1,
+                "keypoints": kp.reshape(-1).tolist(),
+                "bbox": [1.0, 2.0, 30.0, 60.0],
+            }
+        )
+    doc = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"name": "person", "keypoints": POSETRACK_FILE_ORDER}],
+    }
     (ann_dir / "000001_bonn_train.json").write_text(json.dumps(doc))
     (ann_dir / "021133_mpii_train.json").write_text("{broken")
     return {"track0": track0}
 
 
 # ----------------------------------------------------------------------------------------- PennAction
-PENN_ORDER = ["headtop", "lshoulder", "rshoulder", "lelbow", "relbow", "lwrist", "rwrist", "lhip", "rhip",
-              "lknee", "rknee", "lankle", "rankle"]  # fmt: skip
+PENN_ORDER = [
+    "headtop",
+    "lshoulder",
+    "rshoulder",
+    "lelbow",
+    "relbow",
+    "lwrist",
+    "rwrist",
+    "lhip",
+    "rhip",
+    "lknee",
+    "rknee",
+    "lankle",
+    "rankle",
+]
 
 
 def write_pennaction(raw: Path, seed: int = 0, frames: int = 5) -> dict:
@@ -354,19 +396,45 @@ def write_pennaction(raw: Path, seed: int = 0, frames: int = 5) -> dict:
     vis = rng.integers(0, 2, size=(frames, 13)).astype(np.uint8)
     vis[:, 0] = 1
     (raw / "labels").mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(raw / "labels" / "0001.mat", {
-        "action": "baseball_pitch", "pose": "back", "x": x, "y": y, "visibility": vis,
-        "train": np.array([[1]]), "bbox": np.zeros((frames, 4)), "dimensions": np.array([[360, 480, frames]]),
-        "nframes": np.array([[frames]]),
-    })  # fmt: skip
+    scipy.io.savemat(
+        raw / "labels" / "0001.mat",
+        {
+            "action": "baseball_pitch",
+            "pose": "back",
+            "x": x,
+            "y": y,
+            "visibility": vis,
+            "train": np.array([[1]]),
+            "bbox": np.zeros((frames, 4)),
+            "dimensions": np.array([[360, 480, frames]]),
+            "nframes": np.array([[frames]]),
+        },
+    )
     for i in range(1, frames + 1):
         tiny_jpeg(raw / "frames" / "0001" / f"{i:06d}.jpg")
     return {"x": x, "y": y, "visibility": vis}
 
 
 # ------------------------------------------------------------------------------------------------ COCO
-COCO_ORDER = ["nose", "leye", "reye", "lear", "rear", "lshoulder", "rshoulder", "lelbow", "relbow", "lwrist",
-              "rwrist", "lhip", "rhip", "lknee", "rknee", "lankle", "rankle"]  # fmt: skip
+COCO_ORDER = [
+    "nose",
+    "leye",
+    "reye",
+    "lear",
+    "rear",
+    "lshoulder",
+    "rshoulder",
+    "lelbow",
+    "relbow",
+    "lwrist",
+    "rwrist",
+    "lhip",
+    "rhip",
+    "lknee",
+    "rknee",
+    "lankle",
+    "rankle",
+]
 
 
 def write_coco(raw: Path, seed: int = 0) -> dict:
@@ -382,8 +450,13 @@ def write_coco(raw: Path, seed: int = 0) -> dict:
             if s == "train2014" and k == 1:
                 kp[16] = 0  # 11 labelled body joints
             box = [float(v) for v in rng.uniform(0, 300, 4)]
-            a = {"image_id": 7 + k % 2, "keypoints": kp.reshape(-1).astype(int).tolist(), "bbox": box,
-                 "iscrowd": int(s == "train2014" and k == 2), "num_keypoints": int((kp[:, 2] > 0).sum())}  # fmt: skip
+            a = {
+                "image_id": 7 + k % 2,
+                "keypoints": kp.reshape(-1).astype(int).tolist(),
+                "bbox": box,
+                "iscrowd": int(s == "train2014" and k == 2),
+                "num_keypoints": int((kp[:, 2] > 0).sum()),
+            }
             anns.append(a)
             if not (s == "train2014" and k in (1, 2)):
                 kept.append((f"{s}/{images[k % 2]['file_name']}", np.asarray(a["keypoints"]).reshape(17, 3), box))
@@ -402,8 +475,7 @@ def write_mpii(raw: Path, seed: int = 0) -> dict:
 
     rng = np.random.default_rng(seed)
     point_dt = [("x", "O"), ("y", "O"), ("id", "O"), ("is_visible", "O")]
-    rect_dt = [("x1", "O"), ("y1", "O"), ("x2", "O"), ("y2", "O"), ("annopoints", "O"), ("scale", "O"),
-               ("objpos", "O")]  # fmt: skip
+    rect_dt = [("x1", "O"), ("y1", "O"), ("x2", "O"), ("y2", "O"), ("annopoints", "O"), ("scale", "O"), ("objpos", "O")]
 
     def rect(ids):
         pts = np.zeros((1, len(ids)), dtype=point_dt)
@@ -414,8 +486,15 @@ def write_mpii(raw: Path, seed: int = 0) -> dict:
             xy[j] = (x, y)
         annopoints = np.zeros((1, 1), dtype=[("point", "O")])
         annopoints[0, 0] = (pts,)
-        r = (np.array([[1.0]]), np.array([[2.0]]), np.array([[3.0]]), np.array([[4.0]]), annopoints,
-             np.array([[1.5]]), np.zeros((1, 1), dtype=[("x", "O"), ("y", "O")]))  # fmt: skip
+        r = (
+            np.array([[1.0]]),
+            np.array([[2.0]]),
+            np.array([[3.0]]),
+            np.array([[4.0]]),
+            annopoints,
+            np.array([[1.5]]),
+            np.zeros((1, 1), dtype=[("x", "O"), ("y", "O")]),
+        )
         return r, xy
 
     people = []

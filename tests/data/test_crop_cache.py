@@ -42,10 +42,18 @@ def test_cache_layout(synth, cache):
 
 @pytest.mark.parametrize("kind", ["eval", "video_3d"])
 def test_cache_matches_full_frames(synth, cache, kind):
-    tf = build_transforms(kind, color_jitter=0.3, erase_prob=0.5, erase_part=0.5, random_flip=0.5,
-                          random_crop_p=0.5, random_crop_size=0.6)  # fmt: skip
-    kw = dict(dataset_root=synth.dataset_root, seqlen=4, sample_pool=8, overlap=0.5, random_start=True,
-              transforms=tf, is_train=False)  # fmt: skip
+    tf = build_transforms(
+        kind, color_jitter=0.3, erase_prob=0.5, erase_part=0.5, random_flip=0.5, random_crop_p=0.5, random_crop_size=0.6
+    )
+    kw = dict(
+        dataset_root=synth.dataset_root,
+        seqlen=4,
+        sample_pool=8,
+        overlap=0.5,
+        random_start=True,
+        transforms=tf,
+        is_train=False,
+    )
     full = VideoDataset(synth.db_path, **kw)
     cached = VideoDataset(synth.db_path, crop_cache_dir=cache, **kw)
     assert cached.uses_crop_cache and not full.uses_crop_cache
@@ -119,8 +127,9 @@ def test_stale_cache_is_an_error(synth, cache):
 
 
 def test_absent_cache_falls_back_to_frames(synth, tmp_path):
-    ds = VideoDataset(synth.db, dataset_root=synth.dataset_root, seqlen=4, sample_pool=8,
-                      crop_cache_dir=tmp_path / "nothing_here")  # fmt: skip
+    ds = VideoDataset(
+        synth.db, dataset_root=synth.dataset_root, seqlen=4, sample_pool=8, crop_cache_dir=tmp_path / "nothing_here"
+    )
     assert not ds.uses_crop_cache
     assert ds[0]["images"].shape == (4, 3, 224, 224)
 
@@ -129,8 +138,14 @@ def test_margin_and_coverage_warning(synth, cache):
     assert cache_margin(0.0, 0.0, slack=0.0) == pytest.approx(1.3)
     assert cache_margin(0.2, 30.0, slack=0.0) == pytest.approx(1.5 * (np.cos(np.pi / 6) + 0.5))
     with pytest.warns(UserWarning, match="rot_jitter"):
-        VideoDataset(synth.db, dataset_root=synth.dataset_root, seqlen=4, sample_pool=8, crop_cache_dir=cache,
-                     transforms=build_transforms("video_3d", rot_jitter=30.0))  # fmt: skip
+        VideoDataset(
+            synth.db,
+            dataset_root=synth.dataset_root,
+            seqlen=4,
+            sample_pool=8,
+            crop_cache_dir=cache,
+            transforms=build_transforms("video_3d", rot_jitter=30.0),
+        )
 
 
 def test_database_without_boxes_is_refused(synth, tmp_path):

@@ -47,14 +47,26 @@ def test_chunks_against_hand_computed_indices():
     # a (rows 0-4) padded to 8 by reflection: 0 1 2 3 4 3 2 1; windows start at 0, 2, 4
     # b (rows 5-14) padded to 12: 5..14 13 12; windows start at 0, 2, 4, 6, 8
     expected = [
-        [0, 1, 2, 3], [2, 3, 4, 3], [4, 3, 2, 1],
-        [5, 6, 7, 8], [7, 8, 9, 10], [9, 10, 11, 12], [11, 12, 13, 14], [13, 14, 13, 12],
-    ]  # fmt: skip
+        [0, 1, 2, 3],
+        [2, 3, 4, 3],
+        [4, 3, 2, 1],
+        [5, 6, 7, 8],
+        [7, 8, 9, 10],
+        [9, 10, 11, 12],
+        [11, 12, 13, 14],
+        [13, 14, 13, 12],
+    ]
     np.testing.assert_array_equal(chunks, expected)
     expected_real = [
-        [1, 1, 1, 1], [1, 1, 1, 0], [1, 0, 0, 0],
-        [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0],
-    ]  # fmt: skip
+        [1, 1, 1, 1],
+        [1, 1, 1, 0],
+        [1, 0, 0, 0],
+        [1, 1, 1, 1],
+        [1, 1, 1, 1],
+        [1, 1, 1, 1],
+        [1, 1, 1, 1],
+        [1, 1, 0, 0],
+    ]
     np.testing.assert_array_equal(real, np.array(expected_real, bool))
     # without padding, short videos and tails are dropped
     chunks, _ = split_into_chunks(names, sample_pool=6, stride=3, pad=False)
@@ -64,7 +76,7 @@ def test_chunks_against_hand_computed_indices():
 def test_valid_masks_original_and_strict():
     chunks, real = split_into_chunks(np.array(["v"] * 3), sample_pool=8, stride=8)
     np.testing.assert_array_equal(chunks[0], [0, 1, 2, 1, 0, 1, 2, 1])
-    # the original counts rows 1 and 2 twice (SPEC 9); strict keeps only the real frames
+    # the original counts rows 1 and 2 twice (ORIGINAL.md §9); strict keeps only the real frames
     np.testing.assert_array_equal(valid_mask(chunks[0], real[0], "original"), [1, 1, 1, 0, 0, 1, 1, 0])
     np.testing.assert_array_equal(valid_mask(chunks[0], real[0], "strict"), [1, 1, 1, 0, 0, 0, 0, 0])
     # a long video's last window: the reflected rows are invalid under both rules
@@ -93,10 +105,22 @@ def test_frame_sampling_modes():
 
 def test_video_dataset_training_sample(synth):
     ds = VideoDataset(
-        synth.db_path, dataset_root=synth.dataset_root, seqlen=4, sample_pool=8, overlap=0.5, random_start=True,
-        transforms=build_transforms("video_3d", color_jitter=0.3, erase_prob=0.3, erase_part=0.5, random_flip=0.5,
-                                    random_crop_p=0.2, random_crop_size=0.6),
-    )  # fmt: skip
+        synth.db_path,
+        dataset_root=synth.dataset_root,
+        seqlen=4,
+        sample_pool=8,
+        overlap=0.5,
+        random_start=True,
+        transforms=build_transforms(
+            "video_3d",
+            color_jitter=0.3,
+            erase_prob=0.3,
+            erase_part=0.5,
+            random_flip=0.5,
+            random_crop_p=0.2,
+            random_crop_size=0.6,
+        ),
+    )
     # two videos of 12 frames padded to 16, stride 4: windows at 0, 4, 8 each
     assert len(ds) == 6 and ds.stride == 4
     torch.manual_seed(0)
@@ -112,8 +136,9 @@ def test_video_dataset_training_sample(synth):
 
 
 def test_video_dataset_eval_fields_and_exact_keypoints(synth):
-    ds = VideoDataset(synth.db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=8, overlap=0.0,
-                      is_train=False)  # fmt: skip
+    ds = VideoDataset(
+        synth.db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=8, overlap=0.0, is_train=False
+    )
     assert len(ds) == 4  # 12 frames -> 16 -> 2 windows, per video
     s = ds[1]  # rows 8..11 then reflected 10, 9, 8, 7
     rows = np.array([8, 9, 10, 11, 10, 9, 8, 7])
@@ -128,14 +153,22 @@ def test_video_dataset_eval_fields_and_exact_keypoints(synth):
     np.testing.assert_allclose(s["kp_2d"][1, :, :2].numpy(), 2 * kp[:, :2] / 224 - 1, atol=1e-5)
     np.testing.assert_allclose(s["theta"][1, 3:75].numpy(), synth.db["pose"][9], atol=1e-6)
     np.testing.assert_allclose(s["theta"][1, 75:].numpy(), synth.db["shape"][9], atol=1e-6)
-    strict = VideoDataset(synth.db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=8, overlap=0.0,
-                          is_train=False, valid_mode="strict")  # fmt: skip
+    strict = VideoDataset(
+        synth.db,
+        dataset_root=synth.dataset_root,
+        seqlen=None,
+        sample_pool=8,
+        overlap=0.0,
+        is_train=False,
+        valid_mode="strict",
+    )
     assert strict[1]["valid"].tolist() == [True] * 4 + [False] * 4
 
 
 def test_video_dataset_without_pose_or_3d(tmp_path):
-    d = write_synthetic_dataset(tmp_path, num_videos=1, frames_per_video=4, image_size=(160, 120),
-                                with_pose=False, with_3d=False)  # fmt: skip
+    d = write_synthetic_dataset(
+        tmp_path, num_videos=1, frames_per_video=4, image_size=(160, 120), with_pose=False, with_3d=False
+    )
     s = VideoDataset(d.db, dataset_root=d.dataset_root, seqlen=2, sample_pool=4, overlap=0.0)[0]
     assert s["w_smpl"].tolist() == [0.0, 0.0] and s["w_3d"].tolist() == [0.0, 0.0]
     assert s["theta"][:, 3:].abs().max() == 0 and s["kp_3d"].abs().max() == 0
@@ -182,8 +215,14 @@ def test_image_dataset_rotmat_pose_and_frame_step(synth):
 
 
 def test_different_workers_draw_different_clips(synth):
-    ds = VideoDataset(synth.db, dataset_root=synth.dataset_root, seqlen=2, sample_pool=8, random_start=True,
-                      transforms=build_transforms("video_2d", random_flip=0.5))  # fmt: skip
+    ds = VideoDataset(
+        synth.db,
+        dataset_root=synth.dataset_root,
+        seqlen=2,
+        sample_pool=8,
+        random_start=True,
+        transforms=build_transforms("video_2d", random_flip=0.5),
+    )
     torch.manual_seed(1)
     a = ds[0]["kp_2d"]
     torch.manual_seed(1)
@@ -215,10 +254,10 @@ def test_authors_baked_in_image_paths_resolve_under_the_root(synth, baked):
     db["img_name"] = np.array([baked + n for n in synth.db["img_name"]])
     assert find_image_prefix(db["img_name"], synth.dataset_root) == baked
     assert find_image_prefix(synth.db["img_name"], synth.dataset_root) == ""  # ours: relative already
-    ours = VideoDataset(synth.db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=8, overlap=0.0,
-                        is_train=False)  # fmt: skip
-    authors = VideoDataset(db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=8, overlap=0.0,
-                           is_train=False)  # fmt: skip
+    ours = VideoDataset(
+        synth.db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=8, overlap=0.0, is_train=False
+    )
+    authors = VideoDataset(db, dataset_root=synth.dataset_root, seqlen=None, sample_pool=8, overlap=0.0, is_train=False)
     a, b = ours[0], authors[0]
     assert b["paths"] == a["paths"] and b["paths"][3] == str(synth.dataset_root / synth.db["img_name"][3])
     torch.testing.assert_close(b["images"], a["images"], atol=0, rtol=0)

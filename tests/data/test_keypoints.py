@@ -45,8 +45,14 @@ def test_known_flip_pairs():
         assert spin[c] == c
     smpl = K.SMPL_FLIP_PERM
     assert smpl[0] == 0 and smpl[1] == 2 and smpl[22] == 23 and smpl[13] == 14 and smpl[15] == 15
-    assert K.SPIN_FLIPPED_JOINT_NAMES[19:25] == ["OP RBigToe", "OP RSmallToe", "OP RHeel", "OP LBigToe",
-                                                 "OP LSmallToe", "OP LHeel"]  # fmt: skip
+    assert K.SPIN_FLIPPED_JOINT_NAMES[19:25] == [
+        "OP RBigToe",
+        "OP RSmallToe",
+        "OP RHeel",
+        "OP LBigToe",
+        "OP LSmallToe",
+        "OP LHeel",
+    ]
 
 
 def test_convert_copies_by_name_and_zeros_the_rest():

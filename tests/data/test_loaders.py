@@ -25,10 +25,19 @@ def data(tmp_path_factory):
     size = (200, 150)
     write_synthetic_dataset(out, name="3dpw", split="train", num_videos=1, frames_per_video=20, image_size=size)
     write_synthetic_dataset(out, name="3dpw", split="val", num_videos=2, frames_per_video=10, image_size=size)
-    write_synthetic_dataset(out, name="posetrack", split="train", num_videos=2, frames_per_video=8,
-                            image_size=size, with_pose=False, with_3d=False)  # fmt: skip
-    write_synthetic_dataset(out, name="mpii3d", split="train", num_videos=1, frames_per_video=11,
-                            image_size=size, with_pose=False)  # fmt: skip
+    write_synthetic_dataset(
+        out,
+        name="posetrack",
+        split="train",
+        num_videos=2,
+        frames_per_video=8,
+        image_size=size,
+        with_pose=False,
+        with_3d=False,
+    )
+    write_synthetic_dataset(
+        out, name="mpii3d", split="train", num_videos=1, frames_per_video=11, image_size=size, with_pose=False
+    )
     roots = {n: str(out / "images") for n in ("3dpw", "posetrack", "mpii3d")}
     return out, roots
 
@@ -36,12 +45,23 @@ def data(tmp_path_factory):
 def _train(data, **kw):
     out, roots = data
     args = dict(
-        datasets_2d=["posetrack"], datasets_3d=["3dpw"], datasets_img=["mpii3d"], db_dir=out / "database",
-        dataset_roots=roots, batch_size_2d=2, batch_size_3d=2, batch_size_img=3, seqlen=4, sample_pool=16,
-        overlap=0.5, num_workers=0, pin_memory=False,
-        transform_kwargs=dict(color_jitter=0.3, erase_prob=0.3, erase_part=0.7, random_flip=0.5,
-                              random_crop_p=0.2, random_crop_size=0.6),
-    )  # fmt: skip
+        datasets_2d=["posetrack"],
+        datasets_3d=["3dpw"],
+        datasets_img=["mpii3d"],
+        db_dir=out / "database",
+        dataset_roots=roots,
+        batch_size_2d=2,
+        batch_size_3d=2,
+        batch_size_img=3,
+        seqlen=4,
+        sample_pool=16,
+        overlap=0.5,
+        num_workers=0,
+        pin_memory=False,
+        transform_kwargs=dict(
+            color_jitter=0.3, erase_prob=0.3, erase_part=0.7, random_flip=0.5, random_crop_p=0.2, random_crop_size=0.6
+        ),
+    )
     args.update(kw)
     return build_train_loaders(**args)
 
@@ -96,8 +116,16 @@ def test_missing_database_names_file_and_command(data, tmp_path):
 
 def test_eval_loader_whole_windows_in_order(data):
     out, roots = data
-    loader = build_eval_loader("3dpw", "val", db_dir=out / "database", dataset_root=roots["3dpw"], sample_pool=8,
-                               batch_size=2, num_workers=0, pin_memory=False)  # fmt: skip
+    loader = build_eval_loader(
+        "3dpw",
+        "val",
+        db_dir=out / "database",
+        dataset_root=roots["3dpw"],
+        sample_pool=8,
+        batch_size=2,
+        num_workers=0,
+        pin_memory=False,
+    )
     batches = list(loader)
     # two videos of 10 frames -> 16 -> two windows each, in order
     assert [b["index"].flatten().tolist() for b in batches] == [[0, 1], [2, 3]]
@@ -116,12 +144,21 @@ def test_from_config(data, monkeypatch):
     cfg = load_config(
         "stage2",
         [
-            f"PATHS.DATA_DIR={out}", f"PATHS.DATASET_ROOTS={{3dpw: {roots['3dpw']}, posetrack: {roots['posetrack']}, "
-            f"mpii3d: {roots['mpii3d']}}}", "TRAIN.DATASETS_2D=[posetrack]", "TRAIN.DATASETS_3D=[3dpw]",
-            "TRAIN.DATASETS_IMG=[mpii3d]", "DATASET.SEQLEN=4", "DATASET.SAMPLE_POOL=16", "NUM_WORKERS=0",
-            "EVAL.SAMPLE_POOL=8", "EVAL.BATCH_SIZE=1", "EVAL.PROTOCOL=strict", "DEVICE=cpu",
+            f"PATHS.DATA_DIR={out}",
+            f"PATHS.DATASET_ROOTS={{3dpw: {roots['3dpw']}, posetrack: {roots['posetrack']}, "
+            f"mpii3d: {roots['mpii3d']}}}",
+            "TRAIN.DATASETS_2D=[posetrack]",
+            "TRAIN.DATASETS_3D=[3dpw]",
+            "TRAIN.DATASETS_IMG=[mpii3d]",
+            "DATASET.SEQLEN=4",
+            "DATASET.SAMPLE_POOL=16",
+            "NUM_WORKERS=0",
+            "EVAL.SAMPLE_POOL=8",
+            "EVAL.BATCH_SIZE=1",
+            "EVAL.PROTOCOL=strict",
+            "DEVICE=cpu",
         ],
-    )  # fmt: skip
+    )
     loaders = train_loaders_from_config(cfg)
     ds3 = loaders.loader_3d.dataset.datasets[0]
     assert ds3.random_start and not ds3.random_sample and ds3.seqlen == 4
@@ -139,9 +176,16 @@ def test_eval_loader_from_config_with_both_protocols(data):
     out, roots = data
     cfg = load_config(
         "stage2",
-        [f"PATHS.DATA_DIR={out}", f"PATHS.DATASET_ROOTS={{3dpw: {roots['3dpw']}}}", "NUM_WORKERS=0",
-         "EVAL.SAMPLE_POOL=8", "EVAL.BATCH_SIZE=2", "EVAL.PROTOCOL=both", "DEVICE=cpu"],
-    )  # fmt: skip
+        [
+            f"PATHS.DATA_DIR={out}",
+            f"PATHS.DATASET_ROOTS={{3dpw: {roots['3dpw']}}}",
+            "NUM_WORKERS=0",
+            "EVAL.SAMPLE_POOL=8",
+            "EVAL.BATCH_SIZE=2",
+            "EVAL.PROTOCOL=both",
+            "DEVICE=cpu",
+        ],
+    )
     ev = eval_loader_from_config(cfg)
     assert ev.dataset.valid_mode == "original"
     assert next(iter(ev))["valid"][1].tolist() == [True, True] + [False] * 6

@@ -13,8 +13,20 @@ from scipy.spatial.transform import Rotation
 
 from maed.cli import main
 
-SPIN_INDEX = {"rankle": 25, "rknee": 26, "rhip": 27, "lhip": 28, "lknee": 29, "lankle": 30, "rwrist": 31,
-              "relbow": 32, "rshoulder": 33, "lshoulder": 34, "lelbow": 35, "lwrist": 36}  # fmt: skip
+SPIN_INDEX = {
+    "rankle": 25,
+    "rknee": 26,
+    "rhip": 27,
+    "lhip": 28,
+    "lknee": 29,
+    "lankle": 30,
+    "rwrist": 31,
+    "relbow": 32,
+    "rshoulder": 33,
+    "lshoulder": 34,
+    "lelbow": 35,
+    "lwrist": 36,
+}
 H36M_TO_J14 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
 
 
@@ -46,16 +58,19 @@ def reference_boxes(j2d: np.ndarray) -> tuple[np.ndarray, int, int]:
 
 
 def expected_rows(data: dict, seq: str, split: str, body, j_reg: np.ndarray) -> dict:
-    rows = {k: [] for k in ("vid_name", "frame_id", "img_name", "joints2D", "joints3D", "pose", "shape", "bbox",
-                            "valid")}  # fmt: skip
+    rows = {
+        k: [] for k in ("vid_name", "frame_id", "img_name", "joints2D", "joints3D", "pose", "shape", "bbox", "valid")
+    }
     cam = data["cam_poses"]
     for p in range(len(data["poses"])):
         j2d = data["poses2d"][p].transpose(0, 2, 1)
         boxes, start, end = reference_boxes(j2d)
         pose_w, trans, betas = data["poses"][p], data["trans"][p], data["betas"][p][:10]
         with torch.no_grad():
-            out = body.forward_axis_angle(torch.tensor(pose_w, dtype=torch.float32),
-                                          torch.tensor(betas, dtype=torch.float32).expand(len(pose_w), -1))  # fmt: skip
+            out = body.forward_axis_angle(
+                torch.tensor(pose_w, dtype=torch.float32),
+                torch.tensor(betas, dtype=torch.float32).expand(len(pose_w), -1),
+            )
         R, t = cam[:, :3, :3], cam[:, :3, 3]
         joints_c = np.einsum("nij,nkj->nki", R, out.joints.numpy() + trans[:, None]) + t[:, None]
         verts_c = np.einsum("nij,nkj->nki", R, out.vertices.numpy() + trans[:, None]) + t[:, None]
@@ -94,8 +109,9 @@ def prepared(tmp_path_factory, smpl_dir):
     raw = tmp_path_factory.mktemp("3dpw_raw")
     out = tmp_path_factory.mktemp("db")
     written = write_3dpw(raw)
-    rc = main(["prepare", "3dpw", "--raw", str(raw), "--out", str(out), "--body-model-dir", str(smpl_dir),
-               "--no-progress"])  # fmt: skip
+    rc = main(
+        ["prepare", "3dpw", "--raw", str(raw), "--out", str(out), "--body-model-dir", str(smpl_dir), "--no-progress"]
+    )
     assert rc == 0
     return raw, out, written
 
@@ -126,7 +142,7 @@ def test_3dpw_database_fields(prepared, smpl_dir, smpl_body, split, raw_split):
 
 def test_3dpw_boxes_follow_their_frames(prepared):
     """Actor 0 has no visible joint in frames 0-2: its first row is frame 3 with frame 3's box (the
-    original gave it the box of frame 0, SPEC 9)."""
+    original gave it the box of frame 0, ORIGINAL.md §9)."""
     _, out, written = prepared
     db = joblib.load(out / "3dpw_train_db.pt")
     rows = np.flatnonzero(db["vid_name"] == "seq_train_0")
@@ -139,13 +155,44 @@ def test_3dpw_boxes_follow_their_frames(prepared):
 def test_3dpw_drop_invalid_camera_and_rerun(prepared, smpl_dir, capsys):
     raw, out, written = prepared
     before = (out / "3dpw_test_db.pt").stat().st_mtime_ns
-    assert main(["prepare", "3dpw", "--raw", str(raw), "--out", str(out), "--body-model-dir", str(smpl_dir),
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "prepare",
+                "3dpw",
+                "--raw",
+                str(raw),
+                "--out",
+                str(out),
+                "--body-model-dir",
+                str(smpl_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "exists, skipped" in capsys.readouterr().out
     assert (out / "3dpw_test_db.pt").stat().st_mtime_ns == before
     out2 = out.parent / (out.name + "_drop")
-    assert main(["prepare", "3dpw", "--raw", str(raw), "--out", str(out2), "--body-model-dir", str(smpl_dir),
-                 "--splits", "test", "--drop-invalid-camera", "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "prepare",
+                "3dpw",
+                "--raw",
+                str(raw),
+                "--out",
+                str(out2),
+                "--body-model-dir",
+                str(smpl_dir),
+                "--splits",
+                "test",
+                "--drop-invalid-camera",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     full = joblib.load(out / "3dpw_test_db.pt")
     dropped = joblib.load(out2 / "3dpw_test_db.pt")
     assert not (out2 / "3dpw_train_db.pt").exists()
@@ -157,8 +204,21 @@ def test_3dpw_truncated_pickle_names_the_file(tmp_path, smpl_dir, capsys):
     write_3dpw(raw, frames=12)
     bad = raw / "sequenceFiles" / "test" / "seq_test.pkl"
     bad.write_bytes(bad.read_bytes()[:300])
-    rc = main(["prepare", "3dpw", "--raw", str(raw), "--out", str(tmp_path / "db"), "--body-model-dir",
-               str(smpl_dir), "--splits", "test", "--no-progress"])  # fmt: skip
+    rc = main(
+        [
+            "prepare",
+            "3dpw",
+            "--raw",
+            str(raw),
+            "--out",
+            str(tmp_path / "db"),
+            "--body-model-dir",
+            str(smpl_dir),
+            "--splits",
+            "test",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and str(bad) in err and "Traceback" not in err
     assert not (tmp_path / "db" / "3dpw_test_db.pt").exists()
@@ -176,8 +236,19 @@ def test_3dpw_missing_field_and_absent_split(tmp_path, smpl_dir, capsys):
     data = dict(written["test"]["seq_test"])
     del data["campose_valid"]
     (raw / "sequenceFiles" / "test" / "seq_test.pkl").write_bytes(py2_pickle_bytes(data))
-    rc = main(["prepare", "3dpw", "--raw", str(raw), "--out", str(tmp_path / "db"), "--body-model-dir",
-               str(smpl_dir), "--no-progress"])  # fmt: skip
+    rc = main(
+        [
+            "prepare",
+            "3dpw",
+            "--raw",
+            str(raw),
+            "--out",
+            str(tmp_path / "db"),
+            "--body-model-dir",
+            str(smpl_dir),
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert "train: not in the raw tree" in captured.out and "val: not in the raw tree" in captured.out
     assert rc == 2 and "campose_valid" in captured.err and "seq_test.pkl" in captured.err

@@ -75,8 +75,9 @@ def test_data_show_draws_the_joints(mpii3d_val, tmp_path):
 
 def test_data_show_bad_index_and_missing_image(mpii3d_val, tmp_path, capsys):
     raw, db_path = mpii3d_val
-    assert main(["data", "show", str(db_path), "--index", "10", "--out", str(tmp_path / "a.png"), "--root",
-                 str(raw)]) == 2  # fmt: skip
+    assert (
+        main(["data", "show", str(db_path), "--index", "10", "--out", str(tmp_path / "a.png"), "--root", str(raw)]) == 2
+    )
     assert "out of range" in capsys.readouterr().err
     assert main(["data", "show", str(db_path), "--out", str(tmp_path / "a.png"), "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -86,8 +87,20 @@ def test_data_show_bad_index_and_missing_image(mpii3d_val, tmp_path, capsys):
 def test_prepare_with_crop_cache(tmp_path, capsys):
     raw, out = tmp_path / "raw", tmp_path / "db"
     write_mpii3d_test(raw, frames=3, size=(120, 160))
-    rc = main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--crop-cache", "--crop-size", "32",
-               "--no-progress"])  # fmt: skip
+    rc = main(
+        [
+            "prepare",
+            "mpii3d",
+            "--raw",
+            str(raw),
+            "--out",
+            str(out),
+            "--crop-cache",
+            "--crop-size",
+            "32",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     cache = out / "crop_cache" / "mpii3d_val_db"
     assert (cache / "meta.json").is_file()

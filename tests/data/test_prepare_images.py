@@ -9,9 +9,29 @@ from fixtures_raw import COCO_ORDER, write_coco, write_h36m, write_lspet, write_
 
 from maed.cli import main
 
-SPIN = {"rankle": 25, "rknee": 26, "rhip": 27, "lhip": 28, "lknee": 29, "lankle": 30, "rwrist": 31,
-        "relbow": 32, "rshoulder": 33, "lshoulder": 34, "lelbow": 35, "lwrist": 36, "neck": 37, "headtop": 38,
-        "hip": 39, "thorax": 40, "nose": 44, "leye": 45, "reye": 46, "lear": 47, "rear": 48}  # fmt: skip
+SPIN = {
+    "rankle": 25,
+    "rknee": 26,
+    "rhip": 27,
+    "lhip": 28,
+    "lknee": 29,
+    "lankle": 30,
+    "rwrist": 31,
+    "relbow": 32,
+    "rshoulder": 33,
+    "lshoulder": 34,
+    "lelbow": 35,
+    "lwrist": 36,
+    "neck": 37,
+    "headtop": 38,
+    "hip": 39,
+    "thorax": 40,
+    "nose": 44,
+    "leye": 45,
+    "reye": 46,
+    "lear": 47,
+    "rear": 48,
+}
 #: MPII joint ids 0-15 -> 49-joint index
 MPII_TO_SPIN = [25, 26, 27, 28, 29, 30, 39, 40, 37, 38, 31, 32, 33, 34, 35, 36]
 

@@ -10,8 +10,25 @@ from fixtures_raw import MPII3D_TO_SPIN, write_mpii3d, write_mpii3d_test
 from maed.cli import main
 
 #: 17-joint test-set index of each 49-joint index it fills
-TEST_TO_SPIN = {38: 0, 37: 1, 33: 2, 32: 3, 31: 4, 34: 5, 35: 6, 36: 7, 27: 8, 26: 9, 25: 10, 28: 11, 29: 12,
-                30: 13, 39: 14, 41: 15, 43: 16}  # fmt: skip
+TEST_TO_SPIN = {
+    38: 0,
+    37: 1,
+    33: 2,
+    32: 3,
+    31: 4,
+    34: 5,
+    35: 6,
+    36: 7,
+    27: 8,
+    26: 9,
+    25: 10,
+    28: 11,
+    29: 12,
+    30: 13,
+    39: 14,
+    41: 15,
+    43: 16,
+}
 VALID_3D = list(range(25, 39)) + [39, 41, 43]
 
 
@@ -39,8 +56,10 @@ def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("db")
     train = write_mpii3d(raw)
     test = write_mpii3d_test(raw)
-    assert main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--cameras", "0", "1", "2",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--cameras", "0", "1", "2", "--no-progress"])
+        == 0
+    )
     return raw, out, train, test
 
 
@@ -101,8 +120,26 @@ def test_mpii3d_test_set_matlab_v73(tmp_path):
 
 def test_mpii3d_reports_videos_without_frames(prepared, capsys):
     raw, out, _, _ = prepared
-    assert main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--splits", "train",
-                 "--cameras", "0", "2", "--force", "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "prepare",
+                "mpii3d",
+                "--raw",
+                str(raw),
+                "--out",
+                str(out),
+                "--splits",
+                "train",
+                "--cameras",
+                "0",
+                "2",
+                "--force",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "1 videos without extracted frames" in capsys.readouterr().out
 
 

@@ -8,9 +8,27 @@ from fixtures_raw import PENN_ORDER, write_insta, write_pennaction, write_posetr
 
 from maed.cli import main
 
-SPIN = {"rankle": 25, "rknee": 26, "rhip": 27, "lhip": 28, "lknee": 29, "lankle": 30, "rwrist": 31,
-        "relbow": 32, "rshoulder": 33, "lshoulder": 34, "lelbow": 35, "lwrist": 36, "neck": 37, "headtop": 38,
-        "nose": 44, "leye": 45, "reye": 46, "lear": 47, "rear": 48}  # fmt: skip
+SPIN = {
+    "rankle": 25,
+    "rknee": 26,
+    "rhip": 27,
+    "lhip": 28,
+    "lknee": 29,
+    "lankle": 30,
+    "rwrist": 31,
+    "relbow": 32,
+    "rshoulder": 33,
+    "lshoulder": 34,
+    "lelbow": 35,
+    "lwrist": 36,
+    "neck": 37,
+    "headtop": 38,
+    "nose": 44,
+    "leye": 45,
+    "reye": 46,
+    "lear": 47,
+    "rear": 48,
+}
 
 
 def _prepare(name: str, raw, out, *extra: str) -> int:
@@ -88,8 +106,25 @@ def test_tfrecord_reader_checks_crc(tmp_path):
 
 # ------------------------------------------------------------------------------------------- PoseTrack
 #: our index of each joint of the fixture's file order
-POSETRACK_FILE_TO_SPIN = {0: 25, 1: 44, 2: 37, 3: 38, 4: 47, 5: 48, 6: 34, 7: 33, 8: 35, 9: 32, 10: 36, 11: 31,
-                          12: 28, 13: 27, 14: 29, 15: 26, 16: 30}  # fmt: skip
+POSETRACK_FILE_TO_SPIN = {
+    0: 25,
+    1: 44,
+    2: 37,
+    3: 38,
+    4: 47,
+    5: 48,
+    6: 34,
+    7: 33,
+    8: 35,
+    9: 32,
+    10: 36,
+    11: 31,
+    12: 28,
+    13: 27,
+    14: 29,
+    15: 26,
+    16: 30,
+}
 
 
 def test_posetrack_json(tmp_path, capsys):
@@ -151,8 +186,9 @@ def test_pennaction_official_order(tmp_path):
         vis = written["visibility"][t] > 0
         xs, ys = written["x"][t, vis], written["y"][t, vis]
         side = max(xs.max() - xs.min(), ys.max() - ys.min())
-        np.testing.assert_allclose(db["bbox"][t], [(xs.max() + xs.min()) / 2, (ys.max() + ys.min()) / 2, side, side],
-                                   rtol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            db["bbox"][t], [(xs.max() + xs.min()) / 2, (ys.max() + ys.min()) / 2, side, side], rtol=1e-5
+        )
 
 
 def test_pennaction_bad_label_shape_and_missing_frames(tmp_path, capsys):

@@ -69,10 +69,15 @@ def test_flip_twice_is_identity():
     clip = _clip(rng)
     once = aug(clip, params=ClipParams(flip=True))
     back = aug(
-        {"frames": list(once["images"]), "bbox": None, "kp_2d": once["kp_2d"], "kp_3d": once["kp_3d"],
-         "pose": once["pose"]},
+        {
+            "frames": list(once["images"]),
+            "bbox": None,
+            "kp_2d": once["kp_2d"],
+            "kp_3d": once["kp_3d"],
+            "pose": once["pose"],
+        },
         params=ClipParams(flip=True),
-    )  # fmt: skip
+    )
     plain = aug(clip, params=ClipParams(flip=False))
     np.testing.assert_array_equal(back["images"], plain["images"])
     np.testing.assert_allclose(back["kp_2d"], plain["kp_2d"], atol=1e-4)
@@ -132,10 +137,14 @@ def _write_symmetric_smpl(path, seed=0):
     path.mkdir(parents=True, exist_ok=True)
     np.savez(
         path / "SMPL_NEUTRAL.npz",
-        v_template=verts, shapedirs=np.zeros((V, 3, 10)), posedirs=np.zeros((V, 3, 207)),
-        J_regressor=regressor, weights=weights, kintree_table=kintree,
+        v_template=verts,
+        shapedirs=np.zeros((V, 3, 10)),
+        posedirs=np.zeros((V, 3, 207)),
+        J_regressor=regressor,
+        weights=weights,
+        kintree_table=kintree,
         f=np.stack([np.arange(100), np.arange(100) + 1, np.arange(100) + 2], 1).astype(np.uint32),
-    )  # fmt: skip
+    )
     np.save(path / "J_regressor_extra.npy", np.full((9, V), 1.0 / V))
     vertex_mirror = np.concatenate([np.arange(half) + half, np.arange(half)])
     return vertex_mirror
@@ -161,8 +170,10 @@ def test_flipped_pose_on_symmetric_body_gives_mirrored_mesh(tmp_path):
     assert np.abs(verts_bug - mirrored).max() > 1e-3
 
 
-@pytest.mark.parametrize("rot,scale,shift,flip", [(0.0, 1.3, (0.0, 0.0), False), (23.0, 1.1, (0.07, -0.05), False),
-                                                  (-40.0, 0.9, (-0.1, 0.1), True)])  # fmt: skip
+@pytest.mark.parametrize(
+    "rot,scale,shift,flip",
+    [(0.0, 1.3, (0.0, 0.0), False), (23.0, 1.1, (0.07, -0.05), False), (-40.0, 0.9, (-0.1, 0.1), True)],
+)
 def test_keypoints_follow_the_crop_exactly(rot, scale, shift, flip):
     """Draw a blob at a keypoint, crop, and find the blob where the transformed keypoint says."""
     import cv2
@@ -198,8 +209,12 @@ def test_rotation_keeps_2d_and_3d_consistent():
     rng = np.random.default_rng(3)
     kp_3d = np.concatenate([rng.normal(scale=0.3, size=(1, 49, 3)), np.ones((1, 49, 1))], axis=-1)
     kp_2d = np.concatenate([300 + 200 * kp_3d[..., :2], np.ones((1, 49, 1))], axis=-1)
-    sample = {"frames": [np.zeros((600, 600, 3), np.uint8)], "bbox": np.array([[300.0, 300.0, 200.0, 200.0]]),
-              "kp_2d": kp_2d, "kp_3d": kp_3d}  # fmt: skip
+    sample = {
+        "frames": [np.zeros((600, 600, 3), np.uint8)],
+        "bbox": np.array([[300.0, 300.0, 200.0, 200.0]]),
+        "kp_2d": kp_2d,
+        "kp_3d": kp_3d,
+    }
     out = ClipAugmentation(normalize=False)(sample, params=ClipParams(rot=35.0))
 
     def residual(p2, p3):
@@ -215,8 +230,12 @@ def test_rotation_keeps_2d_and_3d_consistent():
 def test_rotation_turns_global_orientation_like_the_joints(smpl_body):
     rng = np.random.default_rng(4)
     pose = rng.normal(scale=0.3, size=(1, 72)).astype(np.float32)
-    sample = {"frames": [np.zeros((100, 100, 3), np.uint8)], "bbox": np.array([[50.0, 50.0, 50.0, 50.0]]),
-              "kp_2d": np.zeros((1, 49, 3)), "pose": pose}  # fmt: skip
+    sample = {
+        "frames": [np.zeros((100, 100, 3), np.uint8)],
+        "bbox": np.array([[50.0, 50.0, 50.0, 50.0]]),
+        "kp_2d": np.zeros((1, 49, 3)),
+        "pose": pose,
+    }
     rot = 30.0
     out = ClipAugmentation(normalize=False)(sample, params=ClipParams(rot=rot))
     betas = torch.zeros(1, 10)
@@ -233,8 +252,12 @@ def test_erase_left_and_right_erase_columns():
     aug = ClipAugmentation(normalize=False)
     frames = [np.full((224, 224, 3), 200, np.uint8)]
     base = {"frames": frames, "bbox": None, "kp_2d": np.zeros((1, 49, 3))}
-    for side, expect in [("left", (slice(None), slice(0, 56))), ("right", (slice(None), slice(168, 224))),
-                         ("top", (slice(0, 56), slice(None))), ("bottom", (slice(168, 224), slice(None)))]:  # fmt: skip
+    for side, expect in [
+        ("left", (slice(None), slice(0, 56))),
+        ("right", (slice(None), slice(168, 224))),
+        ("top", (slice(0, 56), slice(None))),
+        ("bottom", (slice(168, 224), slice(None))),
+    ]:
         out = aug(base, params=ClipParams(erase_side=side, erase_ratios=(0.25,)))["images"][0]
         mask = np.zeros((224, 224), bool)
         mask[expect] = True
@@ -248,8 +271,10 @@ def test_erase_kp_hides_erased_joints():
     kp[0, :, 0] = 200.0
     kp[0, 5, 0] = 10.0  # deep inside a left band of 0.5 x 224 = 112 px
     kp[0, 6, 0] = 100.0  # inside, but within the margin (112 - 100 < 22.4)
-    out = aug({"frames": [np.zeros((224, 224, 3), np.uint8)], "bbox": None, "kp_2d": kp},
-              params=ClipParams(erase_side="left", erase_ratios=(0.5,)))  # fmt: skip
+    out = aug(
+        {"frames": [np.zeros((224, 224, 3), np.uint8)], "bbox": None, "kp_2d": kp},
+        params=ClipParams(erase_side="left", erase_ratios=(0.5,)),
+    )
     assert out["kp_2d"][0, 5, 2] == 0 and out["kp_2d"][0, 6, 2] == 1 and out["kp_2d"][0, 0, 2] == 1
 
 

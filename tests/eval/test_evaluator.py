@@ -114,8 +114,15 @@ def fixture(tmp_path_factory, smpl_dir):
     from maed.models.checkpoint import make_checkpoint
 
     root = tmp_path_factory.mktemp("eval_e2e")
-    data = write_synthetic_dataset(root / "data", name="3dpw", split="test", num_videos=2,
-                                   frames_per_video=FRAMES_PER_VIDEO, image_size=(320, 240), seed=3)  # fmt: skip
+    data = write_synthetic_dataset(
+        root / "data",
+        name="3dpw",
+        split="test",
+        num_videos=2,
+        frames_per_video=FRAMES_PER_VIDEO,
+        image_size=(320, 240),
+        seed=3,
+    )
     cfg = load_config("stage2", SMALL)
     torch.manual_seed(0)
     model = build_model(cfg, body_model_dir=smpl_dir)
@@ -126,10 +133,20 @@ def fixture(tmp_path_factory, smpl_dir):
 
 def _run(fx, out, **kw):
     args = dict(
-        checkpoint=fx["ckpt"], config=fx["cfg"], out_dir=out, dataset="3dpw", split="test",
-        db_dir=fx["data"].db_path.parent, data_root=fx["data"].dataset_root, body_model_dir=fx["smpl"],
-        batch_size=2, num_workers=0, width=64, height=64, progress=False,
-    )  # fmt: skip
+        checkpoint=fx["ckpt"],
+        config=fx["cfg"],
+        out_dir=out,
+        dataset="3dpw",
+        split="test",
+        db_dir=fx["data"].db_path.parent,
+        data_root=fx["data"].dataset_root,
+        body_model_dir=fx["smpl"],
+        batch_size=2,
+        num_workers=0,
+        width=64,
+        height=64,
+        progress=False,
+    )
     args.update(kw)
     return run_evaluation(**args)
 
@@ -176,8 +193,11 @@ def test_e2e_per_sequence_csv(both):
     with open(out / "per_sequence.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["protocol"], r["sequence"]) for r in rows] == [
-        ("original", "3dpw_vid0"), ("original", "3dpw_vid1"), ("strict", "3dpw_vid0"), ("strict", "3dpw_vid1"),
-    ]  # fmt: skip
+        ("original", "3dpw_vid0"),
+        ("original", "3dpw_vid1"),
+        ("strict", "3dpw_vid0"),
+        ("strict", "3dpw_vid1"),
+    ]
     assert [int(r["num_frames"]) for r in rows] == [79, 79, 40, 40]
     assert all(math.isfinite(float(r[k])) for r in rows for k in ("mpjpe", "pa-mpjpe", "pve", "accel_err"))
 
@@ -257,8 +277,11 @@ def test_device_names_are_checked():
     from maed.eval.evaluator import resolve_device
 
     assert resolve_device("cpu", explicit=True) == "cpu"
-    for name, explicit, match in (("gpu", True, "--device 'gpu'"), ("CUDA", False, "DEVICE 'CUDA'"),
-                                  ("mps", True, "--device mps")):  # fmt: skip
+    for name, explicit, match in (
+        ("gpu", True, "--device 'gpu'"),
+        ("CUDA", False, "DEVICE 'CUDA'"),
+        ("mps", True, "--device mps"),
+    ):
         with pytest.raises(ConfigError, match=f"{match}: expected cpu, cuda or cuda:N"):
             resolve_device(name, explicit=explicit)
     if not torch.cuda.is_available():  # a config asking for CUDA falls back; an explicit --device does not
@@ -288,11 +311,26 @@ def test_cli_end_to_end_and_unknown_key(fixture, tmp_path, capsys):
     out = tmp_path / "cli_out"
     # --db-dir, --data-root and --body-model-dir default from the config's PATHS
     base = [
-        "eval", "--checkpoint", str(fixture["ckpt"]), "--dataset", "3dpw", "--split", "test", "--out", str(out),
-        "--device", "cpu", "--protocol", "strict", "--no-progress", "NUM_WORKERS=0", "EVAL.BATCH_SIZE=2",
-        f"PATHS.DB_DIR={fixture['data'].db_path.parent}", f"PATHS.BODY_MODEL_DIR={fixture['smpl']}",
+        "eval",
+        "--checkpoint",
+        str(fixture["ckpt"]),
+        "--dataset",
+        "3dpw",
+        "--split",
+        "test",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--protocol",
+        "strict",
+        "--no-progress",
+        "NUM_WORKERS=0",
+        "EVAL.BATCH_SIZE=2",
+        f"PATHS.DB_DIR={fixture['data'].db_path.parent}",
+        f"PATHS.BODY_MODEL_DIR={fixture['smpl']}",
         f"PATHS.DATASET_ROOTS={{3dpw: {fixture['data'].dataset_root}}}",
-    ]  # fmt: skip
+    ]
     assert main([*base, "EVAL.NOT_A_KEY=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown config key EVAL.NOT_A_KEY" in err and len(err.splitlines()) == 1
@@ -312,8 +350,16 @@ def h36m_style(fixture):
     root = fixture["root"] / "other"
     dbs = {}
     for name, with_pose in (("h36m", True), ("mpii3d", False)):
-        data = write_synthetic_dataset(root, name=name, split="test", num_videos=1, frames_per_video=70,
-                                       image_size=(320, 240), seed=5, with_pose=with_pose)  # fmt: skip
+        data = write_synthetic_dataset(
+            root,
+            name=name,
+            split="test",
+            num_videos=1,
+            frames_per_video=70,
+            image_size=(320, 240),
+            seed=5,
+            with_pose=with_pose,
+        )
         db = dict(data.db)
         db["joints3D"] = db["joints3D"].copy()
         db["joints3D"][:, J49_TO_MPII3D, 3] = 1.0
@@ -324,8 +370,14 @@ def h36m_style(fixture):
 
 def test_h36m_strict_fixes_the_joint_order(fixture, h36m_style):
     data = h36m_style["h36m"]
-    rec = _run(fixture, fixture["root"] / "out_h36m", dataset="h36m", protocol="both",
-               db_dir=data.db_path.parent, data_root=data.dataset_root)  # fmt: skip
+    rec = _run(
+        fixture,
+        fixture["root"] / "out_h36m",
+        dataset="h36m",
+        protocol="both",
+        db_dir=data.db_path.parent,
+        data_root=data.dataset_root,
+    )
     orig, strict = rec["by_protocol"]["original"], rec["by_protocol"]["strict"]
     assert orig["num_frames"] == strict["num_frames"] == 70
     # same frames, one sequence without gaps: only the order of the last five joints differs
@@ -337,8 +389,9 @@ def test_h36m_strict_fixes_the_joint_order(fixture, h36m_style):
 def test_mpii3d_uses_the_model_joints_and_has_no_pve(fixture, h36m_style):
     data = h36m_style["mpii3d"]
     out = fixture["root"] / "out_mpii3d"
-    rec = _run(fixture, out, dataset="mpii3d", protocol="original", db_dir=data.db_path.parent,
-               data_root=data.dataset_root)  # fmt: skip
+    rec = _run(
+        fixture, out, dataset="mpii3d", protocol="original", db_dir=data.db_path.parent, data_root=data.dataset_root
+    )
     assert rec["num_frames"] == 70 and rec["pve"] is None  # no SMPL ground truth in MPI-INF-3DHP
     assert json.loads((out / "metrics.json").read_text())["pve"] is None
     assert all(math.isfinite(rec[k]) for k in ("mpjpe", "pa-mpjpe", "accel", "accel_err"))
@@ -347,8 +400,14 @@ def test_mpii3d_uses_the_model_joints_and_has_no_pve(fixture, h36m_style):
     wrong.mkdir()
     shutil.copy(fixture["data"].db_path, wrong / "mpii3d_test_db.pt")
     with pytest.raises(DataError, match=r"14 confident 3D joints.*evaluates 17"):
-        _run(fixture, fixture["root"] / "out_mpii3d_bad", dataset="mpii3d", db_dir=wrong,
-             data_root=fixture["data"].dataset_root, batch_size=1)  # fmt: skip
+        _run(
+            fixture,
+            fixture["root"] / "out_mpii3d_bad",
+            dataset="mpii3d",
+            db_dir=wrong,
+            data_root=fixture["data"].dataset_root,
+            batch_size=1,
+        )
     assert not (fixture["root"] / "out_mpii3d_bad" / "metrics.json").exists()
 
 
@@ -357,8 +416,13 @@ def test_frame_names_give_sequences_and_numbers():
     trailing digits, so strict acceleration follows real sequences."""
     from maed.eval.evaluator import _split_instance, segment_ids
 
-    ids = ["S1_Seq1_vid0_seg0/frame_000010", "S1_Seq1_vid0_seg0/frame_000011", "S1_Seq1_vid0_seg0/frame_000013",
-           "courtyard_0/12", "plain"]
+    ids = [
+        "S1_Seq1_vid0_seg0/frame_000010",
+        "S1_Seq1_vid0_seg0/frame_000011",
+        "S1_Seq1_vid0_seg0/frame_000013",
+        "courtyard_0/12",
+        "plain",
+    ]
     split = [_split_instance(i) for i in ids]
     assert split[0] == ("S1_Seq1_vid0_seg0", 10) and split[3] == ("courtyard_0", 12) and split[4] == ("plain", None)
     segs = segment_ids([s for s, _ in split[:3]], [f for _, f in split[:3]])

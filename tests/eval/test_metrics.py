@@ -1,4 +1,4 @@
-"""Metrics against hand-computed cases (SPEC 7)."""
+"""Metrics against hand-computed cases (ORIGINAL.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The attention modes against a direct, loop-based reading of SPEC 1.4 (one clip, one token at a time)."""
+"""The attention modes against a direct, loop-based reading of ORIGINAL.md §1.4 (one clip, one token at a time)."""
 
 import pytest
 import torch
@@ -87,8 +87,11 @@ def test_coupling_attends_over_all_tokens_of_a_clip(x):
             frames = slice(clip * T, (clip + 1) * T)
             for h in range(H):
                 sl = slice(h * d, (h + 1) * d)
-                o = _attend(q[frames, :, sl].reshape(T * n, d), k[frames, :, sl].reshape(T * n, d),
-                            v[frames, :, sl].reshape(T * n, d))
+                o = _attend(
+                    q[frames, :, sl].reshape(T * n, d),
+                    k[frames, :, sl].reshape(T * n, d),
+                    v[frames, :, sl].reshape(T * n, d),
+                )
                 out[frames, :, sl] = o.reshape(T, n, d)
         torch.testing.assert_close(attn(x, T), attn.proj(out), atol=1e-5, rtol=1e-5)
 
@@ -98,8 +101,7 @@ def test_temporal_mode_attends_over_token_means(x):
     with torch.no_grad():
         got = attn(x, T)
         assert got.shape == (N * T, 1, C)
-        torch.testing.assert_close(got, attn.proj(_temporal_ref(attn, x.mean(1, keepdim=True))),
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got, attn.proj(_temporal_ref(attn, x.mean(1, keepdim=True))), atol=1e-5, rtol=1e-5)
 
 
 def test_clips_do_not_leak_into_each_other(x):

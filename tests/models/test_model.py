@@ -77,8 +77,9 @@ def test_wrong_checkpoint_fails_with_key_report(smpl_body, smpl_dir, tmp_path):
     parallel = build_model("stage2", body_model=smpl_body, overrides=["MODEL.ENCODER.NUM_BLOCKS=1"])
     path = tmp_path / "parallel.pt"
     torch.save({"state_dict": {"module." + k: v for k, v in parallel.state_dict().items()}}, path)
-    vanilla = build_model("stage2", body_model=smpl_body,
-                          overrides=["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.ENCODER.SPA_TEMP_MODE=vanilla"])
+    vanilla = build_model(
+        "stage2", body_model=smpl_body, overrides=["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.ENCODER.SPA_TEMP_MODE=vanilla"]
+    )
     before = {k: v.clone() for k, v in vanilla.state_dict().items()}
     with pytest.raises(CheckpointError) as e:
         load_checkpoint(vanilla, path)
@@ -90,15 +91,29 @@ def test_wrong_checkpoint_fails_with_key_report(smpl_body, smpl_dir, tmp_path):
 
 @pytest.mark.parametrize(
     "encoder,mode,decoder",
-    [("ste", "parallel", "ktd"), ("ste", "vanilla", "iterative"), ("cnn", "vanilla", "ktd"),
-     ("cnn", "vanilla", "iterative"), ("ste", "series", "ktd"), ("ste", "coupling", "ktd"),
-     ("ste", "temporal", "ktd")],
+    [
+        ("ste", "parallel", "ktd"),
+        ("ste", "vanilla", "iterative"),
+        ("cnn", "vanilla", "ktd"),
+        ("cnn", "vanilla", "iterative"),
+        ("ste", "series", "ktd"),
+        ("ste", "coupling", "ktd"),
+        ("ste", "temporal", "ktd"),
+    ],
 )
 def test_output_shapes(encoder, mode, decoder, smpl_body, smpl_dir):
     torch.manual_seed(0)
-    model = build_model("stage2", body_model=smpl_body, body_model_dir=smpl_dir, overrides=[
-        f"MODEL.ENCODER.BACKBONE={encoder}", f"MODEL.ENCODER.SPA_TEMP_MODE={mode}",
-        "MODEL.ENCODER.NUM_BLOCKS=1", f"MODEL.DECODER.BACKBONE={decoder}"]).eval()
+    model = build_model(
+        "stage2",
+        body_model=smpl_body,
+        body_model_dir=smpl_dir,
+        overrides=[
+            f"MODEL.ENCODER.BACKBONE={encoder}",
+            f"MODEL.ENCODER.SPA_TEMP_MODE={mode}",
+            "MODEL.ENCODER.NUM_BLOCKS=1",
+            f"MODEL.DECODER.BACKBONE={decoder}",
+        ],
+    ).eval()
     N, T = 1, 2
     with torch.no_grad():
         out = model(torch.randn(N, T, 3, 224, 224))
@@ -141,8 +156,9 @@ def test_long_clips_need_the_explicit_option(smpl_body):
     model = build_model("stage2", body_model=smpl_body, overrides=["MODEL.ENCODER.NUM_BLOCKS=1"]).eval()
     with pytest.raises(ConfigError, match="INTERP_TEMP_EMBED"):
         model(torch.zeros(1, 17, 3, 224, 224))
-    long = build_model("stage2", body_model=smpl_body,
-                       overrides=["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.ENCODER.INTERP_TEMP_EMBED=True"])
+    long = build_model(
+        "stage2", body_model=smpl_body, overrides=["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.ENCODER.INTERP_TEMP_EMBED=True"]
+    )
     emb = long.encoder.temporal_embedding(31)
     assert emb.shape == (1, 31, 1, 768)
     src = long.encoder.temp_embed
@@ -164,8 +180,9 @@ def test_anny_drives_the_same_model():
     from maed.body import ancestors, build_body_model
 
     body = build_body_model("anny")
-    model = build_model("stage2", body_model=body, overrides=["MODEL.ENCODER.NUM_BLOCKS=1",
-                                                              "MODEL.BODY_MODEL=anny"]).eval()
+    model = build_model(
+        "stage2", body_model=body, overrides=["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.BODY_MODEL=anny"]
+    ).eval()
     assert len(model.decoder.joint_regs) == len(body.parents) == 104
     anc = ancestors(body.parents)
     assert all(reg.in_features == 1024 + 6 * len(a) for reg, a in zip(model.decoder.joint_regs, anc))

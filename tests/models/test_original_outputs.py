@@ -26,10 +26,19 @@ LAYOUTS = sorted((FIXTURES / "maed_checkpoint_layout").glob("layout_*.json"))
 def test_matches_the_original_code(layout_file, smpl_body, smpl_dir):
     spec = json.loads(layout_file.read_text())
     c = spec["config"]
-    model = build_model("stage2", body_model=smpl_body, body_model_dir=smpl_dir, overrides=[
-        f"MODEL.ENCODER.BACKBONE={c['encoder']}", f"MODEL.ENCODER.NUM_BLOCKS={c['num_blocks']}",
-        f"MODEL.ENCODER.NUM_HEADS={c['num_heads']}", f"MODEL.ENCODER.SPA_TEMP_MODE={c['st_mode']}",
-        f"MODEL.DECODER.BACKBONE={c['decoder']}", f"MODEL.DECODER.HIDDEN_DIM={c['hidden_dim']}"]).eval()
+    model = build_model(
+        "stage2",
+        body_model=smpl_body,
+        body_model_dir=smpl_dir,
+        overrides=[
+            f"MODEL.ENCODER.BACKBONE={c['encoder']}",
+            f"MODEL.ENCODER.NUM_BLOCKS={c['num_blocks']}",
+            f"MODEL.ENCODER.NUM_HEADS={c['num_heads']}",
+            f"MODEL.ENCODER.SPA_TEMP_MODE={c['st_mode']}",
+            f"MODEL.DECODER.BACKBONE={c['decoder']}",
+            f"MODEL.DECODER.HIDDEN_DIM={c['hidden_dim']}",
+        ],
+    ).eval()
     weights = reference_state_dict(spec["layout"], seed=0)
     load_checkpoint(model, {"state_dict": {"module." + k: v for k, v in weights.items()}})
     with torch.no_grad():

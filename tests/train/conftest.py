@@ -18,11 +18,21 @@ def write_training_data(root: Path) -> dict:
     from maed.data.synthetic import write_synthetic_dataset
 
     kw = dict(image_size=IMAGE_SIZE)
-    write_synthetic_dataset(root, name="posetrack", split="train", num_videos=1, frames_per_video=4,
-                            with_pose=False, with_3d=False, seed=1, **kw)  # fmt: skip
+    write_synthetic_dataset(
+        root,
+        name="posetrack",
+        split="train",
+        num_videos=1,
+        frames_per_video=4,
+        with_pose=False,
+        with_3d=False,
+        seed=1,
+        **kw,
+    )
     write_synthetic_dataset(root, name="3dpw", split="train", num_videos=1, frames_per_video=4, seed=2, **kw)
-    write_synthetic_dataset(root, name="mpii3d", split="train", num_videos=1, frames_per_video=10, seed=3,
-                            with_pose=False, **kw)  # fmt: skip
+    write_synthetic_dataset(
+        root, name="mpii3d", split="train", num_videos=1, frames_per_video=10, seed=3, with_pose=False, **kw
+    )
     write_synthetic_dataset(root, name="3dpw", split="val", num_videos=1, frames_per_video=4, seed=4, **kw)
     smpl = write_random_smpl_dir(root / "smpl", seed=0)
     images = str(root / "images")

@@ -55,8 +55,9 @@ def test_resume_rejects_a_weights_only_checkpoint(tmp_path):
 
 def _model(smpl_body, smpl_dir, **over):
     values = {"MODEL.ENCODER.NUM_BLOCKS": 1, "MODEL.ENCODER.NUM_HEADS": 12, **over}
-    return build_model("stage2", body_model=smpl_body, body_model_dir=smpl_dir,
-                       overrides=[f"{k}={v}" for k, v in values.items()])  # fmt: skip
+    return build_model(
+        "stage2", body_model=smpl_body, body_model_dir=smpl_dir, overrides=[f"{k}={v}" for k, v in values.items()]
+    )
 
 
 @pytest.fixture(scope="module")

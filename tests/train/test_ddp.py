@@ -37,8 +37,18 @@ def _run(cmd: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "maed", "train", "--no-progress", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "maed",
+        "train",
+        "--no-progress",
+        *args,
+    ]
     return _run(cmd, _env(), cwd)
 
 
@@ -93,8 +103,11 @@ def test_two_ranks_stay_identical_and_the_loss_goes_down(run_a):
     start = _events(run_a, "start")[0]
     assert start["world_size"] == 2 and start["iters_per_epoch"] == 2
     assert sorted(p.name for p in (run_a / "checkpoints").iterdir()) == [
-        "best.pt", "epoch_0001.pt", "epoch_0002.pt", "last.pt",
-    ]  # fmt: skip
+        "best.pt",
+        "epoch_0001.pt",
+        "epoch_0002.pt",
+        "last.pt",
+    ]
     ckpt = torch.load(run_a / "checkpoints" / "last.pt", weights_only=True)
     assert len(ckpt["rng"]) == 2 and ckpt["world_size"] == 2 and ckpt["step"] == 4
 
@@ -108,9 +121,13 @@ def test_slurm_launch_interrupted_and_resumed_matches_the_uninterrupted_run(run_
     run_b = tmp_path / "run_b"
     job_id = str(random.randint(1, 10**6))  # MASTER_PORT is derived from the job id
     env = _env(
-        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHON=sys.executable, SLURM_JOB_ID=job_id,
-        SLURM_JOB_NUM_NODES="1", SLURM_NTASKS_PER_NODE="2", SLURM_JOB_NODELIST="localhost",
-    )  # fmt: skip
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        PYTHON=sys.executable,
+        SLURM_JOB_ID=job_id,
+        SLURM_JOB_NUM_NODES="1",
+        SLURM_NTASKS_PER_NODE="2",
+        SLURM_JOB_NODELIST="localhost",
+    )
     script = ROOT / "scripts" / "slurm_train.sh"
     cmd = ["bash", str(script), "1", "2", "stage2", "--out", str(run_b), "--max-steps", "1", "--no-progress", *tiny()]
     _run(cmd, env, tmp_path)

@@ -51,8 +51,16 @@ def test_image_stream_position_follows_img_use_freq(tmp_path, noisy_dataset):
 
     settings = TrainSettings(img_use_freq=3, end_epoch=3)
     streams = {"3d": stream("3d", 7), "img": stream("img", 5)}
-    trainer = Trainer(model=nn.Linear(1, 1), criterion=MAEDLoss(), streams=streams, env=DistEnv(),
-                      settings=settings, run_dir=tmp_path, config={}, seed=0)  # fmt: skip
+    trainer = Trainer(
+        model=nn.Linear(1, 1),
+        criterion=MAEDLoss(),
+        streams=streams,
+        env=DistEnv(),
+        settings=settings,
+        run_dir=tmp_path,
+        config={},
+        seed=0,
+    )
     n = trainer.iters_per_epoch
     assert n == 7  # the 3D stream sets the epoch length
     drawn = 0
@@ -133,8 +141,7 @@ def test_missing_database_fails_before_any_run_directory(tiny, tmp_path):
 
 def test_cnn_pretrained_into_ste_is_reported_loudly(stage1_run, tiny, tmp_path):
     cnn_ckpt = stage1_run[0] / "checkpoints" / "last.pt"
-    over = tiny(**{"MODEL.ENCODER.BACKBONE": "ste", "MODEL.ENCODER.NUM_BLOCKS": 1,
-                                         "TRAIN.DATASET_EVAL": "''"})  # fmt: skip
+    over = tiny(**{"MODEL.ENCODER.BACKBONE": "ste", "MODEL.ENCODER.NUM_BLOCKS": 1, "TRAIN.DATASET_EVAL": "''"})
     run_dir = train("stage2", overrides=over, pretrained=cnn_ckpt, out=tmp_path / "ste", progress=False, max_steps=0)
     event = _events(run_dir, "pretrained")[0]
     assert event["nothing_loaded"] and event["loaded"] == 0 and event["unused"] > 0
@@ -157,8 +164,16 @@ def test_sigterm_and_sigusr1_request_a_clean_stop(tmp_path, noisy_dataset):
     import signal
 
     stream = BatchStream(DataLoader(noisy_dataset(3), batch_size=1), name="img", seed=0)
-    trainer = Trainer(model=nn.Linear(1, 1), criterion=MAEDLoss(), streams={"img": stream}, env=DistEnv(),
-                      settings=TrainSettings(), run_dir=tmp_path, config={}, seed=0)  # fmt: skip
+    trainer = Trainer(
+        model=nn.Linear(1, 1),
+        criterion=MAEDLoss(),
+        streams={"img": stream},
+        env=DistEnv(),
+        settings=TrainSettings(),
+        run_dir=tmp_path,
+        config={},
+        seed=0,
+    )
     before = signal.getsignal(signal.SIGTERM)
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         trainer._stop_signal = None
@@ -172,9 +187,17 @@ def test_sigterm_and_sigusr1_request_a_clean_stop(tmp_path, noisy_dataset):
 def test_nan_validation_metric_never_becomes_best(tmp_path, noisy_dataset):
     values = iter([float("nan"), 60.0, 70.0, 50.0])
     stream = BatchStream(DataLoader(noisy_dataset(3), batch_size=1), name="img", seed=0)
-    trainer = Trainer(model=nn.Linear(1, 1), criterion=MAEDLoss(), streams={"img": stream}, env=DistEnv(),
-                      settings=TrainSettings(), run_dir=tmp_path, config={}, seed=0,
-                      validator=lambda model: {"pa-mpjpe": next(values), "num_frames": 10})  # fmt: skip
+    trainer = Trainer(
+        model=nn.Linear(1, 1),
+        criterion=MAEDLoss(),
+        streams={"img": stream},
+        env=DistEnv(),
+        settings=TrainSettings(),
+        run_dir=tmp_path,
+        config={},
+        seed=0,
+        validator=lambda model: {"pa-mpjpe": next(values), "num_frames": 10},
+    )
     best = []
     for epoch in range(4):
         trainer._end_epoch(epoch)

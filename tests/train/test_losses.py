@@ -1,4 +1,4 @@
-"""Loss terms against hand-computed values, the original's formulas, and the SPEC 9 fixes."""
+"""Loss terms against hand-computed values, the original's formulas, and the ORIGINAL.md §9 fixes."""
 
 from __future__ import annotations
 
@@ -222,8 +222,12 @@ def test_from_config_reads_the_loss_section():
 
     crit = MAEDLoss.from_config(load_config("stage2").LOSS)
     assert (crit.kp_2d_weight, crit.kp_3d_weight, crit.pose_weight, crit.shape_weight, crit.norm_weight) == (
-        300.0, 600.0, 60.0, 0.06, 1.0,
-    )  # fmt: skip
+        300.0,
+        600.0,
+        60.0,
+        0.06,
+        1.0,
+    )
     assert crit.accel_weight == 0.0 and not crit.pose_via_axis_angle and crit.mask_image_smpl
 
 

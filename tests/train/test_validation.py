@@ -80,8 +80,15 @@ SCRIPT = textwrap.dedent(
 def test_rank_with_an_empty_shard_joins_the_reduction(tmp_path):
     script = tmp_path / "validate.py"
     script.write_text(SCRIPT.format(here=str(HERE)))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-           str(tmp_path)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        str(tmp_path),
+    ]
     env = {**_clean_env(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -1,4 +1,4 @@
-"""Rotations, Procrustes alignment and weak-perspective cameras (SPEC 1.5, 1.7, 7, 8).
+"""Rotations, Procrustes alignment and weak-perspective cameras (ORIGINAL.md §1.5, 1.7, 7, 8).
 
 All functions are batched torch functions unless stated; shapes are in the docstrings.
 """
@@ -122,12 +122,18 @@ def quat_to_rotmat(quat: torch.Tensor) -> torch.Tensor:
     xy, xz, yz = x * y, x * z, y * z
     R = torch.stack(
         [
-            w2 + x2 - y2 - z2, 2 * xy - 2 * wz, 2 * wy + 2 * xz,
-            2 * wz + 2 * xy, w2 - x2 + y2 - z2, 2 * yz - 2 * wx,
-            2 * xz - 2 * wy, 2 * wx + 2 * yz, w2 - x2 - y2 + z2,
+            w2 + x2 - y2 - z2,
+            2 * xy - 2 * wz,
+            2 * wy + 2 * xz,
+            2 * wz + 2 * xy,
+            w2 - x2 + y2 - z2,
+            2 * yz - 2 * wx,
+            2 * xz - 2 * wy,
+            2 * wx + 2 * yz,
+            w2 - x2 - y2 + z2,
         ],
         dim=1,
-    )  # fmt: skip
+    )
     return R.reshape(-1, 3, 3)
 
 
@@ -170,7 +176,7 @@ def similarity_procrustes(S1: torch.Tensor, S2: torch.Tensor) -> torch.Tensor:
 
 
 def weak_perspective_projection(points: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
-    """Project 3D points with the crop camera (SPEC 1.7).
+    """Project 3D points with the crop camera (ORIGINAL.md §1.7).
 
     points: B x K x 3 metres; cam: B x 3 = (s, tx, ty). The camera sits at depth 2 * 5000 / (224 s + 1e-9)
     with focal length 5000 and principal point 0, so the result, divided by 112, is in [-1, 1] of the 224
@@ -183,7 +189,7 @@ def weak_perspective_projection(points: torch.Tensor, cam: torch.Tensor) -> torc
 
 
 def convert_crop_cam_to_orig_img(cam, bbox, img_width: float, img_height: float):
-    """Crop camera -> camera of the whole frame (SPEC 8), numpy or torch.
+    """Crop camera -> camera of the whole frame (ORIGINAL.md §8), numpy or torch.
 
     cam: N x 3 = (s, tx, ty) of the square crop; bbox: N x 4 (or N x 3) = (cx, cy, w, h) pixels of the
     square box the crop was cut from (column 2, the box side, is used for both axes as in the original).

@@ -1,4 +1,4 @@
-"""Joint conventions of the original MAED/SPIN SMPL wrapper (SPEC 2) and the evaluation index maps."""
+"""Joint conventions of the original MAED/SPIN SMPL wrapper (ORIGINAL.md §2) and the evaluation index maps."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ NUM_EXTRA_JOINTS = 9
 
 # Index maps from the 17 joints of J_regressor_h36m. The original's H36M_TO_J17 ends with
 # (neck, hip, spine, head, headtop) while the ground truth it is compared with ends with
-# (neck, headtop, hip, spine, head) (SPEC 9); H36M_TO_J17_FIXED uses the ground truth's order.
+# (neck, headtop, hip, spine, head) (ORIGINAL.md §9); H36M_TO_J17_FIXED uses the ground truth's order.
 H36M_TO_J14 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
 H36M_TO_J17 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 0, 7, 9, 10]
 H36M_TO_MPII3D = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10, 0, 7, 9]

@@ -145,9 +145,11 @@ class SafeUnpickler(pickle.Unpickler):
                 return np.ndarray
             if name == "dtype":
                 return np.dtype
-            if module in (
-                "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric"
-            ) and name in self._numpy:  # fmt: skip
+            if (
+                module
+                in ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
+                and name in self._numpy
+            ):
                 return self._numpy[name]
             if module.startswith("numpy.dtypes") and name.endswith("DType"):
                 return getattr(np.dtypes, name)

@@ -1,4 +1,4 @@
-"""SMPL through ``smplx.SMPLLayer``, loaded without chumpy, with the original's 49 output joints (SPEC 2)."""
+"""SMPL through ``smplx.SMPLLayer``, loaded without chumpy, with the original's 49 output joints (ORIGINAL.md §2)."""
 
 from __future__ import annotations
 
@@ -149,8 +149,11 @@ class SMPL(BodyModel):
             raise asset_error(model_dir, "directory not found", gender)
         model_file = find_model_file(model_dir, gender)
         extra_file = model_dir / EXTRA_REGRESSOR
-        missing = [n for n, p in ((f"SMPL_{gender.upper()}.pkl", model_file), (EXTRA_REGRESSOR, extra_file))
-                   if p is None or not Path(p).is_file()]  # fmt: skip
+        missing = [
+            n
+            for n, p in ((f"SMPL_{gender.upper()}.pkl", model_file), (EXTRA_REGRESSOR, extra_file))
+            if p is None or not Path(p).is_file()
+        ]
         if missing:
             raise asset_error(model_dir, f"missing {', '.join(missing)}", gender)
         try:

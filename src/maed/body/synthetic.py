@@ -43,9 +43,13 @@ class _ChumpyCh:
 
     def __reduce_ex__(self, protocol):
         state = {
-            "x": self.x, "_dirty_vars": set(), "_itr": None, "_depends_on_deps": {},
-            "_make_dense": False, "_make_sparse": False,
-        }  # fmt: skip
+            "x": self.x,
+            "_dirty_vars": set(),
+            "_itr": None,
+            "_depends_on_deps": {},
+            "_make_dense": False,
+            "_make_sparse": False,
+        }
         return copyreg.__newobj__, (type(self),), state
 
 
@@ -57,9 +61,13 @@ class _OldCscMatrix:
 
         m = sp.csc_matrix(dense)
         self.state = {
-            "_shape": m.shape, "maxprint": 50, "format": "csc",
-            "data": m.data, "indices": m.indices, "indptr": m.indptr,
-        }  # fmt: skip
+            "_shape": m.shape,
+            "maxprint": 50,
+            "format": "csc",
+            "data": m.data,
+            "indices": m.indices,
+            "indptr": m.indptr,
+        }
 
     def __reduce_ex__(self, protocol):
         return copyreg.__newobj__, (type(self),), self.state

@@ -100,7 +100,7 @@ def get_smooth_bbox_params(
 
     Returns ``(params, start, end)`` with params M x 3 (cx, cy, scale) for frames ``start .. end - 1``
     only. (The original prepended ``start`` rows of zeros and then used the array as if it began at
-    ``start``, shifting every box by ``start`` frames; SPEC 9.)
+    ``start``, shifting every box by ``start`` frames; ORIGINAL.md §9.)
     """
     params, start, end = get_all_bbox_params(kps, vis_thresh)
     return smooth_bbox_params(params, kernel_size, sigma), start, end

@@ -1,4 +1,4 @@
-"""Processed databases: ``<dataset>_<split>_db.pt`` files, joblib dicts of per-row arrays (SPEC 4).
+"""Processed databases: ``<dataset>_<split>_db.pt`` files, joblib dicts of per-row arrays (ORIGINAL.md §4).
 
 The format is the authors' so that their released files and ours load the same way. Fields (n rows):
 

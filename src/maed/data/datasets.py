@@ -1,4 +1,4 @@
-"""Video-clip and image datasets over the processed databases (SPEC 4).
+"""Video-clip and image datasets over the processed databases (ORIGINAL.md §4).
 
 A database is a dict of per-row arrays (``maed.data.database``): ``vid_name``, ``frame_id``, ``img_name``
 (relative to the dataset root given here), ``joints2D`` (n x 49 x 3 pixels), ``joints3D`` (n x 49 x 4
@@ -51,7 +51,7 @@ def stride_from_overlap(sample_pool: int, overlap: float) -> int:
 def split_into_chunks(
     vid_names: np.ndarray, sample_pool: int, stride: int, pad: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cut every video (a run of equal ``vid_name``) into windows of ``sample_pool`` rows (SPEC 4).
+    """Cut every video (a run of equal ``vid_name``) into windows of ``sample_pool`` rows (ORIGINAL.md §4).
 
     With ``pad``, each video is first padded at its end by reflection to a multiple of ``sample_pool``,
     so no frame is dropped; without it, videos shorter than a window are skipped and tails dropped.
@@ -83,7 +83,7 @@ def valid_mask(chunk: np.ndarray, real: np.ndarray, mode: str = "original") -> n
 
     ``original``: frame t is valid when its row index exceeds frame t-1's (frame 0 always), the
     original's test; a video shorter than half a window is reflected back and forth and its repeated
-    frames count twice (SPEC 9). ``strict``: exactly the frames that are not padding.
+    frames count twice (ORIGINAL.md §9). ``strict``: exactly the frames that are not padding.
     """
     if mode == "strict":
         return np.asarray(real, dtype=bool).copy()
@@ -102,7 +102,7 @@ def sample_frames(
     random_sample: bool = False,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """Pick ``seqlen`` positions of a chunk with ``sample_freq = len(chunk) // seqlen`` (SPEC 4).
+    """Pick ``seqlen`` positions of a chunk with ``sample_freq = len(chunk) // seqlen`` (ORIGINAL.md §4).
 
     ``random_sample``: one random frame in each ``sample_freq`` bin; ``random_start``: every
     ``sample_freq``-th frame from a random offset in [0, sample_freq); otherwise from offset 0.
@@ -199,7 +199,7 @@ class _FrameSource:
 
 # ------------------------------------------------------------------------------------------ datasets
 class VideoDataset(Dataset):
-    """Clips of ``seqlen`` frames sampled from ``sample_pool``-frame windows of each video (SPEC 4).
+    """Clips of ``seqlen`` frames sampled from ``sample_pool``-frame windows of each video (ORIGINAL.md §4).
 
     Args:
         db: a ``*_db.pt`` path or a loaded database dict.
@@ -271,9 +271,12 @@ class VideoDataset(Dataset):
     def sample_rows(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(rows of the clip, positions in the window) for window ``index``."""
         pos = sample_frames(
-            self.chunks[index], self.seqlen,
-            random_start=self.random_start, random_sample=self.random_sample, rng=rng,
-        )  # fmt: skip
+            self.chunks[index],
+            self.seqlen,
+            random_start=self.random_start,
+            random_sample=self.random_sample,
+            rng=rng,
+        )
         return self.chunks[index][pos], pos
 
     def __getitem__(self, index: int) -> dict:
@@ -317,7 +320,7 @@ class VideoDataset(Dataset):
 
 
 class ImageDataset(Dataset):
-    """Single images (SPEC 4): the rows of an image database, or every ``frame_step``-th row.
+    """Single images (ORIGINAL.md §4): the rows of an image database, or every ``frame_step``-th row.
 
     Sample: ``image`` 3 x H x W, ``kp_2d`` 49 x 3 ([-1, 1]), ``kp_3d`` 49 x 4, ``theta`` 85 (the
     database's ``cam`` or (1, 0, 0), pose, shape), ``w_smpl`` and ``w_3d`` (scalars), ``bbox`` 4 (frame

@@ -1,4 +1,4 @@
-"""Keypoint formats of every dataset and conversions between them (SPEC 4, ``kp_utils``).
+"""Keypoint formats of every dataset and conversions between them (ORIGINAL.md §4, ``kp_utils``).
 
 A format is an ordered list of joint names. Names follow the original ``kp_utils`` so that databases
 built here and the authors' released ones agree: ``OP ...`` for the OpenPose BODY_25 joints, short
@@ -67,7 +67,7 @@ POSETRACK_JOINT_NAMES = [
 ]  # fmt: skip
 
 #: Penn Action's official order (``labels/*.mat`` x/y/visibility rows). MAED replaced it with a
-#: different list (SPEC 9); this is VIBE's, which matches the dataset's README.
+#: different list (ORIGINAL.md §9); this is VIBE's, which matches the dataset's README.
 PENNACTION_JOINT_NAMES = [
     "headtop", "lshoulder", "rshoulder", "lelbow", "relbow", "lwrist", "rwrist", "lhip", "rhip", "lknee",
     "rknee", "lankle", "rankle",

@@ -1,4 +1,4 @@
-"""Training and evaluation data loaders (SPEC 4, "Loaders").
+"""Training and evaluation data loaders (ORIGINAL.md §4, "Loaders").
 
 Three independent training loaders, each over a ``ConcatDataset`` (datasets mixed in proportion to
 their sizes, as the original): 2D-keypoint videos, 3D videos and images. Distributed runs shard them with
@@ -7,7 +7,7 @@ runs shuffle. Batch sizes are per process. An empty dataset list or a zero batch
 
 The evaluation loader reads whole ``sample_pool``-frame windows (128, no overlap, reflect padding), in
 order; a distributed evaluation splits the windows between ranks without padding or duplicates (the
-original's DistributedSampler duplicated windows, SPEC 9).
+original's DistributedSampler duplicated windows, ORIGINAL.md §9).
 
 Databases are ``<db_dir>/<name>_<split>_db.pt``; image roots come from ``maed.paths.resolve_paths``. A
 database's crop cache (``<db_dir>/crop_cache/<name>_<split>_db``) is used when present.
@@ -156,7 +156,7 @@ def build_train_loaders(
     use_crop_cache: bool = True,
     split: str = "train",
 ) -> TrainLoaders:
-    """The 2D-video, 3D-video and image training loaders (SPEC 4).
+    """The 2D-video, 3D-video and image training loaders (ORIGINAL.md §4).
 
     ``transform_kwargs``: :func:`maed.data.transforms.build_transforms` arguments shared by the three
     pipelines (``video_3d`` with colour jitter, ``video_2d`` and ``image`` without). 3DPW in the 3D set
@@ -166,9 +166,13 @@ def build_train_loaders(
     tk = dict(transform_kwargs or {})
     video_kwargs = dict(seqlen=seqlen, sample_pool=sample_pool, random_start=random_start, random_sample=random_sample)
     common = dict(
-        num_workers=num_workers, distributed=distributed, rank=rank, world_size=world_size, seed=seed,
+        num_workers=num_workers,
+        distributed=distributed,
+        rank=rank,
+        world_size=world_size,
+        seed=seed,
         pin_memory=pin_memory,
-    )  # fmt: skip
+    )
     for name in [*datasets_2d, *datasets_3d, *datasets_img]:
         check_database_file(db_dir, name, split)
 
@@ -187,7 +191,7 @@ def build_train_loaders(
                     crop_cache_dir=_cache_dir(path, use_crop_cache),
                     name=f"{name}_{split}",
                     **video_kwargs,
-                )  # fmt: skip
+                )
             )
         return ConcatDataset(parts)
 
@@ -205,7 +209,7 @@ def build_train_loaders(
                     crop_cache_dir=_cache_dir(path, use_crop_cache),
                     frame_step=IMAGE_FRAME_STEP.get(name, 1),
                     name=f"{name}_{split}",
-                )  # fmt: skip
+                )
             )
         return ConcatDataset(parts)
 
@@ -233,7 +237,7 @@ def build_eval_dataset(
     height: int = 224,
     use_crop_cache: bool = True,
 ) -> VideoDataset:
-    """Whole non-overlapping ``sample_pool``-frame windows with the evaluation crop (SPEC 7)."""
+    """Whole non-overlapping ``sample_pool``-frame windows with the evaluation crop (ORIGINAL.md §7)."""
     path = check_database_file(db_dir, dataset, split)
     return VideoDataset(
         path,
@@ -269,13 +273,27 @@ def build_eval_loader(
 ) -> DataLoader:
     """In-order loader of whole windows for evaluation (``valid_mode``: ``original`` or ``strict``)."""
     ds = build_eval_dataset(
-        dataset, split, db_dir=db_dir, dataset_root=dataset_root, sample_pool=sample_pool,
-        valid_mode=valid_mode, width=width, height=height, use_crop_cache=use_crop_cache,
-    )  # fmt: skip
+        dataset,
+        split,
+        db_dir=db_dir,
+        dataset_root=dataset_root,
+        sample_pool=sample_pool,
+        valid_mode=valid_mode,
+        width=width,
+        height=height,
+        use_crop_cache=use_crop_cache,
+    )
     return _make_loader(
-        ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, distributed=distributed,
-        rank=rank, world_size=world_size, seed=0, pin_memory=pin_memory,
-    )  # fmt: skip
+        ds,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        distributed=distributed,
+        rank=rank,
+        world_size=world_size,
+        seed=0,
+        pin_memory=pin_memory,
+    )
 
 
 # ---------------------------------------------------------------------------------------- from_config

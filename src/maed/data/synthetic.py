@@ -1,7 +1,7 @@
 """Generated databases and frames in the real on-disk format, for tests and benchmarks.
 
 ``write_synthetic_dataset`` writes ``<out>/database/<name>_<split>_db.pt`` (a joblib dict with the fields
-of SPEC 4) and ``<out>/images/<vid>/<frame>.jpg`` frames showing a stick figure at the database's 2D
+of ORIGINAL.md §4) and ``<out>/images/<vid>/<frame>.jpg`` frames showing a stick figure at the database's 2D
 joints over a smooth random background. Joints come from a fixed 49-joint skeleton (metres, camera frame:
 x right, y down) that walks, turns and sways, projected orthographically into the frame.
 """
@@ -29,10 +29,32 @@ _GT_TEMPLATE = np.array([
 ])  # fmt: skip
 # OpenPose-25 joints (0-24) as copies of GT joints (index into the 24 above); toes/heels near the ankles
 _OP_FROM_GT = [19, 12, 8, 7, 6, 9, 10, 11, 14, 2, 1, 0, 3, 4, 5, 21, 20, 23, 22, 5, 5, 5, 0, 0, 0]
-_OP_OFFSETS = {19: (0.03, 0.08, -0.1), 20: (0.06, 0.08, -0.08), 21: (0.0, 0.05, 0.05),
-               22: (-0.03, 0.08, -0.1), 23: (-0.06, 0.08, -0.08), 24: (0.0, 0.05, 0.05)}  # fmt: skip
-_BONES = [(25, 26), (26, 27), (27, 28), (28, 29), (29, 30), (31, 32), (32, 33), (33, 37), (34, 37),
-          (34, 35), (35, 36), (37, 38), (27, 39), (28, 39), (39, 40), (40, 37)]  # fmt: skip
+_OP_OFFSETS = {
+    19: (0.03, 0.08, -0.1),
+    20: (0.06, 0.08, -0.08),
+    21: (0.0, 0.05, 0.05),
+    22: (-0.03, 0.08, -0.1),
+    23: (-0.06, 0.08, -0.08),
+    24: (0.0, 0.05, 0.05),
+}
+_BONES = [
+    (25, 26),
+    (26, 27),
+    (27, 28),
+    (28, 29),
+    (29, 30),
+    (31, 32),
+    (32, 33),
+    (33, 37),
+    (34, 37),
+    (34, 35),
+    (35, 36),
+    (37, 38),
+    (27, 39),
+    (28, 39),
+    (39, 40),
+    (40, 37),
+]
 
 
 def skeleton_template() -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Clip and image augmentations (SPEC 5), with one parameter draw per clip.
+"""Clip and image augmentations (ORIGINAL.md §5), with one parameter draw per clip.
 
 A sample entering a pipeline is a dict of numpy arrays for T frames (an image is a clip of one frame)::
 
@@ -15,7 +15,7 @@ float32, normalised), ``kp_2d`` (T x 49 x 3, x and y in [-1, 1]), ``kp_3d`` and 
 all torch tensors. With ``normalize=False`` images stay T x H x W x 3 uint8 and keypoints stay in pixels
 of the crop (for drawing and tests).
 
-Fixes relative to the original (SPEC 9): random erase on the left/right erases columns; erasing
+Fixes relative to the original (ORIGINAL.md §9): random erase on the left/right erases columns; erasing
 keypoints (``erase_kp``) works; the flip mirrors all 24 SMPL joints (the original skipped joint 23);
 a crop rotation also rotates the 3D keypoints and the global orientation, so that 2D and 3D targets stay
 consistent (the original rotated only the image and the 2D keypoints).
@@ -89,7 +89,7 @@ def crop_affine(
     width: int = 224,
     height: int = 224,
 ) -> np.ndarray:
-    """The 2 x 3 affine matrix from frame pixels to crop pixels (SPEC 5).
+    """The 2 x 3 affine matrix from frame pixels to crop pixels (ORIGINAL.md §5).
 
     bbox: (cx, cy, w, h) pixels. The source rectangle is (w, h) x ``scale``, centred at the box centre
     plus ``shift`` x (w, h), rotated by ``rot`` degrees; it maps onto the ``width`` x ``height`` crop. Built
@@ -195,7 +195,7 @@ def adjust_color(images: np.ndarray, ops: tuple[tuple[str, float], ...]) -> np.n
 def erase_region(image: np.ndarray, side: str, ratio: float, fill: np.ndarray | None = None) -> tuple:
     """Erase a ``ratio`` fraction of H x W x 3 ``image`` (in place) from ``side``.
 
-    left/right erase columns, top/bottom rows (the original's left/right erased rows, SPEC 9). ``fill``:
+    left/right erase columns, top/bottom rows (the original's left/right erased rows, ORIGINAL.md §9). ``fill``:
     None for zeros, else an array broadcastable to the erased block. Returns (axis, start, stop) of the
     erased band along axis 1 (columns) or 0 (rows); start == stop when nothing was erased.
     """
@@ -248,7 +248,7 @@ class ClipParams:
 
 @dataclass
 class ClipAugmentation:
-    """One augmentation pipeline (SPEC 5) with explicit switches; see the module docstring.
+    """One augmentation pipeline (ORIGINAL.md §5) with explicit switches; see the module docstring.
 
     ``scale`` jitters in [1.3 - size_jitter, 1.3 + size_jitter] and ``rot`` in [-rot_jitter, rot_jitter]
     degrees. With probability ``random_crop_p`` the scale is instead drawn in [1.3 - random_crop_size, 1.3]
@@ -324,9 +324,13 @@ class ClipAugmentation:
             crops = np.empty((T, self.height, self.width, 3), dtype=np.uint8)
             for t in range(T):
                 A = crop_affine(
-                    bbox[t], scale=params.scale, rot=params.rot, shift=params.shift,
-                    width=self.width, height=self.height,
-                )  # fmt: skip
+                    bbox[t],
+                    scale=params.scale,
+                    rot=params.rot,
+                    shift=params.shift,
+                    width=self.width,
+                    height=self.height,
+                )
                 crops[t] = warp_frame(frames[t], A, width=self.width, height=self.height)
                 kp_2d[t] = apply_affine_2d(kp_2d[t], A)
             if params.rot != 0.0:
@@ -416,7 +420,7 @@ def build_transforms(
     random_flip: float = 0.0,
     normalize: bool = True,
 ) -> ClipAugmentation:
-    """The original's pipelines by name (SPEC 5).
+    """The original's pipelines by name (ORIGINAL.md §5).
 
     ``video_3d``: crop, colour jitter, erase, flip, normalise. ``video_2d``: the same without colour
     jitter. ``image``: crop, erase, flip, normalise (the original's image pipeline has no colour jitter).

@@ -1,4 +1,4 @@
-"""``maed eval``: evaluate a checkpoint on 3DPW, MPI-INF-3DHP or Human3.6M (SPEC 7)."""
+"""``maed eval``: evaluate a checkpoint on 3DPW, MPI-INF-3DHP or Human3.6M (ORIGINAL.md §7)."""
 
 from __future__ import annotations
 
@@ -29,17 +29,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--checkpoint", required=True, help="the authors' model_best.pth.tar or one of ours")
-    p.add_argument("--config", default=None,
-                   help="YAML file or preset describing the architecture (the original's YAML files work); "
-                        "default: the config stored in the checkpoint, else the stage2 preset")  # fmt: skip
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML file or preset describing the architecture (the original's YAML files work); "
+        "default: the config stored in the checkpoint, else the stage2 preset",
+    )
     p.add_argument("--body-model-dir", default=None, help="SMPL files (default: the config's PATHS)")
     p.add_argument("--dataset", default="3dpw", choices=EVAL_DATASETS, help="default 3dpw")
     p.add_argument("--split", default="test", help="database split: test (default), val, ...")
     p.add_argument("--db-dir", default=None, help="directory of the *_db.pt files (default: the config's PATHS)")
     p.add_argument("--data-root", default=None, help="image root of the dataset (default: the config's PATHS)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--protocol", default=None, choices=PROTOCOL_CHOICES,
-                   help="original (default, the paper's numbers), strict, or both side by side")  # fmt: skip
+    p.add_argument(
+        "--protocol",
+        default=None,
+        choices=PROTOCOL_CHOICES,
+        help="original (default, the paper's numbers), strict, or both side by side",
+    )
     p.add_argument(
         "--interp",
         type=int,

@@ -1,4 +1,4 @@
-"""The evaluation protocol runner (SPEC 7): predictions over whole windows, per-frame errors, outputs.
+"""The evaluation protocol runner (ORIGINAL.md §7): predictions over whole windows, per-frame errors, outputs.
 
 Protocols:
 
@@ -403,9 +403,15 @@ def file_sha256(path: str | os.PathLike, block: int = 1 << 22) -> str:
 
 
 def run_signature(
-    *, checkpoint: str | os.PathLike, checkpoint_sha256: str, dataset: str, split: str, protocol: str,
-    interp: int, model_config: dict,
-) -> dict[str, Any]:  # fmt: skip
+    *,
+    checkpoint: str | os.PathLike,
+    checkpoint_sha256: str,
+    dataset: str,
+    split: str,
+    protocol: str,
+    interp: int,
+    model_config: dict,
+) -> dict[str, Any]:
     """What identifies an evaluation run; an output directory holding another signature is refused."""
     return {
         "checkpoint": str(Path(checkpoint).expanduser().resolve()),
@@ -450,8 +456,11 @@ def _write_npy_member(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None
 def _write_streamed_member(zf: zipfile.ZipFile, name: str, raw: Path, rows: np.ndarray, shape_tail) -> None:
     """``name.npy`` = rows of a raw float32 file, copied in blocks (never the whole array in RAM)."""
     src = np.memmap(raw, dtype=np.float32, mode="r").reshape(-1, *shape_tail)
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
-              "shape": (len(rows), *shape_tail)}  # fmt: skip
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype("<f4")),
+        "fortran_order": False,
+        "shape": (len(rows), *shape_tail),
+    }
     with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
         np.lib.format.write_array_header_2_0(fh, header)
         for s in range(0, len(rows), 1024):
@@ -459,8 +468,9 @@ def _write_streamed_member(zf: zipfile.ZipFile, name: str, raw: Path, rows: np.n
     del src
 
 
-def write_predictions(path: Path, result: EvalResult, frames: np.ndarray, save_verts: bool,
-                      strict_mask: np.ndarray | None = None) -> None:  # fmt: skip
+def write_predictions(
+    path: Path, result: EvalResult, frames: np.ndarray, save_verts: bool, strict_mask: np.ndarray | None = None
+) -> None:
     """``predictions.npz``: theta (N x 85), boxes (N x 4, cx cy w h px), paths, instance_id, sequence,
     and vertices (N x V x 3 float32, metres) when asked; ``strict`` (N bool) marks the strict frames."""
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -508,8 +518,12 @@ def write_sequence_csv(path: Path, result: EvalResult) -> None:
         writer.writeheader()
         for pr in result.protocols.values():
             for row in pr.per_sequence:
-                writer.writerow({k: ("" if row[k] is None else (f"{row[k]:.4f}" if isinstance(row[k], float)
-                                                                 else row[k])) for k in columns})  # fmt: skip
+                writer.writerow(
+                    {
+                        k: ("" if row[k] is None else (f"{row[k]:.4f}" if isinstance(row[k], float) else row[k]))
+                        for k in columns
+                    }
+                )
 
 
 def _finite_or_none(value):
@@ -526,18 +540,20 @@ def metrics_record(result: EvalResult, *, dataset: str, split: str, checkpoint: 
     ``by_protocol``; non-finite values become null."""
     names = list(result.protocols)
     primary = result.protocols[names[0]]
-    return _finite_or_none({
-        **primary.metrics,
-        "num_frames": primary.num_frames,
-        "protocol": names[0] if len(names) == 1 else "both",
-        "primary_protocol": names[0],
-        "dataset": dataset,
-        "split": split,
-        "checkpoint": str(checkpoint),
-        "by_protocol": {n: {**pr.metrics, "num_frames": pr.num_frames} for n, pr in result.protocols.items()},
-        "units": "mm (accel, accel_err: mm / frame^2)",
-        "run": signature,
-    })
+    return _finite_or_none(
+        {
+            **primary.metrics,
+            "num_frames": primary.num_frames,
+            "protocol": names[0] if len(names) == 1 else "both",
+            "primary_protocol": names[0],
+            "dataset": dataset,
+            "split": split,
+            "checkpoint": str(checkpoint),
+            "by_protocol": {n: {**pr.metrics, "num_frames": pr.num_frames} for n, pr in result.protocols.items()},
+            "units": "mm (accel, accel_err: mm / frame^2)",
+            "run": signature,
+        }
+    )
 
 
 def format_table(record: dict) -> str:
@@ -623,9 +639,14 @@ def run_evaluation(
 
         read_checkpoint(checkpoint)  # raises the AssetError that says where the checkpoint comes from
     signature = run_signature(
-        checkpoint=checkpoint, checkpoint_sha256=file_sha256(checkpoint), dataset=dataset, split=split,
-        protocol=protocol, interp=interp, model_config=config.to_dict()["MODEL"],
-    )  # fmt: skip
+        checkpoint=checkpoint,
+        checkpoint_sha256=file_sha256(checkpoint),
+        dataset=dataset,
+        split=split,
+        protocol=protocol,
+        interp=interp,
+        model_config=config.to_dict()["MODEL"],
+    )
     check_output_dir(out_dir, signature, overwrite=overwrite)
     check_database_file(db_dir, dataset, split)
 
@@ -649,14 +670,30 @@ def run_evaluation(
             gt_body = None  # PVE needs SMPL ground-truth meshes; reported as null without them
 
     loader = build_eval_loader(
-        dataset, split, db_dir=db_dir, dataset_root=data_root, sample_pool=sample_pool, batch_size=batch_size,
-        num_workers=num_workers, valid_mode="original", pin_memory=str(device).startswith("cuda"),
-        width=width, height=height, use_crop_cache=use_crop_cache,
-    )  # fmt: skip
+        dataset,
+        split,
+        db_dir=db_dir,
+        dataset_root=data_root,
+        sample_pool=sample_pool,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        valid_mode="original",
+        pin_memory=str(device).startswith("cuda"),
+        width=width,
+        height=height,
+        use_crop_cache=use_crop_cache,
+    )
     evaluator = Evaluator(
-        model, dataset=dataset, protocols=protocols, J_regressor=J_regressor, gt_body_model=gt_body,
-        seqlen=seqlen, interp=interp, device=device, progress=progress,
-    )  # fmt: skip
+        model,
+        dataset=dataset,
+        protocols=protocols,
+        J_regressor=J_regressor,
+        gt_body_model=gt_body,
+        seqlen=seqlen,
+        interp=interp,
+        device=device,
+        progress=progress,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     need_verts = save_verts or save_inference_pkl
     verts_tmp = out_dir / f".{PREDICTIONS_FILE}.vertices.tmp"
@@ -670,8 +707,7 @@ def run_evaluation(
         write_sequence_csv(out_dir / SEQUENCE_FILE, result)
         if save_inference_pkl:
             write_inference_pkl(out_dir / INFERENCE_PKL, result, primary)
-        record = metrics_record(result, dataset=dataset, split=split, checkpoint=str(checkpoint),
-                                signature=signature)  # fmt: skip
+        record = metrics_record(result, dataset=dataset, split=split, checkpoint=str(checkpoint), signature=signature)
         atomic_write_text(out_dir / METRICS_FILE, json.dumps(record, indent=2, allow_nan=False) + "\n")
     finally:
         if verts_tmp.exists():

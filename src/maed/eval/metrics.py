@@ -1,4 +1,4 @@
-"""Evaluation metrics of the original MAED/VIBE protocol (SPEC 7), as pure functions.
+"""Evaluation metrics of the original MAED/VIBE protocol (ORIGINAL.md §7), as pure functions.
 
 Inputs are numpy arrays or torch tensors in metres; everything is computed in float64 on the CPU. The
 per-frame functions return metres; :func:`compute_metrics` returns millimetres.

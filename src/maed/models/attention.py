@@ -1,4 +1,4 @@
-"""Spatial / temporal multi-head self-attention of the MAED spatial-temporal encoder (SPEC 1.4).
+"""Spatial / temporal multi-head self-attention of the MAED spatial-temporal encoder (ORIGINAL.md §1.4).
 
 Tokens arrive frame-major: a batch of ``B = N * T`` frames, each with ``n`` tokens of width ``C``, where
 consecutive groups of ``T`` frames belong to one clip. All modes share one ``qkv`` projection and one

@@ -91,8 +91,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"checkpoint {path} holds objects that are not plain tensors and numbers; refusing to unpickle "
-            f"it ({e})"
+            f"checkpoint {path} holds objects that are not plain tensors and numbers; refusing to unpickle it ({e})"
         ) from None
 
 
@@ -125,8 +124,9 @@ def checkpoint_filter(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, to
     return out, ignored
 
 
-def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor],
-                            source: str = "checkpoint", ignored: list[str] | None = None) -> LoadReport:
+def load_state_dict_checked(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint", ignored: list[str] | None = None
+) -> LoadReport:
     """Load ``state_dict`` into ``model`` only if every key and shape matches; else raise CheckpointError
     with the key report (nothing is loaded then)."""
     own = model.state_dict()
@@ -139,15 +139,17 @@ def load_state_dict_checked(model: nn.Module, state_dict: dict[str, torch.Tensor
         if k in state_dict and own[k].shape != state_dict[k].shape
     ]
     if not report.ok:
-        raise CheckpointError(f"{source} does not fit this model (another architecture or config?): "
-                              + report.summary())
+        raise CheckpointError(
+            f"{source} does not fit this model (another architecture or config?): " + report.summary()
+        )
     model.load_state_dict(state_dict, strict=True)
     report.loaded = list(own)
     return report
 
 
-def load_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | dict[str, Any],
-                    source: str | None = None) -> LoadReport:
+def load_checkpoint(
+    model: nn.Module, checkpoint: str | os.PathLike | dict[str, Any], source: str | None = None
+) -> LoadReport:
     """Load an authors' or project checkpoint (path or already-read dict) into a MAED model, strictly.
     ``source`` names the checkpoint in error messages (default: its path)."""
     source = source or (str(checkpoint) if not isinstance(checkpoint, dict) else "checkpoint")

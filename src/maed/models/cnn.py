@@ -1,4 +1,4 @@
-"""The ``cnn`` encoder: torchvision ResNet-50 with the classifier removed (SPEC 1.2).
+"""The ``cnn`` encoder: torchvision ResNet-50 with the classifier removed (ORIGINAL.md §1.2).
 
 Parameter names are torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``, ...), as in the original's
 checkpoints. Weights are never downloaded here: ``maed.models.checkpoint.init_encoder_weights`` loads

@@ -1,4 +1,4 @@
-"""Decoders from per-frame features to body-model parameters (SPEC 1.5, 1.6).
+"""Decoders from per-frame features to body-model parameters (ORIGINAL.md §1.5, 1.6).
 
 Both return ``(pose_6d (B, J*6), betas (B, S), cam (B, 3))``; turning these into a mesh, joints and a
 projection is shared and lives in ``maed.models.maed``.
@@ -62,8 +62,15 @@ class IterativeRegressor(nn.Module):
         n_iter: refinement steps (the original hard-codes 3).
     """
 
-    def __init__(self, feat_dim: int, mean_pose_6d: torch.Tensor, mean_betas: torch.Tensor,
-                 mean_cam: torch.Tensor, hidden_dim: int = 1024, n_iter: int = 3):
+    def __init__(
+        self,
+        feat_dim: int,
+        mean_pose_6d: torch.Tensor,
+        mean_betas: torch.Tensor,
+        mean_cam: torch.Tensor,
+        hidden_dim: int = 1024,
+        n_iter: int = 3,
+    ):
         super().__init__()
         npose, nshape = mean_pose_6d.numel(), mean_betas.numel()
         self.n_iter = n_iter

@@ -1,4 +1,4 @@
-"""MAED: encoder -> decoder -> body model -> weak-perspective projection (SPEC 1.1, 1.7)."""
+"""MAED: encoder -> decoder -> body model -> weak-perspective projection (ORIGINAL.md §1.1, 1.7)."""
 
 from __future__ import annotations
 
@@ -87,11 +87,16 @@ class MAED(nn.Module):
         # the body model, projection and rotation conversions stay in float32 under autocast: they are
         # cheap, and bf16 (about 3 significant digits) would blur millimetre-scale geometry
         with torch.autocast(images.device.type, enabled=False):
-            return self.decode(pose_6d.float(), betas.float(), cam.float(), batch_shape=(N, T),
-                               J_regressor=J_regressor)
+            return self.decode(pose_6d.float(), betas.float(), cam.float(), batch_shape=(N, T), J_regressor=J_regressor)
 
-    def decode(self, pose_6d: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor,
-               batch_shape: tuple[int, ...], J_regressor: torch.Tensor | None = None) -> MAEDOutput:
+    def decode(
+        self,
+        pose_6d: torch.Tensor,
+        betas: torch.Tensor,
+        cam: torch.Tensor,
+        batch_shape: tuple[int, ...],
+        J_regressor: torch.Tensor | None = None,
+    ) -> MAEDOutput:
         """Decoder parameters (B x J*6, B x S, B x 3) -> mesh, joints, projection, reshaped to batch_shape."""
         B = pose_6d.shape[0]
         rotmat = rot6d_to_rotmat(pose_6d.reshape(-1, 6)).reshape(B, -1, 3, 3)

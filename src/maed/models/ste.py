@@ -1,4 +1,4 @@
-"""The spatial-temporal encoder ``ste``: a hybrid ResNetV2-50 (3 stages) + ViT-B trunk (SPEC 1.3).
+"""The spatial-temporal encoder ``ste``: a hybrid ResNetV2-50 (3 stages) + ViT-B trunk (ORIGINAL.md §1.3).
 
 The convolutional part is timm's ``ResNetV2`` (non-pre-activation, GroupNorm, TF-"SAME" stem), built with
 the weight standardisation of the timm release MAED vendored: ``(w - mean) / (std + 1e-5)`` with the
@@ -28,10 +28,22 @@ NUM_PATCHES = 196  # (224 / 16)^2 feature-map cells of the 14 x 14 backbone outp
 class StdConv2dSame(nn.Conv2d):
     """Bias-free conv with per-output-channel weight standardisation and TF "SAME" dynamic padding."""
 
-    def __init__(self, in_channel, out_channels, kernel_size, stride=1, padding="SAME", dilation=1,
-                 groups=1, bias=False, eps=1e-5, **kwargs):
-        super().__init__(in_channel, out_channels, kernel_size, stride=stride, padding=0, dilation=dilation,
-                         groups=groups, bias=bias)
+    def __init__(
+        self,
+        in_channel,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding="SAME",
+        dilation=1,
+        groups=1,
+        bias=False,
+        eps=1e-5,
+        **kwargs,
+    ):
+        super().__init__(
+            in_channel, out_channels, kernel_size, stride=stride, padding=0, dilation=dilation, groups=groups, bias=bias
+        )
         self.eps = eps
 
     def standardized_weight(self) -> torch.Tensor:
@@ -111,8 +123,14 @@ class SpatioTemporalEncoder(nn.Module):
     feat_dim = EMBED_DIM
     uses_seqlen = True
 
-    def __init__(self, num_blocks: int = 6, num_heads: int = 12, st_mode: str = "parallel",
-                 max_seqlen: int = 16, interp_temp_embed: bool = False):
+    def __init__(
+        self,
+        num_blocks: int = 6,
+        num_heads: int = 12,
+        st_mode: str = "parallel",
+        max_seqlen: int = 16,
+        interp_temp_embed: bool = False,
+    ):
         super().__init__()
         dim = EMBED_DIM
         self.st_mode = st_mode

@@ -1,4 +1,4 @@
-"""Training: losses, the two-stage loop, distributed setup, checkpoints and logging (SPEC 6).
+"""Training: losses, the two-stage loop, distributed setup, checkpoints and logging (ORIGINAL.md §6).
 
     from maed.train import train
     run_dir = train("stage1", overrides=["TRAIN.BATCH_SIZE_IMG=32"])

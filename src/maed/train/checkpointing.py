@@ -62,12 +62,14 @@ def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> 
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
-    np.random.set_state({
-        "bit_generator": n["bit_generator"],
-        "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
-        "has_gauss": n["has_gauss"],
-        "gauss": n["gauss"],
-    })  # fmt: skip
+    np.random.set_state(
+        {
+            "bit_generator": n["bit_generator"],
+            "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+            "has_gauss": n["has_gauss"],
+            "gauss": n["gauss"],
+        }
+    )
     torch.set_rng_state(state["torch"])
     if device is not None and device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -161,7 +163,7 @@ class TransferReport:
 
 
 def _is_dropped(name: str) -> bool:
-    # the original dropped every key containing 'smpl' or 'decoder' (SPEC 3)
+    # the original dropped every key containing 'smpl' or 'decoder' (ORIGINAL.md §3)
     return "decoder" in name or "smpl" in name
 
 

@@ -1,4 +1,4 @@
-"""``maed train``: one process, or one per device under ``torchrun`` / ``srun`` (SPEC 6)."""
+"""``maed train``: one process, or one per device under ``torchrun`` / ``srun`` (ORIGINAL.md §6)."""
 
 from __future__ import annotations
 
@@ -32,13 +32,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="YAML file (the original's config_stage1/2.yaml work) or preset: stage1, stage2, maed, hmr",
     )
-    p.add_argument("--pretrained", default=None,
-                   help="stage-1 checkpoint whose encoder initialises this run (decoder re-initialised); "
-                        "what was and was not loaded is logged")  # fmt: skip
-    p.add_argument("--init-weights", default=None, metavar="PATH",
-                   help="local ImageNet weights for the encoder: timm's vit_base_r50_s16_224 (ImageNet-21k) "
-                        "for 'ste' (first NUM_BLOCKS blocks), torchvision's ResNet-50 for 'cnn'; "
-                        "never downloaded (same as MODEL.ENCODER.INIT_WEIGHTS=PATH)")  # fmt: skip
+    p.add_argument(
+        "--pretrained",
+        default=None,
+        help="stage-1 checkpoint whose encoder initialises this run (decoder re-initialised); "
+        "what was and was not loaded is logged",
+    )
+    p.add_argument(
+        "--init-weights",
+        default=None,
+        metavar="PATH",
+        help="local ImageNet weights for the encoder: timm's vit_base_r50_s16_224 (ImageNet-21k) "
+        "for 'ste' (first NUM_BLOCKS blocks), torchvision's ResNet-50 for 'cnn'; "
+        "never downloaded (same as MODEL.ENCODER.INIT_WEIGHTS=PATH)",
+    )
     p.add_argument(
         "--resume",
         default=None,
@@ -51,8 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="run directory to create (default OUTPUT_DIR/<timestamp>_<EXP_NAME>); never overwritten",
     )
-    p.add_argument("--device", default=None, choices=("cpu", "cuda"),
-                   help="default: DEVICE from the config, cpu when CUDA is absent")  # fmt: skip
+    p.add_argument(
+        "--device",
+        default=None,
+        choices=("cpu", "cuda"),
+        help="default: DEVICE from the config, cpu when CUDA is absent",
+    )
     p.add_argument(
         "--max-steps",
         type=int,
@@ -60,8 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop with a checkpoint once this many steps are done in total (resumable)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, e.g. TRAIN.BATCH_SIZE_IMG=32 TRAIN.AMP=bf16")  # fmt: skip
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. TRAIN.BATCH_SIZE_IMG=32 TRAIN.AMP=bf16",
+    )
     p.set_defaults(func=run)
 
 

@@ -173,8 +173,14 @@ def init_distributed(
             init_method = f"tcp://{host}:{launcher['MASTER_PORT']}"
         else:
             init_method = "env://"
-        dist.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(seconds=timeout_s), **kwargs)  # fmt: skip
+        dist.init_process_group(
+            backend=backend,
+            init_method=init_method,
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=timeout_s),
+            **kwargs,
+        )
     return DistEnv(rank=rank, world_size=world_size, local_rank=local_rank, device=dev, backend=backend)
 
 

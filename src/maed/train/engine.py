@@ -1,4 +1,4 @@
-"""The training loop (SPEC 6): stage 1 (images) and stage 2 (2D-video + 3D-video + image batches).
+"""The training loop (ORIGINAL.md §6): stage 1 (images) and stage 2 (2D-video + 3D-video + image batches).
 
 Each step draws one batch from every active stream, runs one forward over ``concat(2D clips, 3D clips)``
 and one over the images (T = 1) inside a single module call (so DDP sees one forward per backward),
@@ -95,11 +95,23 @@ class TrainSettings:
         if cfg.SAVE_FREQ < 1:
             raise ConfigError(f"SAVE_FREQ={cfg.SAVE_FREQ}: expected an integer >= 1 (epochs between validations)")
         return cls(
-            end_epoch=t.END_EPOCH, iters_per_epoch=t.NUM_ITERS_PER_EPOCH, img_use_freq=t.IMG_USE_FREQ,
-            save_freq=cfg.SAVE_FREQ, ckpt_freq=t.CKPT_FREQ, log_freq=max(t.LOG_FREQ, 1), grad_clip=t.GRAD_CLIP,
-            amp=amp, optim=optim, lr=o.LR, weight_decay=o.WD, momentum=o.MOMENTUM, warmup_epochs=o.WARMUP_EPOCH,
-            warmup_factor=o.WARMUP_FACTOR, milestones=list(o.MILESTONES), start_epoch=t.START_EPOCH,
-        )  # fmt: skip
+            end_epoch=t.END_EPOCH,
+            iters_per_epoch=t.NUM_ITERS_PER_EPOCH,
+            img_use_freq=t.IMG_USE_FREQ,
+            save_freq=cfg.SAVE_FREQ,
+            ckpt_freq=t.CKPT_FREQ,
+            log_freq=max(t.LOG_FREQ, 1),
+            grad_clip=t.GRAD_CLIP,
+            amp=amp,
+            optim=optim,
+            lr=o.LR,
+            weight_decay=o.WD,
+            momentum=o.MOMENTUM,
+            warmup_epochs=o.WARMUP_EPOCH,
+            warmup_factor=o.WARMUP_FACTOR,
+            milestones=list(o.MILESTONES),
+            start_epoch=t.START_EPOCH,
+        )
 
 
 class LRFactor:
@@ -128,8 +140,9 @@ def build_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, s: TrainSettings) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=LRFactor(s.warmup_epochs, s.warmup_factor,
-                                                                           s.milestones))  # fmt: skip
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda=LRFactor(s.warmup_epochs, s.warmup_factor, s.milestones)
+    )
 
 
 # ------------------------------------------------------------------------------------------ model step
@@ -180,16 +193,30 @@ class Trainer:
         progress: rank-0 progress bar. max_steps: stop with a checkpoint once this many steps are done.
     """
 
-    def __init__(self, *, model: nn.Module, criterion: MAEDLoss, streams: dict[str, BatchStream | None],
-                 env: DistEnv, settings: TrainSettings, run_dir: str | os.PathLike, config: dict, seed: int,
-                 validator: Callable[[nn.Module], dict] | None = None, log: RunLog | None = None,
-                 progress: bool = True, max_steps: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        criterion: MAEDLoss,
+        streams: dict[str, BatchStream | None],
+        env: DistEnv,
+        settings: TrainSettings,
+        run_dir: str | os.PathLike,
+        config: dict,
+        seed: int,
+        validator: Callable[[nn.Module], dict] | None = None,
+        log: RunLog | None = None,
+        progress: bool = True,
+        max_steps: int | None = None,
+    ):
         self.model = model
         self.criterion = criterion
         self.streams = {k: v for k, v in streams.items() if v is not None}
         if not self.streams:
-            raise ConfigError("no training data: TRAIN.DATASETS_2D, DATASETS_3D and DATASETS_IMG (with their batch "
-                              "sizes) are all empty")  # fmt: skip
+            raise ConfigError(
+                "no training data: TRAIN.DATASETS_2D, DATASETS_3D and DATASETS_IMG (with their batch "
+                "sizes) are all empty"
+            )
         self.env = env
         self.s = settings
         self.run_dir = Path(run_dir)
@@ -353,13 +380,18 @@ class Trainer:
         zero = result.total.new_zeros(())
         terms = [result.terms.get(k, zero).detach().float() for k in LOSS_NAMES]
         local = torch.stack([result.total.detach().float(), *terms])
-        flags = torch.stack([
-            (~torch.isfinite(local)).any().float(),
-            local.new_tensor(float(self._stop_signal is not None)),
-            local.new_tensor(float(n_vid + n_img)),
-        ])  # fmt: skip
-        reduced = all_reduce_sum(torch.cat([torch.nan_to_num(local, nan=0.0, posinf=0.0, neginf=0.0), flags]),
-                                 self.env).cpu().tolist()  # fmt: skip
+        flags = torch.stack(
+            [
+                (~torch.isfinite(local)).any().float(),
+                local.new_tensor(float(self._stop_signal is not None)),
+                local.new_tensor(float(n_vid + n_img)),
+            ]
+        )
+        reduced = (
+            all_reduce_sum(torch.cat([torch.nan_to_num(local, nan=0.0, posinf=0.0, neginf=0.0), flags]), self.env)
+            .cpu()
+            .tolist()
+        )
         values = [v / self.env.world_size for v in reduced[: len(local)]]
         nonfinite, stop, frames = reduced[len(local) :]
         if nonfinite > 0:
@@ -418,8 +450,14 @@ class Trainer:
                 epoch = self.epoch
                 i0 = self.step - epoch * n
                 meters: dict[str, list[float]] = defaultdict(list)
-                bar = tqdm(total=n, initial=i0, desc=f"epoch {epoch + 1}/{self.s.end_epoch}", dynamic_ncols=True,
-                           disable=not (self.progress and self.env.is_main), leave=False)  # fmt: skip
+                bar = tqdm(
+                    total=n,
+                    initial=i0,
+                    desc=f"epoch {epoch + 1}/{self.s.end_epoch}",
+                    dynamic_ncols=True,
+                    disable=not (self.progress and self.env.is_main),
+                    leave=False,
+                )
                 t_log, frames_log = time.perf_counter(), 0.0
                 for i in range(i0, n):
                     if stopped is None and self.max_steps is not None and self.step >= self.max_steps:
@@ -467,9 +505,14 @@ class Trainer:
         if not in_sync:
             self.log.warning(f"model replicas differ between ranks at the end of training: {digests}")
         summary = {
-            "step": self.step, "epoch": self.epoch, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
-            "stopped": stopped, "replicas_in_sync": in_sync, "param_digests": digests,
-        }  # fmt: skip
+            "step": self.step,
+            "epoch": self.epoch,
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "stopped": stopped,
+            "replicas_in_sync": in_sync,
+            "param_digests": digests,
+        }
         self.log.event("end", **summary)
         return summary
 
@@ -489,13 +532,18 @@ class Trainer:
                 self.last_metrics = metrics
                 value = metrics.get("pa-mpjpe")
                 # a NaN (degenerate frames) must neither become best nor block every later improvement
-                improved = (value is not None and math.isfinite(value)
-                            and (self.best_metric is None or value < self.best_metric))  # fmt: skip
+                improved = (
+                    value is not None
+                    and math.isfinite(value)
+                    and (self.best_metric is None or value < self.best_metric)
+                )
                 if improved:
                     self.best_metric, self.best_epoch = float(value), epoch + 1
                 shown = ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, float))
-                self.log.info(f"epoch {epoch + 1} validation: {shown} ({metrics.get('num_frames')} frames)"
-                              + (" - best so far" if improved else ""))  # fmt: skip
+                self.log.info(
+                    f"epoch {epoch + 1} validation: {shown} ({metrics.get('num_frames')} frames)"
+                    + (" - best so far" if improved else "")
+                )
                 self.log.event("val", epoch=epoch + 1, step=self.step, **metrics, best=improved)
                 self.log.scalars("error/", {k: v for k, v in metrics.items() if k != "num_frames"}, epoch + 1)
         self.log.scalars("", {"lr": self.lr}, epoch + 1)
@@ -509,8 +557,9 @@ def _timestamp() -> str:
     return time.strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def prepare_run_dir(*, output_dir: str | os.PathLike, exp_name: str, out: str | os.PathLike | None,
-                    config_text: str) -> Path:  # fmt: skip
+def prepare_run_dir(
+    *, output_dir: str | os.PathLike, exp_name: str, out: str | os.PathLike | None, config_text: str
+) -> Path:
     """Create the run directory (rank 0): ``out`` exactly, or ``output_dir/<timestamp>_<exp_name>``.
 
     An existing, non-empty ``out`` is never reused: the same config means the run exists (use
@@ -573,10 +622,17 @@ def _build_streams(cfg: Config, env: DistEnv, seed: int) -> dict[str, BatchStrea
     }
 
 
-def train(config: str | os.PathLike | dict | Config | None = None, *, overrides: list[str] | None = None,
-          pretrained: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
-          out: str | os.PathLike | None = None, device: str | None = None, progress: bool = True,
-          max_steps: int | None = None) -> Path:  # fmt: skip
+def train(
+    config: str | os.PathLike | dict | Config | None = None,
+    *,
+    overrides: list[str] | None = None,
+    pretrained: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    max_steps: int | None = None,
+) -> Path:
     """Train MAED as the config describes; returns the run directory.
 
     Args:
@@ -616,8 +672,16 @@ def train(config: str | os.PathLike | dict | Config | None = None, *, overrides:
         device = cfg.DEVICE if not str(cfg.DEVICE).startswith("cuda") or torch.cuda.is_available() else "cpu"
     env = init_distributed(device)
     try:
-        return _train(cfg, env, pretrained=pretrained, resume_ckpt=resume_ckpt, run_dir=run_dir, out=out,
-                      progress=progress, max_steps=max_steps)  # fmt: skip
+        return _train(
+            cfg,
+            env,
+            pretrained=pretrained,
+            resume_ckpt=resume_ckpt,
+            run_dir=run_dir,
+            out=out,
+            progress=progress,
+            max_steps=max_steps,
+        )
     finally:
         cleanup(env)
 
@@ -649,8 +713,10 @@ def _train(cfg: Config, env: DistEnv, *, pretrained, resume_ckpt, run_dir, out, 
     if resume_ckpt is None:
         pretrained = pretrained if pretrained is not None else (cfg.TRAIN.PRETRAINED or None)
         if pretrained is not None and not Path(pretrained).is_file():
-            raise AssetError(f"--pretrained {pretrained}: file not found (a stage-1 checkpoint, e.g. "
-                             "results/<stage-1 run>/checkpoints/last.pt)")  # fmt: skip
+            raise AssetError(
+                f"--pretrained {pretrained}: file not found (a stage-1 checkpoint, e.g. "
+                "results/<stage-1 run>/checkpoints/last.pt)"
+            )
         cfg.TRAIN.PRETRAINED = str(pretrained) if pretrained else ""
     else:
         cfg.MODEL.ENCODER.INIT_WEIGHTS = ""  # every weight comes from the checkpoint
@@ -670,8 +736,11 @@ def _train(cfg: Config, env: DistEnv, *, pretrained, resume_ckpt, run_dir, out, 
             cfg.LOGDIR = str(Path(out))
         created = None
         if env.is_main:
-            created = str(prepare_run_dir(output_dir=cfg.OUTPUT_DIR, exp_name=cfg.EXP_NAME, out=out,
-                                          config_text=_config_text(cfg)))  # fmt: skip
+            created = str(
+                prepare_run_dir(
+                    output_dir=cfg.OUTPUT_DIR, exp_name=cfg.EXP_NAME, out=out, config_text=_config_text(cfg)
+                )
+            )
         run_dir = Path(broadcast_object(created, env))
     cfg.LOGDIR = str(run_dir)
     log = RunLog(run_dir, rank=env.rank)
@@ -681,16 +750,29 @@ def _train(cfg: Config, env: DistEnv, *, pretrained, resume_ckpt, run_dir, out, 
             if resume_ckpt is None:
                 cfg.dump(run_dir / CONFIG_FILE)  # config.yaml stays the config the run was created with
             elif changed:
-                log.info("resuming with changed settings (recorded in log.jsonl and the next checkpoints):\n  "
-                         + "\n  ".join(changed))  # fmt: skip
+                log.info(
+                    "resuming with changed settings (recorded in log.jsonl and the next checkpoints):\n  "
+                    + "\n  ".join(changed)
+                )
             log.text("config", f"<pre>{_config_text(cfg)}</pre>")
         if settings.amp == "bf16" and env.device.type != "cuda":
             log.warning("TRAIN.AMP=bf16 applies to CUDA only; training in float32 on the CPU")
         if transfer is not None:
             _log_transfer(transfer, cfg, log)
-        trainer = Trainer(model=model, criterion=criterion, streams=streams, env=env, settings=settings,
-                          run_dir=run_dir, config=cfg.to_dict(), seed=seed, validator=validator, log=log,
-                          progress=progress, max_steps=max_steps)  # fmt: skip
+        trainer = Trainer(
+            model=model,
+            criterion=criterion,
+            streams=streams,
+            env=env,
+            settings=settings,
+            run_dir=run_dir,
+            config=cfg.to_dict(),
+            seed=seed,
+            validator=validator,
+            log=log,
+            progress=progress,
+            max_steps=max_steps,
+        )
         if resume_ckpt is not None:
             for note in trainer.load_state_dict(resume_ckpt):
                 log.warning(f"resume: {note}")
@@ -701,8 +783,15 @@ def _train(cfg: Config, env: DistEnv, *, pretrained, resume_ckpt, run_dir, out, 
             ckpt_io.seed_everything(mix_seed(seed, 7, env.rank))  # per-rank training randomness (dropout)
             n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
             log.info(f"run directory {run_dir}; seed {seed}; {n_params:,} trainable parameters; {criterion}")
-            log.event("start", run_dir=str(run_dir), seed=seed, world_size=env.world_size, device=str(env.device),
-                      params=n_params, iters_per_epoch=trainer.iters_per_epoch)  # fmt: skip
+            log.event(
+                "start",
+                run_dir=str(run_dir),
+                seed=seed,
+                world_size=env.world_size,
+                device=str(env.device),
+                params=n_params,
+                iters_per_epoch=trainer.iters_per_epoch,
+            )
         trainer.fit()
         return run_dir
     except MaedError as e:
@@ -726,7 +815,14 @@ def _log_transfer(report: ckpt_io.TransferReport, cfg: Config, log: RunLog) -> N
         )
     else:
         log.info(report.summary())
-    log.event("pretrained", path=str(pretrained), loaded=len(report.loaded),
-              not_in_checkpoint=len(report.not_in_checkpoint), unused=len(report.unused),
-              mismatched=len(report.mismatched), dropped=report.dropped,
-              kept_at_init=report.not_in_checkpoint[:50], nothing_loaded=report.nothing_loaded)  # fmt: skip
+    log.event(
+        "pretrained",
+        path=str(pretrained),
+        loaded=len(report.loaded),
+        not_in_checkpoint=len(report.not_in_checkpoint),
+        unused=len(report.unused),
+        mismatched=len(report.mismatched),
+        dropped=report.dropped,
+        kept_at_init=report.not_in_checkpoint[:50],
+        nothing_loaded=report.nothing_loaded,
+    )

@@ -1,4 +1,4 @@
-"""MAED's training losses (SPEC 6), with the original's terms and weights and its loss bugs fixed (SPEC 9).
+"""MAED's training losses (ORIGINAL.md §6): the original's terms and weights, its loss bugs fixed (§9).
 
 Terms, each multiplied by its weight (``LOSS.*``):
 
@@ -128,7 +128,7 @@ def acceleration_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ criterion
 class MAEDLoss:
-    """The weighted MAED objective for video batches, image batches and their mix (SPEC 6).
+    """The weighted MAED objective for video batches, image batches and their mix (ORIGINAL.md §6).
 
     Args:
         kp_2d_weight, kp_3d_weight, pose_weight, shape_weight, norm_weight, accel_weight: term weights
@@ -159,7 +159,7 @@ class MAEDLoss:
             ("accel_weight", accel_weight),
         ):
             if not (math.isfinite(float(w)) and float(w) >= 0):
-                raise ValueError(f"{name}={w}: expected a finite weight >= 0")  # fmt: skip
+                raise ValueError(f"{name}={w}: expected a finite weight >= 0")
         self.kp_2d_weight = float(kp_2d_weight)
         self.kp_3d_weight = float(kp_3d_weight)
         self.pose_weight = float(pose_weight)
@@ -203,9 +203,11 @@ class MAEDLoss:
         sel = w_smpl
         if self.pose_weight > 0:
             terms["loss_pose"] = self.pose_weight * pose_loss(
-                rotmat[sel], gt_theta[sel, 3 : 3 + 3 * J], pred_pose=theta[sel, 3 : 3 + 3 * J],
+                rotmat[sel],
+                gt_theta[sel, 3 : 3 + 3 * J],
+                pred_pose=theta[sel, 3 : 3 + 3 * J],
                 via_axis_angle=self.pose_via_axis_angle,
-            )  # fmt: skip
+            )
         if self.shape_weight > 0:
             terms["loss_shape"] = self.shape_weight * shape_loss(theta[sel, 3 + 3 * J :], gt_theta[sel, 3 + 3 * J :])
 
@@ -243,9 +245,12 @@ class MAEDLoss:
             if self.pose_weight > 0 or self.shape_weight > 0:
                 rotmat = pred["rotmat"][n_2d:].float()
                 self._smpl_terms(
-                    rotmat.reshape(N3 * T, *rotmat.shape[2:]), theta.reshape(N3 * T, -1),
-                    target_3d["theta"].float().reshape(N3 * T, -1), target_3d["w_smpl"].reshape(-1).bool(), terms,
-                )  # fmt: skip
+                    rotmat.reshape(N3 * T, *rotmat.shape[2:]),
+                    theta.reshape(N3 * T, -1),
+                    target_3d["theta"].float().reshape(N3 * T, -1),
+                    target_3d["w_smpl"].reshape(-1).bool(),
+                    terms,
+                )
             if self.norm_weight > 0:
                 terms["loss_norm"] = self.norm_weight * norm_loss(theta.reshape(N3 * T, -1))
             if self.accel_weight > 0:

@@ -29,10 +29,20 @@ class Validator:
         autocast: a context-manager factory for mixed precision (or None).
     """
 
-    def __init__(self, *, loader, dataset: str, env: DistEnv, protocol: str = "original",
-                 J_regressor: torch.Tensor | None = None, use_gt_body: bool = True, seqlen: int = 16,
-                 interp: int = 1, autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
-                 progress: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        loader,
+        dataset: str,
+        env: DistEnv,
+        protocol: str = "original",
+        J_regressor: torch.Tensor | None = None,
+        use_gt_body: bool = True,
+        seqlen: int = 16,
+        interp: int = 1,
+        autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
+        progress: bool = True,
+    ):
         self.loader = loader
         self.dataset = dataset
         self.env = env
@@ -74,10 +84,16 @@ class Validator:
         )
         protocol = cfg.EVAL.PROTOCOL if cfg.EVAL.PROTOCOL in ("original", "strict") else "original"
         return cls(
-            loader=loader, dataset=dataset, env=env, protocol=protocol, J_regressor=J_regressor,
+            loader=loader,
+            dataset=dataset,
+            env=env,
+            protocol=protocol,
+            J_regressor=J_regressor,
             use_gt_body=getattr(body, "name", "") == "smpl" and hasattr(body, "forward_axis_angle"),
-            seqlen=cfg.EVAL.SEQLEN, interp=cfg.EVAL.INTERPOLATION, progress=progress,
-        )  # fmt: skip
+            seqlen=cfg.EVAL.SEQLEN,
+            interp=cfg.EVAL.INTERPOLATION,
+            progress=progress,
+        )
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float | int | None]:
         """Metrics (mm) and ``num_frames`` over all ranks for ``model`` (the bare MAED, not DDP)."""
@@ -92,10 +108,16 @@ class Validator:
             model.eval()
             try:
                 evaluator = Evaluator(
-                    model, dataset=self.dataset, protocols=(self.protocol,), J_regressor=self.J_regressor,
-                    gt_body_model=model.body_model if self.use_gt_body else None, seqlen=self.seqlen,
-                    interp=self.interp, device=self.env.device, progress=self.progress,
-                )  # fmt: skip
+                    model,
+                    dataset=self.dataset,
+                    protocols=(self.protocol,),
+                    J_regressor=self.J_regressor,
+                    gt_body_model=model.body_model if self.use_gt_body else None,
+                    seqlen=self.seqlen,
+                    interp=self.interp,
+                    device=self.env.device,
+                    progress=self.progress,
+                )
                 with self.autocast():
                     result = evaluator.run(self.loader).protocols[self.protocol]
             finally:
@@ -108,8 +130,10 @@ class Validator:
         local = torch.tensor(sums + [n, windows], dtype=torch.float64, device=self.env.device)
         totals = all_reduce_sum(local, self.env).cpu().tolist()
         if totals[-1] == 0:
-            raise DataError(f"validation: the {self.dataset} val split has no evaluation windows on any rank "
-                            "(TRAIN.DATASET_EVAL); set TRAIN.DATASET_EVAL='' to train without validation")  # fmt: skip
+            raise DataError(
+                f"validation: the {self.dataset} val split has no evaluation windows on any rank "
+                "(TRAIN.DATASET_EVAL); set TRAIN.DATASET_EVAL='' to train without validation"
+            )
         metrics: dict[str, float | int | None] = {}
         for i, k in enumerate(METRIC_KEYS):
             s, c = totals[2 * i], totals[2 * i + 1]

@@ -1,4 +1,4 @@
-"""Raw dataset readers that write the processed databases (``<dataset>_<split>_db.pt``, SPEC 4).
+"""Raw dataset readers that write the processed databases (``<dataset>_<split>_db.pt``, ORIGINAL.md §4).
 
 Each ``prepare/<dataset>.py`` module exposes ``NAME``, ``SPLITS``, ``RAW_TREE`` (the layout ``--raw``
 expects, for messages and docs), ``find_splits(raw) -> {split: source}`` (the splits present in the raw

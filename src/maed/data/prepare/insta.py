@@ -4,7 +4,7 @@ Each record of ``<raw>/<split>/*.tfrecord`` is one video (a ``tf.train.Example``
 ``image/encoded`` (N JPEGs, 224 px crops), ``image/xys`` (N x 2 x 14 LSP joints), ``image/visibilities``
 (N x 14), ``image/face_pts`` (N x 3 x 5), ``image/toe_pts`` (N x 3 x 6, possibly empty). When
 ``image/phis`` is present the points are in [-1, 1] and are mapped to pixels. The 25 joints are
-converted to the 49-joint format (the original stored the 25 as they are, SPEC 9). The frames are
+converted to the 49-joint format (the original stored the 25 as they are, ORIGINAL.md §9). The frames are
 written once, with their original bytes, to ``<raw>/insta_variety_img/<split>/<record>/<video>/<i>.jpg``;
 ``img_name`` is relative to ``<raw>``. There is no ``bbox``: the frames are already crops.
 """

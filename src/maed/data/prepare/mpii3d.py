@@ -4,7 +4,7 @@ Training: per subject, sequence and camera, the 28 ``annot2``/``annot3`` joints 
 frame are converted to the 49-joint format (3D in metres, centred on the pelvis, joint 39). A frame
 with any joint outside the 2048 x 2048 image is dropped and the video continues in a new segment
 (``subj1_seq1_vid0_seg0``, ``..._seg1``, ...); the original's segment numbering could continue a
-previous video's (SPEC 9), here each video numbers its own segments from 0.
+previous video's (ORIGINAL.md §9), here each video numbers its own segments from 0.
 
 Test set: the 17 ``annot2``/``univ_annot3`` joints of ``annot_data.mat``, ``valid_frame`` stored as
 ``valid_i``; the same out-of-image rule with each sequence's image size.

@@ -3,7 +3,7 @@
 Each label file holds ``x``, ``y``, ``visibility`` (nframes x 13) in the dataset's official joint order
 (head, shoulders, elbows, wrists, hips, knees, ankles; left before right), which is converted to the
 49-joint format by name. The original replaced the official order and then applied its list twice,
-scrambling the joints (SPEC 9). The box is the square around the visible joints, without margin.
+scrambling the joints (ORIGINAL.md §9). The box is the square around the visible joints, without margin.
 """
 
 from __future__ import annotations

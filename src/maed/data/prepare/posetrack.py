@@ -121,12 +121,14 @@ def read_video(path: Path, prefix: str) -> list[dict]:
             imgs.append(prefix + file_of[a["image_id"]])
         if len(j2d) < MIN_FRAMES:
             continue
-        out.append({
-            "vid_name": np.array([f"{path.stem}_{track_id}"] * len(j2d)),
-            "img_name": np.array(imgs),
-            "joints2D": convert_kps(np.stack(j2d), src="posetrack", dst="spin").astype(np.float32),
-            "bbox": np.asarray(boxes, dtype=np.float32),
-        })  # fmt: skip
+        out.append(
+            {
+                "vid_name": np.array([f"{path.stem}_{track_id}"] * len(j2d)),
+                "img_name": np.array(imgs),
+                "joints2D": convert_kps(np.stack(j2d), src="posetrack", dst="spin").astype(np.float32),
+                "bbox": np.asarray(boxes, dtype=np.float32),
+            }
+        )
     return out
 
 

@@ -1,9 +1,9 @@
-"""3DPW: ``sequenceFiles/{train,validation,test}/*.pkl`` -> ``3dpw_{train,val,test}_db.pt`` (SPEC 4).
+"""3DPW: ``sequenceFiles/{train,validation,test}/*.pkl`` -> ``3dpw_{train,val,test}_db.pt`` (ORIGINAL.md §4).
 
 Per sequence file and actor: the SMPL pose's global orientation is rotated into the camera frame,
 the 49 joints (train) or the H36M-regressed 14 joints (val/test) of the neutral model are computed in
 camera coordinates (metres), the 18 2D joints are reduced to the 12 confident LSP limb joints, and the
-box is HMMR's smoothed keypoint box. Fixed against the original (SPEC 9): the boxes are aligned with
+box is HMMR's smoothed keypoint box. Fixed against the original (ORIGINAL.md §9): the boxes are aligned with
 their frames (the original shifted them by the index of the first visible frame), and ``campose_valid``
 is stored as ``valid`` and can drop frames (``drop_invalid_camera``).
 
@@ -88,8 +88,9 @@ def _body_models(options, need_h36m: bool):
     return get
 
 
-def camera_frame_body(model, pose_w: np.ndarray, betas: np.ndarray, trans: np.ndarray, cam_poses: np.ndarray,
-                      chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def camera_frame_body(
+    model, pose_w: np.ndarray, betas: np.ndarray, trans: np.ndarray, cam_poses: np.ndarray, chunk: int = 2048
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pose an actor in the camera frame.
 
     Args:
@@ -165,8 +166,9 @@ def read_split(raw: Path, split: str, source: Path, options) -> dict:
                 raise DataError(f"{path}: field 'betas[{p}]' has {betas.size} values, expected at least 10")
             betas = betas[:10]
             poses2d = check_shape(data["poses2d"][p], (n, 3, 18), path, f"poses2d[{p}]").transpose(0, 2, 1)
-            cam_valid = check_shape(np.asarray(data["campose_valid"][p]).reshape(-1), (n,), path,
-                                    f"campose_valid[{p}]").astype(bool)  # fmt: skip
+            cam_valid = check_shape(
+                np.asarray(data["campose_valid"][p]).reshape(-1), (n,), path, f"campose_valid[{p}]"
+            ).astype(bool)
             gender = "neutral"
             if options.gendered:
                 g = str(data.get("genders", ["?"] * num_people)[p]).lower()
@@ -181,7 +183,7 @@ def read_split(raw: Path, split: str, source: Path, options) -> dict:
             if end <= start:
                 continue
             rows = np.arange(start, end)
-            bbox = bbox_params_to_bbox(params, scale=BBOX_SCALE)  # aligned with rows (SPEC 9 fix)
+            bbox = bbox_params_to_bbox(params, scale=BBOX_SCALE)  # aligned with rows (ORIGINAL.md §9 fix)
             j2d = reduce_2d(poses2d[rows])
             pose_c, joints, verts = camera_frame_body(model, pose_w[rows], betas, trans[rows], cam_poses[rows])
             if need_h36m:
@@ -196,17 +198,19 @@ def read_split(raw: Path, split: str, source: Path, options) -> dict:
                 dropped_camera += int((keep & ~cam_valid[rows]).sum())
                 keep &= cam_valid[rows]
             fids = frame_ids[rows]
-            parts.append({
-                "vid_name": np.array([f"{seq}_{p}"] * len(rows))[keep],
-                "frame_id": fids[keep],
-                "img_name": np.array([f"imageFiles/{seq}/image_{f:05d}.jpg" for f in fids])[keep],
-                "joints2D": j2d[keep].astype(np.float32),
-                "joints3D": np.concatenate([joints, conf], axis=-1)[keep].astype(np.float32),
-                "pose": pose_c[keep].astype(np.float32),
-                "shape": np.repeat(betas[None], len(rows), axis=0)[keep].astype(np.float32),
-                "bbox": bbox[keep].astype(np.float32),
-                "valid": cam_valid[rows][keep],
-            })  # fmt: skip
+            parts.append(
+                {
+                    "vid_name": np.array([f"{seq}_{p}"] * len(rows))[keep],
+                    "frame_id": fids[keep],
+                    "img_name": np.array([f"imageFiles/{seq}/image_{f:05d}.jpg" for f in fids])[keep],
+                    "joints2D": j2d[keep].astype(np.float32),
+                    "joints3D": np.concatenate([joints, conf], axis=-1)[keep].astype(np.float32),
+                    "pose": pose_c[keep].astype(np.float32),
+                    "shape": np.repeat(betas[None], len(rows), axis=0)[keep].astype(np.float32),
+                    "bbox": bbox[keep].astype(np.float32),
+                    "valid": cam_valid[rows][keep],
+                }
+            )
 
     from maed.data.database import concat_databases
 
