@@ -133,6 +133,45 @@ def _flat_strings(batch_field, n: int, t: int) -> np.ndarray:
     return arr.reshape(-1)
 
 
+@torch.inference_mode()
+def predict_windows(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    *,
+    seqlen: int = 16,
+    interp: int = 1,
+    J_regressor: torch.Tensor | None = None,
+    device: str | torch.device | None = None,
+    keys: Sequence[str] = ("theta", "verts", "kp_3d", "kp_2d", "rotmat"),
+) -> dict[str, np.ndarray]:
+    """The original protocol's clip scheme: predictions for every frame of whole windows.
+
+    images: N x T x 3 x H x W crops (T = the window, 128 in the protocol). Every ``interp``-th frame is
+    kept (L frames, a multiple of ``seqlen``); the model sees ``L // seqlen`` interleaved clips (frames
+    ``i::L // seqlen``, i.e. stride 8 for 128 / 16), and with ``interp > 1`` the predictions are linearly
+    interpolated back to T frames. Returns the model outputs named in ``keys`` (``MAEDOutput`` fields), as
+    float32 numpy arrays N x T x ..., in frame order. Evaluation and the demo both predict through here.
+    """
+    device = torch.device(device) if device is not None else images.device
+    N, T = images.shape[:2]
+    sub = images[:, ::interp]
+    L = check_interp(T, seqlen, interp)
+    freq = L // seqlen
+    outs: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for i in range(freq):
+        clip = sub[:, i::freq].to(device, non_blocking=True)  # (N, seqlen, 3, H, W)
+        out = model(clip, J_regressor=J_regressor)
+        for k in keys:
+            outs[k].append(out[k].float().cpu().numpy())
+    result = {}
+    for key, parts in outs.items():
+        # clip i holds frames i, i + freq, ...: stacking on axis 2 and flattening restores the order
+        stacked = np.stack(parts, axis=2)  # (N, seqlen, freq, ...)
+        merged = stacked.reshape(N, L, *stacked.shape[3:])
+        result[key] = interpolate_frames(merged, T) if L != T else merged
+    return result
+
+
 # ------------------------------------------------------------------------------------------ results
 @dataclass
 class ProtocolResult:
@@ -207,28 +246,20 @@ class Evaluator:
         self.progress = progress
 
     # ----------------------------------------------------------------------------------- inference
-    @torch.inference_mode()
     def predict(self, images: torch.Tensor) -> dict[str, np.ndarray]:
         """images N x T x 3 x H x W (whole windows) -> theta N x T x 85, verts N x T x V x 3 and joints
         N x T x K' x 3 (the regressor's joints, or the model's own), float32 numpy, in frame order."""
-        N, T = images.shape[:2]
-        sub = images[:, :: self.interp]
-        L = check_interp(T, self.seqlen, self.interp)
-        freq = L // self.seqlen
-        outs: dict[str, list[np.ndarray]] = {"theta": [], "verts": [], "joints": []}
-        for i in range(freq):
-            clip = sub[:, i::freq].to(self.device, non_blocking=True)  # (N, seqlen, 3, H, W)
-            out = self.model(clip, J_regressor=self.J_regressor)
-            outs["theta"].append(out["theta"].float().cpu().numpy())
-            outs["verts"].append(out["verts"].float().cpu().numpy())
-            outs["joints"].append(out["kp_3d"].float().cpu().numpy())
-        result = {}
-        for key, parts in outs.items():
-            # clip i holds frames i, i + freq, ...: stacking on axis 2 and flattening restores the order
-            stacked = np.stack(parts, axis=2)  # (N, seqlen, freq, ...)
-            merged = stacked.reshape(N, L, *stacked.shape[3:])
-            result[key] = interpolate_frames(merged, T) if L != T else merged
-        return result
+        out = predict_windows(
+            self.model,
+            images,
+            seqlen=self.seqlen,
+            interp=self.interp,
+            J_regressor=self.J_regressor,
+            device=self.device,
+            keys=("theta", "verts", "kp_3d"),
+        )
+        out["joints"] = out.pop("kp_3d")
+        return out
 
     @torch.inference_mode()
     def _gt_vertices(self, theta: np.ndarray) -> np.ndarray:

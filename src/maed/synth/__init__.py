@@ -1,0 +1,1 @@
+"""Synthetic training videos of the free Anny body model (``maed synth``)."""
