@@ -38,6 +38,30 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MAED_CACHE_DIR", Path.home() / ".cache" / "maed"))
 
 
+#: the model shipped with the project and its sample clip, relative to the source checkout
+DEFAULT_CHECKPOINT = Path("checkpoints") / "maed_tiny_synth.pt"
+
+
+def project_root() -> Path:
+    """The source checkout this package runs from (``src/maed/paths.py`` -> the repository root)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def default_checkpoint() -> Path:
+    """The shipped default model (``checkpoints/maed_tiny_synth.pt`` of the checkout); ``AssetError`` when this
+    installation has none, saying which options to give instead."""
+    from maed.errors import AssetError
+
+    path = project_root() / DEFAULT_CHECKPOINT
+    if not path.is_file():
+        raise AssetError(
+            f"no default model in this installation ({path} not found). Give a model explicitly: "
+            "--checkpoint CKPT (a maed checkpoint, or the authors' model_best.pth.tar with "
+            "--config configs/config_stage2.yaml --body-model-dir <your SMPL files>)"
+        )
+    return path
+
+
 def resolve_paths(paths_cfg) -> dict:
     """Fill the empty entries of a ``PathsConfig`` from the data directory. Returns plain strings."""
     root = Path(paths_cfg.DATA_DIR) if paths_cfg.DATA_DIR else data_dir()
