@@ -62,14 +62,15 @@ def _eager_attention():
         attention.F = saved
 
 
-def _time_forwards(model, images, settings, iters: int, warmup: int, autocast) -> dict[str, float]:
-    """Best seconds per forward of each setting, timed in alternation so that drift in the machine's load
-    affects all settings alike."""
+def time_forwards(model, images, settings, iters: int = 3, warmup: int = 1, autocast=None) -> dict[str, float]:
+    """Best seconds per forward of each ``(name, context factory or None)`` setting, timed in alternation so
+    that drift in the machine's load affects all settings alike. ``autocast``: a context around all of it."""
     import torch
 
     sync = torch.cuda.synchronize if images.is_cuda else (lambda: None)
+    settings = [(name, ctx or nullcontext) for name, ctx in settings]
     best = {name: float("inf") for name, _ in settings}
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast or nullcontext():
         for _name, ctx in settings:
             with ctx():
                 for _ in range(warmup):
@@ -82,6 +83,133 @@ def _time_forwards(model, images, settings, iters: int, warmup: int, autocast) -
                     model(images)
                     sync()
                     best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def device_summary(device) -> dict:
+    """Name and matrix-instruction capabilities of a device: ``name``, ``bf16_matrix`` (AMX, AVX512-BF16,
+    or the GPU's tensor cores), ``threads``."""
+    import torch
+
+    if device.type == "cuda":
+        return {"name": torch.cuda.get_device_name(device), "bf16_matrix": "tensor cores", "threads": None}
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    if caps.get("amx_bf16"):
+        matrix = "AMX"
+    elif caps.get("avx512_bf16"):
+        matrix = "AVX512-BF16"
+    else:
+        matrix = "none"
+    return {"name": _cpu_name(), "bf16_matrix": matrix, "threads": torch.get_num_threads()}
+
+
+def gflop_per_frame(model, img_size: int, seqlen: int = 16) -> float:
+    """Forward GFLOP per frame of the network (encoder + decoder; matrix products and convolutions, counted
+    as 2 per multiply-add by ``torch.utils.flop_counter``), the body model excluded."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    p = next(model.parameters())
+    x = torch.zeros(seqlen, 3, img_size, img_size, device=p.device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model.decoder(model.encoder(x, seqlen=seqlen))
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / seqlen / 1e9
+
+
+def training_batch(body_model, clips: int, seqlen: int | None, img_size: int, generator) -> dict:
+    """A random batch in the training-batch format (``maed.data``), sized for ``body_model``: ``images``
+    clips x T x 3 x S x S (or ``image`` without T when ``seqlen`` is None), ``kp_2d`` (..., K, 3),
+    ``kp_3d`` (..., K, 4) with full confidence, ``theta`` (..., 3 + 3J + betas), ``w_smpl`` ones."""
+    import torch
+
+    lead = (clips,) if seqlen is None else (clips, seqlen)
+    K, J, S = body_model.num_output_joints, body_model.num_joints, body_model.num_betas
+    kp_2d = torch.rand(*lead, K, 3, generator=generator) * 2 - 1
+    kp_2d[..., 2] = 1.0
+    kp_3d = torch.randn(*lead, K, 4, generator=generator) * 0.3
+    kp_3d[..., 3] = 1.0
+    cam = torch.cat([torch.ones(*lead, 1), torch.zeros(*lead, 2)], -1)
+    theta = torch.cat([cam, 0.2 * torch.randn(*lead, 3 * J + S, generator=generator)], -1)
+    images = torch.randn(*lead, 3, img_size, img_size, generator=generator)
+    return {
+        "images" if seqlen is not None else "image": images,
+        "kp_2d": kp_2d,
+        "kp_3d": kp_3d,
+        "theta": theta,
+        "w_smpl": torch.ones(lead),
+    }
+
+
+def train_step_fn(model, cfg, *, amp: str = "none", run_dir: str | Path):
+    """A callable ``step(batch_3d) -> stats`` running one step of the training engine (``Trainer.train_step``:
+    forward, MAED loss, backward, optimiser) on clips with 3D labels already in memory.
+
+    ``amp``: ``none`` or ``bf16`` (autocast on the model's device; the engine autocasts on CUDA itself, on
+    CPU the same autocast is put around the step here). ``run_dir`` must outlive the callable.
+    """
+    import contextlib
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from maed.train.distributed import DistEnv
+    from maed.train.engine import Trainer, TrainSettings
+    from maed.train.losses import MAEDLoss
+    from maed.train.streams import BatchStream
+
+    device = next(model.parameters()).device
+    settings = TrainSettings.from_config(cfg)
+    settings.amp = amp
+    trainer = Trainer(
+        model=model,
+        criterion=MAEDLoss.from_config(cfg.LOSS),
+        # the trainer needs a stream only to size an epoch; the steps take their batches as arguments
+        streams={"3d": BatchStream(DataLoader([0], batch_size=1), name="3d", seed=0)},
+        env=DistEnv(device=device),
+        settings=settings,
+        run_dir=run_dir,
+        config={},
+        seed=0,
+        progress=False,
+    )
+    cpu_amp = amp == "bf16" and device.type == "cpu"
+
+    def step(batch_3d: dict) -> dict:
+        model.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16) if cpu_amp else contextlib.nullcontext():
+            return trainer.train_step(None, batch_3d, None)
+
+    return step
+
+
+def time_alternating(
+    fns: dict, iters: int = 3, warmup: int = 1, cuda: bool = False, clock=time.perf_counter
+) -> dict[str, float]:
+    """Best seconds of each zero-argument callable, called in turn ``iters`` times after ``warmup`` untimed
+    rounds, so that drift in a shared machine's load affects all of them alike.
+
+    ``clock``: wall time by default; ``time.process_time`` (CPU seconds of this process, all threads) gives
+    figures that other processes on a busy machine disturb far less, exact with one thread.
+    """
+    import torch
+
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(iters):
+        for name, fn in fns.items():
+            sync()
+            t0 = clock()
+            fn()
+            sync()
+            best[name] = min(best[name], clock() - t0)
     return best
 
 
@@ -131,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
         settings = [("maed", nullcontext)]
         if not args.no_reference:
             settings.append(("reference (eager attention)", _eager_attention))
-        for name, sec in _time_forwards(model, images, settings, args.iters, args.warmup, autocast).items():
+        for name, sec in time_forwards(model, images, settings, args.iters, args.warmup, autocast).items():
             rows.append({"impl": name, "dtype": dtype, "seconds_per_forward": sec, "frames_per_s": frames / sec})
     ref = {r["dtype"]: r["frames_per_s"] for r in rows if r["impl"].startswith("reference")}
     print(f"\n{'implementation':30s} {'dtype':6s} {'frames/s':>10s} {'vs reference':>13s}")

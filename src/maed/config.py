@@ -120,6 +120,11 @@ class EncoderConfig:
     MAX_SEQLEN: int = 16  # length of the learned temporal embedding (the original's 16)
     INTERP_TEMP_EMBED: bool = False  # allow T > MAX_SEQLEN by interpolating the temporal embedding
     INIT_WEIGHTS: str = ""  # local timm R50+ViT-B/16 (ImageNet-21k) file for the 'ste' encoder
+    # size of the 'ste' encoder (defaults: the original R50 + ViT-B); the input side is DATASET.WIDTH/HEIGHT
+    EMBED_DIM: int = 768  # ViT width and feature width
+    MLP_RATIO: float = 4.0  # MLP hidden width / EMBED_DIM
+    BACKBONE_LAYERS: list[int] = field(default_factory=lambda: [3, 4, 9])  # ResNetV2 blocks per stage
+    BACKBONE_WIDTH: int = 64  # ResNetV2 stem channels; stages have 4x, 8x, 16x (a multiple of 32)
 
 
 @dataclass

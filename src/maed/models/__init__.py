@@ -2,7 +2,7 @@
 
 model = maed.load_model("model_best.pth.tar", body_model_dir="data/smpl_data",
                         config="configs/config_stage2.yaml")
-out = model(images)          # images: N x T x 3 x 224 x 224
+out = model(images)          # images: N x T x 3 x S x S (S = DATASET.WIDTH, 224 for the original)
 out["verts"], out["kp_3d"], out["theta"]
 """
 
@@ -38,7 +38,13 @@ def build_encoder(
     st_mode: str = "parallel",
     max_seqlen: int = 16,
     interp_temp_embed: bool = False,
+    img_size: int = 224,
+    embed_dim: int = 768,
+    mlp_ratio: float = 4.0,
+    backbone_layers: tuple[int, ...] | list[int] = (3, 4, 9),
+    backbone_width: int = 64,
 ) -> torch.nn.Module:
+    """The ``ste`` encoder of the given size, or the ``cnn`` ResNet-50 (which takes no size arguments)."""
     if encoder == "cnn":
         from maed.models.cnn import ResNet50Encoder
 
@@ -51,7 +57,58 @@ def build_encoder(
         st_mode=st_mode,
         max_seqlen=max_seqlen,
         interp_temp_embed=interp_temp_embed,
+        img_size=img_size,
+        embed_dim=embed_dim,
+        mlp_ratio=mlp_ratio,
+        backbone_layers=backbone_layers,
+        backbone_width=backbone_width,
     )
+
+
+def encoder_kwargs_from_config(cfg: Config) -> dict[str, Any]:
+    """``build_encoder`` arguments from ``MODEL.ENCODER`` and the input size ``DATASET.WIDTH/HEIGHT``, checked
+    here so that a bad size names its config key."""
+    enc, ds = cfg.MODEL.ENCODER, cfg.DATASET
+    encoder = _check_choice("MODEL.ENCODER.BACKBONE", enc.BACKBONE, ENCODERS)
+    kwargs = dict(
+        encoder=encoder,
+        num_blocks=enc.NUM_BLOCKS,
+        num_heads=enc.NUM_HEADS,
+        st_mode=_check_choice("MODEL.ENCODER.SPA_TEMP_MODE", enc.SPA_TEMP_MODE, ATTENTION_MODES),
+        max_seqlen=enc.MAX_SEQLEN,
+        interp_temp_embed=enc.INTERP_TEMP_EMBED,
+        img_size=ds.WIDTH,
+        embed_dim=enc.EMBED_DIM,
+        mlp_ratio=enc.MLP_RATIO,
+        backbone_layers=list(enc.BACKBONE_LAYERS),
+        backbone_width=enc.BACKBONE_WIDTH,
+    )
+    if encoder != "ste":
+        return kwargs
+    problems = []
+    if ds.WIDTH != ds.HEIGHT or ds.WIDTH < 16 or ds.WIDTH % 16:
+        problems.append(
+            f"DATASET.WIDTH/HEIGHT={ds.WIDTH}/{ds.HEIGHT}: the ste encoder takes square crops whose side is a "
+            "multiple of 16 (the backbone's stride)"
+        )
+    if enc.NUM_BLOCKS < 0 or enc.NUM_HEADS < 1 or enc.EMBED_DIM < 1 or enc.EMBED_DIM % enc.NUM_HEADS:
+        problems.append(
+            f"MODEL.ENCODER.EMBED_DIM={enc.EMBED_DIM}, NUM_HEADS={enc.NUM_HEADS}, NUM_BLOCKS={enc.NUM_BLOCKS}: "
+            "the width must be a positive multiple of the number of heads, the depth at least 0"
+        )
+    if not enc.MLP_RATIO > 0:
+        problems.append(f"MODEL.ENCODER.MLP_RATIO={enc.MLP_RATIO}: expected a positive number")
+    if len(enc.BACKBONE_LAYERS) != 3 or min(enc.BACKBONE_LAYERS, default=0) < 1:
+        problems.append(
+            f"MODEL.ENCODER.BACKBONE_LAYERS={list(enc.BACKBONE_LAYERS)}: expected three stage depths, each >= 1"
+        )
+    if enc.BACKBONE_WIDTH < 32 or enc.BACKBONE_WIDTH % 32:
+        problems.append(
+            f"MODEL.ENCODER.BACKBONE_WIDTH={enc.BACKBONE_WIDTH}: expected a multiple of 32 (GroupNorm has 32 groups)"
+        )
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return kwargs
 
 
 def build_decoder(
@@ -93,21 +150,13 @@ def build_model(
 
     cfg = load_config(cfg, overrides)
     enc_cfg, dec_cfg = cfg.MODEL.ENCODER, cfg.MODEL.DECODER
-    encoder_name = _check_choice("MODEL.ENCODER.BACKBONE", enc_cfg.BACKBONE, ENCODERS)
+    encoder_kwargs = encoder_kwargs_from_config(cfg)
     decoder_name = _check_choice("MODEL.DECODER.BACKBONE", dec_cfg.BACKBONE, DECODERS)
-    st_mode = _check_choice("MODEL.ENCODER.SPA_TEMP_MODE", enc_cfg.SPA_TEMP_MODE, ATTENTION_MODES)
     if body_model_dir is None:
         body_model_dir = resolve_paths(cfg.PATHS)["body_model_dir"]
     if body_model is None:
         body_model = build_body_model(cfg.MODEL.BODY_MODEL, model_dir=body_model_dir)
-    encoder = build_encoder(
-        encoder_name,
-        num_blocks=enc_cfg.NUM_BLOCKS,
-        num_heads=enc_cfg.NUM_HEADS,
-        st_mode=st_mode,
-        max_seqlen=enc_cfg.MAX_SEQLEN,
-        interp_temp_embed=enc_cfg.INTERP_TEMP_EMBED,
-    )
+    encoder = build_encoder(**encoder_kwargs)
     if enc_cfg.INIT_WEIGHTS:
         from maed.models.checkpoint import init_encoder_weights
 

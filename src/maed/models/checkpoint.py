@@ -189,7 +189,11 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]
     if isinstance(encoder, SpatioTemporalEncoder):
-        state = timm_hybrid_filter(state, num_blocks=len(encoder.blocks) if num_blocks is None else num_blocks)
+        state = timm_hybrid_filter(
+            state,
+            num_blocks=len(encoder.blocks) if num_blocks is None else num_blocks,
+            num_patches=encoder.num_patches,
+        )
     else:
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     own = encoder.state_dict()

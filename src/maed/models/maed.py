@@ -18,7 +18,7 @@ class MAEDOutput:
 
     theta (N, T, 3 + 3J + S): camera (s, tx, ty), pose as axis-angle, shape; verts (N, T, V, 3) metres;
     kp_3d (N, T, K, 3) metres (the body model's joints, or J_regressor's when one is given);
-    kp_2d (N, T, K, 2) normalised to [-1, 1] of the 224 crop; rotmat (N, T, J, 3, 3).
+    kp_2d (N, T, K, 2) normalised to [-1, 1] of the crop; rotmat (N, T, J, 3, 3).
     Mapping access (``out["verts"]``) works as with the original's dict.
     """
 
@@ -73,7 +73,8 @@ class MAED(nn.Module):
         self.body_model.requires_grad_(False)
 
     def forward(self, images: torch.Tensor, J_regressor: torch.Tensor | None = None) -> MAEDOutput:
-        """images: N x T x 3 x 224 x 224 ImageNet-normalised RGB crops (T frames of one clip each).
+        """images: N x T x 3 x S x S ImageNet-normalised RGB crops (T frames of one clip each; S = 224 for the
+        original's size, the encoder's ``img_size`` in general).
 
         J_regressor: optional K' x V regressor (e.g. H36M, 17 joints) replacing the body model's joints in
         ``kp_3d`` and ``kp_2d``.

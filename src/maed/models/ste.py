@@ -5,6 +5,10 @@ the weight standardisation of the timm release MAED vendored: ``(w - mean) / (st
 biased std. Current timm standardises as ``(w - mean) / sqrt(var + eps)``, which is not the same
 function, so the convolution is defined here. Parameter names match the original (and timm's
 ``vit_base_r50_s16_224``), so both the authors' checkpoint and timm's ImageNet-21k weights load.
+
+The same family comes in other sizes: input side (a multiple of 16; the token grid is side / 16 on each
+axis), ViT width, depth, heads and MLP ratio, ResNetV2 stage depths and width (stem channels; the three
+stages have 4x, 8x and 16x as many). The defaults are the original's R50 + ViT-B at 224 px.
 """
 
 from __future__ import annotations
@@ -18,11 +22,15 @@ from timm.layers import GroupNormAct, Mlp, trunc_normal_
 from timm.layers.padding import pad_same
 from torch import nn
 
-from maed.errors import ConfigError
+from maed.errors import CheckpointError, ConfigError
 from maed.models.attention import SpatioTemporalAttention
 
 EMBED_DIM = 768
-NUM_PATCHES = 196  # (224 / 16)^2 feature-map cells of the 14 x 14 backbone output
+IMG_SIZE = 224
+PATCH_STRIDE = 16  # the backbone's total stride: stem /4, then stages 2 and 3 halve again
+NUM_PATCHES = (IMG_SIZE // PATCH_STRIDE) ** 2  # 196 cells of the 14 x 14 backbone output at 224 px
+BACKBONE_LAYERS = (3, 4, 9)
+BACKBONE_WIDTH = 64
 
 
 class StdConv2dSame(nn.Conv2d):
@@ -55,12 +63,45 @@ class StdConv2dSame(nn.Conv2d):
         return F.conv2d(x, self.standardized_weight(), self.bias, self.stride, 0, self.dilation, self.groups)
 
 
-def build_hybrid_backbone() -> nn.Module:
-    """ResNetV2-50 stem + stages (3, 4, 9): B x 3 x 224 x 224 -> B x 1024 x 14 x 14."""
+class MaxPool2dSame(nn.Module):
+    """3 x 3 / 2 max pooling with TF "SAME" padding (the stem pool); identical to timm's ``MaxPool2dSame``.
+
+    On CPU the pooling runs on a channels-last copy: PyTorch's channels-first max-pool kernel is about ten
+    times slower there, and the max is exact in any layout.
+    """
+
+    def __init__(self, kernel_size: int = 3, stride: int = 2):
+        super().__init__()
+        self.kernel_size = (kernel_size, kernel_size)
+        self.stride = (stride, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = pad_same(x, self.kernel_size, self.stride, value=-float("inf"))
+        if x.device.type != "cpu" or x.is_contiguous(memory_format=torch.channels_last):
+            return F.max_pool2d(x, self.kernel_size, self.stride)
+        y = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), self.kernel_size, self.stride)
+        return y.contiguous()
+
+
+def build_hybrid_backbone(
+    layers: tuple[int, ...] | list[int] = BACKBONE_LAYERS, width: int = BACKBONE_WIDTH
+) -> nn.Module:
+    """ResNetV2 stem + three bottleneck stages: B x 3 x S x S -> B x 16w x S/16 x S/16.
+
+    ``layers``: blocks per stage ((3, 4, 9): the original's R50 minus its last stage). ``width`` w: stem
+    channels; the stages output 4w, 8w and 16w channels (64 -> 256, 512, 1024 as in ResNet-50). GroupNorm
+    has 32 groups, so w must be a multiple of 32.
+    """
     from timm.models.resnetv2 import ResNetV2
 
-    return ResNetV2(
-        layers=(3, 4, 9),
+    if len(layers) != 3 or min(layers) < 1:
+        raise ValueError(f"backbone layers {list(layers)}: expected three stage depths, each at least 1")
+    if width < 32 or width % 32:
+        raise ValueError(f"backbone width {width}: expected a multiple of 32 (GroupNorm uses 32 groups)")
+    net = ResNetV2(
+        layers=tuple(layers),
+        channels=(4 * width, 8 * width, 16 * width),
+        stem_chs=width,
         num_classes=0,
         global_pool="",
         preact=False,
@@ -68,18 +109,25 @@ def build_hybrid_backbone() -> nn.Module:
         conv_layer=partial(StdConv2dSame, eps=1e-5),
         norm_layer=partial(GroupNormAct, num_groups=32, eps=1e-5),
     )
+    net.stem.pool = MaxPool2dSame(kernel_size=3, stride=2)
+    return net
 
 
 class HybridEmbed(nn.Module):
-    """CNN feature map -> tokens: B x 3 x 224 x 224 -> B x 196 x C."""
+    """CNN feature map -> tokens: B x 3 x S x S -> B x (S/16)^2 x C (224 px: 196 tokens)."""
 
-    def __init__(self, embed_dim: int = EMBED_DIM):
+    def __init__(
+        self,
+        embed_dim: int = EMBED_DIM,
+        layers: tuple[int, ...] | list[int] = BACKBONE_LAYERS,
+        width: int = BACKBONE_WIDTH,
+    ):
         super().__init__()
-        self.backbone = build_hybrid_backbone()
-        self.proj = nn.Conv2d(1024, embed_dim, kernel_size=1)
+        self.backbone = build_hybrid_backbone(layers, width)
+        self.proj = nn.Conv2d(16 * width, embed_dim, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.backbone.forward_features(x)  # (B, 1024, 14, 14)
+        x = self.backbone.forward_features(x)  # (B, 16w, S/16, S/16)
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
@@ -109,18 +157,23 @@ class PreLogits(nn.Module):
 
 
 class SpatioTemporalEncoder(nn.Module):
-    """Hybrid R50 + ViT encoder; one 768-d feature per frame.
+    """Hybrid ResNetV2 + ViT encoder; one ``embed_dim`` feature per frame (768 for the original).
 
     Args:
         num_blocks: transformer depth (6 in MAED's stage 2).
-        num_heads: attention heads.
+        num_heads: attention heads; must divide ``embed_dim``.
         st_mode: attention mode (see ``maed.models.attention``).
         max_seqlen: frames covered by the learned temporal embedding (16 in the original).
         interp_temp_embed: accept clips longer than ``max_seqlen`` by linearly interpolating the
             temporal embedding; without it such clips raise an error.
+        img_size: side S of the square input crops in pixels, a multiple of 16 (224 in the original);
+            the token grid is S/16 x S/16 and ``pos_embed`` has (S/16)^2 + 1 slots.
+        embed_dim: ViT width C and the output feature width (768).
+        mlp_ratio: hidden width of each block's MLP as a multiple of C (4).
+        backbone_layers: ResNetV2 blocks per stage ((3, 4, 9)).
+        backbone_width: ResNetV2 stem channels w; stages have 4w, 8w, 16w (64).
     """
 
-    feat_dim = EMBED_DIM
     uses_seqlen = True
 
     def __init__(
@@ -130,19 +183,29 @@ class SpatioTemporalEncoder(nn.Module):
         st_mode: str = "parallel",
         max_seqlen: int = 16,
         interp_temp_embed: bool = False,
+        img_size: int = IMG_SIZE,
+        embed_dim: int = EMBED_DIM,
+        mlp_ratio: float = 4.0,
+        backbone_layers: tuple[int, ...] | list[int] = BACKBONE_LAYERS,
+        backbone_width: int = BACKBONE_WIDTH,
     ):
         super().__init__()
-        dim = EMBED_DIM
+        if img_size < PATCH_STRIDE or img_size % PATCH_STRIDE:
+            raise ValueError(f"input size {img_size}: expected a positive multiple of {PATCH_STRIDE} pixels")
+        dim = embed_dim
+        self.feat_dim = dim
+        self.img_size = img_size
         self.st_mode = st_mode
         self.max_seqlen = max_seqlen
         self.interp_temp_embed = interp_temp_embed
-        self.patch_embed = HybridEmbed(dim)
+        self.patch_embed = HybridEmbed(dim, layers=backbone_layers, width=backbone_width)
+        self.num_patches = (img_size // PATCH_STRIDE) ** 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, NUM_PATCHES + 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches + 1, dim))
         self.has_temp_embed = st_mode in ("series", "parallel", "coupling")
         if self.has_temp_embed:
             self.temp_embed = nn.Parameter(torch.zeros(1, max_seqlen, 1, dim))
-        self.blocks = nn.ModuleList(Block(dim, num_heads, st_mode) for _ in range(num_blocks))
+        self.blocks = nn.ModuleList(Block(dim, num_heads, st_mode, mlp_ratio=mlp_ratio) for _ in range(num_blocks))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pre_logits = PreLogits(dim)
         self.reset_parameters()
@@ -179,9 +242,14 @@ class SpatioTemporalEncoder(nn.Module):
         return emb[0].t()[None, :, None, :]
 
     def forward_features(self, x: torch.Tensor, seqlen: int = 1) -> torch.Tensor:
-        """x: (N*T) x 3 x 224 x 224 -> (N*T) x 197 x C tokens after the final norm."""
+        """x: (N*T) x 3 x S x S -> (N*T) x (1 + (S/16)^2) x C tokens after the final norm."""
         self.check_seqlen(seqlen)
         B = x.shape[0]
+        if tuple(x.shape[-2:]) != (self.img_size, self.img_size):
+            raise ValueError(
+                f"input crops of {x.shape[-2]} x {x.shape[-1]} pixels; this encoder was built for "
+                f"{self.img_size} x {self.img_size} (DATASET.WIDTH/HEIGHT)"
+            )
         if B % seqlen:
             raise ValueError(f"batch of {B} frames is not a whole number of clips of {seqlen} frames")
         x = self.patch_embed(x)
@@ -194,7 +262,7 @@ class SpatioTemporalEncoder(nn.Module):
         return self.norm(x)
 
     def forward(self, x: torch.Tensor, seqlen: int = 1) -> torch.Tensor:
-        """x: (N*T) x 3 x 224 x 224 ImageNet-normalised crops -> (N*T) x 768 features."""
+        """x: (N*T) x 3 x S x S ImageNet-normalised crops -> (N*T) x C features."""
         return self.pre_logits(self.forward_features(x, seqlen)[:, 0])
 
 
@@ -203,11 +271,12 @@ def _num_blocks_in(state_dict: dict) -> int:
     return max(ids) + 1 if ids else 0
 
 
-def timm_hybrid_filter(state_dict: dict, num_blocks: int) -> dict:
+def timm_hybrid_filter(state_dict: dict, num_blocks: int, num_patches: int = NUM_PATCHES) -> dict:
     """Map timm's ``vit_base_r50_s16_224`` (ImageNet-21k) weights onto a ``num_blocks``-deep encoder.
 
     Keeps the first ``num_blocks`` transformer blocks (the original loaded a 12-block file into 6
     blocks and ignored the rest), drops the classifier head, and reshapes a linear patch projection.
+    ``num_patches`` is the encoder's token grid size ((S/16)^2); a ``pos_embed`` for another grid is refused.
     """
     out = {}
     for k, v in state_dict.items():
@@ -218,8 +287,10 @@ def timm_hybrid_filter(state_dict: dict, num_blocks: int) -> dict:
         if k == "patch_embed.proj.weight" and v.ndim == 2:
             v = v.reshape(v.shape[0], -1, 1, 1)
         out[k] = v
-    # pos_embed of a different grid is not supported: the hybrid always sees 14 x 14 cells
-    if "pos_embed" in out and out["pos_embed"].shape[1] != NUM_PATCHES + 1:
-        side = int(math.sqrt(out["pos_embed"].shape[1] - 1))
-        raise ValueError(f"pos_embed for a {side}x{side} grid; expected 14x14 (224 px input)")
+    # resampling pos_embed to another grid is not supported
+    if "pos_embed" in out and out["pos_embed"].shape[1] != num_patches + 1:
+        side, want = int(math.sqrt(out["pos_embed"].shape[1] - 1)), int(math.sqrt(num_patches))
+        raise CheckpointError(
+            f"pos_embed for a {side}x{side} token grid; this encoder has {want}x{want} ({want * PATCH_STRIDE} px input)"
+        )
     return out

@@ -1,0 +1,113 @@
+"""Smaller members of the `ste` family: input size, widths and depths from the config; the defaults stay
+the original's layout (tests/models/test_model.py checks every parameter name and shape against it)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from timm.layers import create_pool2d
+
+from maed.config import load_config
+from maed.errors import CheckpointError, ConfigError
+from maed.models import build_model
+from maed.models.ste import MaxPool2dSame, SpatioTemporalEncoder, build_hybrid_backbone, timm_hybrid_filter
+
+TINY = [
+    "DATASET.WIDTH=64",
+    "DATASET.HEIGHT=64",
+    "MODEL.ENCODER.BACKBONE_LAYERS=[1,2,1]",
+    "MODEL.ENCODER.BACKBONE_WIDTH=32",
+    "MODEL.ENCODER.EMBED_DIM=64",
+    "MODEL.ENCODER.NUM_HEADS=4",
+    "MODEL.ENCODER.NUM_BLOCKS=1",
+    "MODEL.ENCODER.MLP_RATIO=2",
+    "MODEL.DECODER.HIDDEN_DIM=128",
+]
+
+
+def test_sizes_follow_the_config(smpl_body):
+    model = build_model("stage2", body_model=smpl_body, overrides=TINY).eval()
+    enc = model.encoder
+    assert enc.feat_dim == 64 and enc.img_size == 64 and enc.num_patches == 16  # 64 / 16 = 4 x 4 tokens
+    assert enc.pos_embed.shape == (1, 17, 64) and enc.temp_embed.shape == (1, 16, 1, 64)
+    stages = enc.patch_embed.backbone.stages
+    assert [len(s.blocks) for s in stages] == [1, 2, 1]
+    assert enc.patch_embed.backbone.stem.conv.out_channels == 32
+    assert [s.blocks[-1].conv3.out_channels for s in stages] == [128, 256, 512]  # 4w, 8w, 16w
+    assert enc.blocks[0].mlp.fc1.out_features == 128
+    assert model.decoder.fc1.in_features == 64 and model.decoder.fc1.out_features == 128
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 3, 64, 64))
+    assert out["verts"].shape == (1, 3, 6890, 3) and torch.isfinite(out["verts"]).all()
+    # the output depends on the input: not a constant network
+    with torch.no_grad():
+        other = model(torch.randn(1, 3, 3, 64, 64))
+    assert (other["verts"] - out["verts"]).abs().max() > 1e-6
+
+
+def test_wrong_crop_size_is_a_clear_error(smpl_body):
+    model = build_model("stage2", body_model=smpl_body, overrides=TINY).eval()
+    with pytest.raises(ValueError, match="built for 64 x 64"):
+        model(torch.randn(1, 2, 3, 96, 96))
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("DATASET.WIDTH=100", "DATASET.WIDTH/HEIGHT"),
+        ("DATASET.HEIGHT=128", "DATASET.WIDTH/HEIGHT"),
+        ("MODEL.ENCODER.EMBED_DIM=100", "MODEL.ENCODER.EMBED_DIM=100"),
+        ("MODEL.ENCODER.BACKBONE_WIDTH=48", "MODEL.ENCODER.BACKBONE_WIDTH=48"),
+        ("MODEL.ENCODER.BACKBONE_LAYERS=[2,2]", "MODEL.ENCODER.BACKBONE_LAYERS"),
+        ("MODEL.ENCODER.BACKBONE_LAYERS=[2,0,2]", "MODEL.ENCODER.BACKBONE_LAYERS"),
+        ("MODEL.ENCODER.MLP_RATIO=0", "MODEL.ENCODER.MLP_RATIO"),
+    ],
+)
+def test_bad_sizes_name_their_config_key(override, key, smpl_body):
+    with pytest.raises(ConfigError) as e:
+        build_model("stage2", body_model=smpl_body, overrides=[override])
+    assert key in str(e.value)
+
+
+def test_cnn_encoder_ignores_the_ste_sizes(smpl_body):
+    model = build_model("stage2", body_model=smpl_body, overrides=["MODEL.ENCODER.BACKBONE=cnn", "DATASET.WIDTH=100"])
+    assert model.encoder.feat_dim == 2048
+
+
+def test_synth_tiny_preset_fits_the_size_budget(smpl_body):
+    """The shipped tiny model must stay <= 20 MB in float32 (issue 10)."""
+    cfg = load_config("synth_tiny")
+    assert cfg.MODEL.ENCODER.NUM_BLOCKS < 6 and cfg.DATASET.WIDTH < 224 and cfg.MODEL.BODY_MODEL == "anny"
+    cfg.MODEL.BODY_MODEL = "smpl"  # same network size within a few thousand KTD weights, no Anny build
+    model = build_model(cfg, body_model=smpl_body)
+    n = sum(p.numel() for p in model.parameters())
+    assert n * 4 < 20e6, f"{n} parameters"
+    side = cfg.DATASET.WIDTH
+    with torch.no_grad():
+        out = model.eval()(torch.randn(1, 2, 3, side, side))
+    assert out["theta"].shape == (1, 2, 85)
+
+
+def test_stem_pool_matches_timm_same_pooling():
+    pool, ref = MaxPool2dSame(3, 2), create_pool2d("max", kernel_size=3, stride=2, padding="same")
+    for shape in ((2, 8, 16, 16), (1, 4, 15, 17)):
+        x = torch.randn(shape)
+        assert torch.equal(pool(x), ref(x))
+        assert pool(x).is_contiguous()
+    x = torch.randn(2, 8, 16, 16, requires_grad=True)
+    pool(x).sum().backward()
+    y = x.detach().clone().requires_grad_(True)
+    ref(y).sum().backward()
+    assert torch.equal(x.grad, y.grad)
+
+
+def test_backbone_width_must_suit_group_norm():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        build_hybrid_backbone(layers=(1, 1, 1), width=16)
+
+
+def test_timm_weights_for_another_grid_are_refused():
+    enc = SpatioTemporalEncoder(num_blocks=1, num_heads=4, embed_dim=64, img_size=64, backbone_width=32)
+    state = {"pos_embed": torch.zeros(1, 197, 64)}
+    with pytest.raises(CheckpointError, match="14x14 token grid; this encoder has 4x4"):
+        timm_hybrid_filter(state, num_blocks=1, num_patches=enc.num_patches)
