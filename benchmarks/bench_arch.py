@@ -129,9 +129,16 @@ def main(argv: list[str] | None = None) -> dict:
         rows[name]["infer_fp32_frames_per_s"] = args.seqlen / sec
     for row in rows.values():
         print(_format_row(row, amps))
-    result = {"machine": device_summary(torch.device("cpu")), "config": args.config, "clips": args.clips,
-              "seqlen": args.seqlen, "body_model": type(body).__name__, "threads": torch.get_num_threads(),
-              "clock": "cpu" if args.cpu_time else "wall", "rows": list(rows.values())}  # fmt: skip
+    result = {
+        "machine": device_summary(torch.device("cpu")),
+        "config": args.config,
+        "clips": args.clips,
+        "seqlen": args.seqlen,
+        "body_model": type(body).__name__,
+        "threads": torch.get_num_threads(),
+        "clock": "cpu" if args.cpu_time else "wall",
+        "rows": list(rows.values()),
+    }
     if args.out:
         from maed.utils.io import atomic_write_text
 

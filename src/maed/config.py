@@ -125,6 +125,7 @@ class EncoderConfig:
     MLP_RATIO: float = 4.0  # MLP hidden width / EMBED_DIM
     BACKBONE_LAYERS: list[int] = field(default_factory=lambda: [3, 4, 9])  # ResNetV2 blocks per stage
     BACKBONE_WIDTH: int = 64  # ResNetV2 stem channels; stages have 4x, 8x, 16x (a multiple of 32)
+    GRAD_CHECKPOINT: bool = False  # activation checkpointing of the 'ste' encoder in training (less memory)
 
 
 @dataclass

@@ -43,6 +43,7 @@ def build_encoder(
     mlp_ratio: float = 4.0,
     backbone_layers: tuple[int, ...] | list[int] = (3, 4, 9),
     backbone_width: int = 64,
+    grad_checkpoint: bool = False,
 ) -> torch.nn.Module:
     """The ``ste`` encoder of the given size, or the ``cnn`` ResNet-50 (which takes no size arguments)."""
     if encoder == "cnn":
@@ -62,6 +63,7 @@ def build_encoder(
         mlp_ratio=mlp_ratio,
         backbone_layers=backbone_layers,
         backbone_width=backbone_width,
+        grad_checkpoint=grad_checkpoint,
     )
 
 
@@ -82,6 +84,7 @@ def encoder_kwargs_from_config(cfg: Config) -> dict[str, Any]:
         mlp_ratio=enc.MLP_RATIO,
         backbone_layers=list(enc.BACKBONE_LAYERS),
         backbone_width=enc.BACKBONE_WIDTH,
+        grad_checkpoint=enc.GRAD_CHECKPOINT,
     )
     if encoder != "ste":
         return kwargs
@@ -180,6 +183,10 @@ def load_model(
     device: str | torch.device = "cpu",
     overrides: list[str] | None = None,
     body_model=None,
+    *,
+    optimize: bool = True,
+    precision: str = "auto",
+    compile: bool = False,
 ) -> MAED:
     """Build the model a checkpoint was trained with and load its weights strictly; returns it in eval mode.
 
@@ -187,6 +194,12 @@ def load_model(
     checkpoint (it stores none; the original YAML files work, e.g. ``configs/config_stage2.yaml``); the
     project's checkpoints carry their own, which ``config`` overrides when given. Without either, the
     stage-2 architecture is assumed.
+
+    By default the model is set up for fast inference on ``device`` (``maed.models.fast``: bfloat16 where the
+    hardware multiplies it natively, weight standardisation computed once, channels-last convolutions);
+    ``optimize=False`` returns the plain float32 model (for training or bit-exact comparisons).
+    ``precision`` (``auto``, ``fp32``, ``bf16``, ``tf32``) and ``compile`` are passed to
+    :func:`maed.models.fast.optimize_for_inference`.
     """
     from maed.models.checkpoint import extract_state_dict, load_checkpoint, read_checkpoint
 
@@ -198,6 +211,15 @@ def load_model(
     else:
         cfg = load_config(config, overrides)
     cfg.MODEL.ENCODER.INIT_WEIGHTS = ""  # the checkpoint provides every weight
+    if optimize:
+        from maed.models.fast import resolve_precision
+
+        resolve_precision(precision, device)  # a bad option fails before the model is built
     model = build_model(cfg, body_model=body_model, body_model_dir=body_model_dir)
     load_checkpoint(model, ckpt, source=None if isinstance(checkpoint, dict) else str(checkpoint))
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    if optimize:
+        from maed.models.fast import optimize_for_inference
+
+        optimize_for_inference(model, precision=precision, compile=compile)
+    return model

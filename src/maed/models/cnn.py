@@ -31,6 +31,7 @@ class ResNet50Encoder(nn.Module):
         """Frames are encoded independently: any clip length works."""
 
     def forward(self, x: torch.Tensor, seqlen: int = 1) -> torch.Tensor:
+        x = x.to(self.conv1.weight.dtype)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)

@@ -84,7 +84,8 @@ class MAED(nn.Module):
         N, T = images.shape[:2]
         self.encoder.check_seqlen(T)
         feats = self.encoder(images.reshape(N * T, *images.shape[2:]), seqlen=T)  # (N*T, feat_dim)
-        pose_6d, betas, cam = self.decoder(feats)
+        # the encoder may run in bfloat16 (maed.models.fast); the decoder's precision is its own
+        pose_6d, betas, cam = self.decoder(feats.to(self.decoder.fc1.weight.dtype))
         # the body model, projection and rotation conversions stay in float32 under autocast: they are
         # cheap, and bf16 (about 3 significant digits) would blur millimetre-scale geometry
         with torch.autocast(images.device.type, enabled=False):

@@ -18,6 +18,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from timm.layers import GroupNormAct, Mlp, trunc_normal_
 from timm.layers.padding import pad_same
 from torch import nn
@@ -33,8 +34,23 @@ BACKBONE_LAYERS = (3, 4, 9)
 BACKBONE_WIDTH = 64
 
 
+def _tracing() -> bool:
+    """True while torch.compile, torch.export / the ONNX exporter or TorchScript trace the model."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 class StdConv2dSame(nn.Conv2d):
-    """Bias-free conv with per-output-channel weight standardisation and TF "SAME" dynamic padding."""
+    """Bias-free conv with per-output-channel weight standardisation and TF "SAME" dynamic padding.
+
+    The standardised weight depends on the weight only, so without autograd (inference) it is computed once
+    and reused until the weight changes (an in-place update such as an optimiser step or a load bumps the
+    tensor's version; ``.to()`` gives new storage). With autograd enabled it is recomputed on every call, as
+    training needs. ``cache_standardized = False`` turns the reuse off (the original's behaviour).
+    The weight is standardised in its own precision and then cast to the input's, so float32 master
+    weights serve a bfloat16 forward without losing precision in the standardisation.
+    """
+
+    cache_standardized = True
 
     def __init__(
         self,
@@ -53,21 +69,34 @@ class StdConv2dSame(nn.Conv2d):
             in_channel, out_channels, kernel_size, stride=stride, padding=0, dilation=dilation, groups=groups, bias=bias
         )
         self.eps = eps
+        self._cached: tuple[tuple, torch.Tensor] | None = None
 
-    def standardized_weight(self) -> torch.Tensor:
+    def _compute_standardized(self) -> torch.Tensor:
         std, mean = torch.std_mean(self.weight, dim=[1, 2, 3], keepdim=True, unbiased=False)
         return (self.weight - mean) / (std + self.eps)
 
+    def standardized_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """(w - mean) / (std + eps) per output channel, in ``dtype`` (default: the weight's)."""
+        dtype = dtype or self.weight.dtype
+        if not self.cache_standardized or torch.is_grad_enabled() or _tracing():
+            return self._compute_standardized().to(dtype)
+        w = self.weight
+        key = (w._version, w.data_ptr(), w.device, dtype)
+        if self._cached is None or self._cached[0] != key:
+            self._cached = (key, self._compute_standardized().to(dtype))
+        return self._cached[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_same(x, self.kernel_size, self.stride, self.dilation)
-        return F.conv2d(x, self.standardized_weight(), self.bias, self.stride, 0, self.dilation, self.groups)
+        weight = self.standardized_weight(x.dtype if x.dtype != self.weight.dtype else None)
+        return F.conv2d(x, weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
 class MaxPool2dSame(nn.Module):
     """3 x 3 / 2 max pooling with TF "SAME" padding (the stem pool); identical to timm's ``MaxPool2dSame``.
 
     On CPU the pooling runs on a channels-last copy: PyTorch's channels-first max-pool kernel is about ten
-    times slower there, and the max is exact in any layout.
+    times slower there, and the max is exact in any layout (``channels_last_on_cpu = False`` turns it off).
     """
 
     def __init__(self, kernel_size: int = 3, stride: int = 2):
@@ -75,9 +104,16 @@ class MaxPool2dSame(nn.Module):
         self.kernel_size = (kernel_size, kernel_size)
         self.stride = (stride, stride)
 
+    channels_last_on_cpu = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_same(x, self.kernel_size, self.stride, value=-float("inf"))
-        if x.device.type != "cpu" or x.is_contiguous(memory_format=torch.channels_last):
+        if (
+            not self.channels_last_on_cpu
+            or x.device.type != "cpu"
+            or x.is_contiguous(memory_format=torch.channels_last)
+            or _tracing()
+        ):
             return F.max_pool2d(x, self.kernel_size, self.stride)
         y = F.max_pool2d(x.contiguous(memory_format=torch.channels_last), self.kernel_size, self.stride)
         return y.contiguous()
@@ -126,9 +162,24 @@ class HybridEmbed(nn.Module):
         self.backbone = build_hybrid_backbone(layers, width)
         self.proj = nn.Conv2d(16 * width, embed_dim, kernel_size=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.backbone.forward_features(x)  # (B, 16w, S/16, S/16)
+    def forward(self, x: torch.Tensor, run=None) -> torch.Tensor:
+        """``run(module, x)`` calls each piece (stem, each stage); activation checkpointing passes its own."""
+        run = run or _call
+        bb = self.backbone
+        x = run(bb.stem, x)
+        for stage in bb.stages:
+            x = run(stage, x)
+        x = bb.norm(x)  # (B, 16w, S/16, S/16); the same steps as timm's forward_features
         return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def _call(module: nn.Module, *args):
+    return module(*args)
+
+
+def _checkpointed(module: nn.Module, *args):
+    """Run ``module`` without keeping its activations; backward recomputes them."""
+    return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False)
 
 
 class Block(nn.Module):
@@ -172,6 +223,9 @@ class SpatioTemporalEncoder(nn.Module):
         mlp_ratio: hidden width of each block's MLP as a multiple of C (4).
         backbone_layers: ResNetV2 blocks per stage ((3, 4, 9)).
         backbone_width: ResNetV2 stem channels w; stages have 4w, 8w, 16w (64).
+        grad_checkpoint: in training, keep only the inputs of the backbone's stem and stages and of each
+            transformer block, and recompute their insides during backward (activation checkpointing:
+            much less memory for about one more forward pass of compute). Same gradients.
     """
 
     uses_seqlen = True
@@ -188,6 +242,7 @@ class SpatioTemporalEncoder(nn.Module):
         mlp_ratio: float = 4.0,
         backbone_layers: tuple[int, ...] | list[int] = BACKBONE_LAYERS,
         backbone_width: int = BACKBONE_WIDTH,
+        grad_checkpoint: bool = False,
     ):
         super().__init__()
         if img_size < PATCH_STRIDE or img_size % PATCH_STRIDE:
@@ -198,6 +253,7 @@ class SpatioTemporalEncoder(nn.Module):
         self.st_mode = st_mode
         self.max_seqlen = max_seqlen
         self.interp_temp_embed = interp_temp_embed
+        self.grad_checkpoint = grad_checkpoint
         self.patch_embed = HybridEmbed(dim, layers=backbone_layers, width=backbone_width)
         self.num_patches = (img_size // PATCH_STRIDE) ** 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
@@ -245,6 +301,7 @@ class SpatioTemporalEncoder(nn.Module):
         """x: (N*T) x 3 x S x S -> (N*T) x (1 + (S/16)^2) x C tokens after the final norm."""
         self.check_seqlen(seqlen)
         B = x.shape[0]
+        x = x.to(self.pos_embed.dtype)  # a bfloat16 encoder (maed.models.fast) takes bfloat16 crops
         if tuple(x.shape[-2:]) != (self.img_size, self.img_size):
             raise ValueError(
                 f"input crops of {x.shape[-2]} x {x.shape[-1]} pixels; this encoder was built for "
@@ -252,13 +309,14 @@ class SpatioTemporalEncoder(nn.Module):
             )
         if B % seqlen:
             raise ValueError(f"batch of {B} frames is not a whole number of clips of {seqlen} frames")
-        x = self.patch_embed(x)
+        run = _checkpointed if self.grad_checkpoint and torch.is_grad_enabled() else _call
+        x = self.patch_embed(x, run=run)
         x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1) + self.pos_embed
         if self.has_temp_embed:
             n, C = x.shape[1:]
             x = (x.reshape(-1, seqlen, n, C) + self.temporal_embedding(seqlen)).reshape(B, n, C)
         for blk in self.blocks:
-            x = blk(x, seqlen)
+            x = run(blk, x, seqlen)
         return self.norm(x)
 
     def forward(self, x: torch.Tensor, seqlen: int = 1) -> torch.Tensor:
