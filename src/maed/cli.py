@@ -19,12 +19,13 @@ SUBCOMMAND_MODULES = [
     "maed.data.cli",
     "maed.train.cli",
     "maed.eval.cli",
+    "maed.export.cli",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="maed", description="MAED video human mesh recovery: benchmark, data, training, evaluation."
+        prog="maed", description="MAED video human mesh recovery: benchmark, data, training, evaluation, export."
     )
     parser.add_argument("--traceback", action="store_true", help="show full tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
