@@ -28,21 +28,16 @@ def _time_loader(dataset, *, workers: int, clips: int, warmup: int) -> dict:
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
+    from maed.bench import time_loader
+
     torch.manual_seed(0)
     sampler = RandomSampler(dataset, replacement=True, num_samples=clips + warmup * max(workers, 1))
     loader = DataLoader(
         dataset, batch_size=1, sampler=sampler, num_workers=workers, prefetch_factor=2 if workers > 0 else None
     )
-    it = iter(loader)
-    for _ in range(warmup * max(workers, 1)):  # start the workers, warm caches
-        next(it)
-    start = time.perf_counter()
-    frames = 0
-    for _ in range(clips):
-        batch = next(it)
-        frames += batch["images"].shape[1]
-    elapsed = time.perf_counter() - start
-    per_worker = max(workers, 1)
+    # the first batches per worker start the workers and warm caches
+    row = time_loader(loader, batches=clips, device=torch.device("cpu"), warmup=warmup * max(workers, 1))
+    elapsed, frames, per_worker = row["seconds"], row["frames"], max(workers, 1)
     return {
         "clips": clips,
         "seconds": elapsed,

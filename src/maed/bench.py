@@ -549,7 +549,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"model: {args.config} ({n_params / 1e6:.1f} M parameters, {gflop:.2f} GFLOP/frame, {side} px), "
             f"{info['name']} (bf16 matrix instructions: {info['bf16_matrix'] or 'none'}"
-            + (f", {info['threads']} threads" if "threads" in info else "")
+            + (f"; AMX {_yes(info['amx'])}, AVX512-BF16 {_yes(info['avx512_bf16'])}" if "amx" in info else "")
+            + (f"; {info['threads']} threads" if "threads" in info else "")
             + f"), torch {torch.__version__}"
         )
         result.update(params=n_params, gflop_per_frame=gflop, img_size=side)
@@ -560,6 +561,10 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(args.json, json.dumps(result, indent=2))
     print(f"\nwrote {args.json}")
     return 0
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _run_inference(args, model, device, precisions, clock, gflop, device_name) -> dict:
