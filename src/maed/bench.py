@@ -624,18 +624,19 @@ def _run_train(args, cfg, model, device, precisions, clock, tmp: Path) -> dict:
 
     batch = training_batch(model.body_model, clips, args.seqlen, cfg.DATASET.WIDTH, torch.Generator().manual_seed(0))
     frames = clips * args.seqlen
-    steps, rows = {}, []
+    steps, rows, peaks = {}, [], {}
     for amp in amps:
-        m = model if amp == amps[-1] else copy.deepcopy(model)
-        step = train_step_fn(m, cfg, amp=amp, run_dir=tmp)
-        steps[amp] = lambda step=step: step(batch)
-    peaks = {}
-    if device.type == "cuda":
-        for amp, fn in steps.items():
+        # peak memory of one setting: what its first step allocates on top of what was there before its
+        # model copy (the other settings' models and optimiser states are not counted)
+        before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+        if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-            fn()
+        step = train_step_fn(copy.deepcopy(model), cfg, amp=amp, run_dir=tmp)
+        steps[amp] = lambda step=step: step(batch)
+        if device.type == "cuda":
+            steps[amp]()
             torch.cuda.synchronize(device)
-            peaks[amp] = torch.cuda.max_memory_allocated(device) / 2**30
+            peaks[amp] = (torch.cuda.max_memory_allocated(device) - before) / 2**30
     best = time_alternating(steps, iters=args.iters, warmup=args.warmup, cuda=device.type == "cuda", clock=clock)
     for amp in amps:
         row = {"amp": amp, "seconds_per_step": best[amp], "frames_per_s": frames / best[amp]}

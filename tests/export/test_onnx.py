@@ -93,3 +93,35 @@ def test_export_refuses_a_directory_and_an_optimised_model(authors_checkpoint, s
     with pytest.raises(ConfigError, match="optimize=False"):
         export_onnx(fast, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_searchsorted_translation_matches_torch(tmp_path):
+    """Anny's phenotype interpolation needs torch.searchsorted, which ONNX lacks; the translation must give
+    torch's indices in every interval, at the anchors themselves, and outside the range."""
+    import onnxruntime as ort
+
+    from maed.export.onnx import _searchsorted_1d
+
+    class Search(torch.nn.Module):
+        def __init__(self, right: bool):
+            super().__init__()
+            self.register_buffer("anchors", torch.tensor([0.0, 0.1, 0.5, 0.5, 0.9, 1.0]))
+            self.right = right
+
+        def forward(self, v):
+            return torch.searchsorted(self.anchors, v, right=self.right)
+
+    v = torch.tensor([-1.0, 0.0, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 1.0, 2.0])
+    for right in (False, True):
+        path = tmp_path / f"search_{right}.onnx"
+        dims = {"v": {0: torch.export.Dim("B", min=1)}}
+        program = torch.onnx.export(
+            Search(right).eval(),
+            (v,),
+            dynamo=True,
+            dynamic_shapes=dims,
+            custom_translation_table={torch.ops.aten.searchsorted.Tensor: _searchsorted_1d},
+        )
+        program.save(str(path))
+        (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"v": v.numpy()})
+        assert got.tolist() == torch.searchsorted(Search(right).anchors, v, right=right).tolist()

@@ -14,12 +14,16 @@ graph). ``vanilla`` and ``temporal`` take any T. S is fixed.
 
 Exporter: ``torch.onnx.export(..., dynamo=True)`` (torch.export, then onnxscript). The TorchScript exporter
 also runs but records the SMPL layer's batch size as a constant (smplx computes it with Python's ``max``),
-so its graph only accepts the N x T it was traced with. Two adaptations make the dynamo export work, both
-for the duration of the export only: the multi-head attention over more than four axes is folded to four
-(``maed.models.attention``; the ONNX translation takes 4-d attention only), and smplx's ``SMPLLayer`` is
-called through :func:`_smpl_layer_forward`, which runs the same ``smplx.lbs.lbs`` with the kinematic
-parents as Python integers (smplx keeps them in a tensor and indexes a Python list with it, which
-torch.export cannot trace) and without ``len(tensor)`` (which fixes the batch size).
+so its graph only accepts the N x T it was traced with. What makes the dynamo export work:
+
+- attention over more than four axes is folded to four (``maed.models.attention``; the ONNX translation
+  takes 4-d attention only);
+- during the export only, smplx's ``SMPLLayer`` runs through :func:`_smpl_layer_forward`, the same
+  ``smplx.lbs.lbs`` call with the kinematic parents as Python integers (smplx indexes a Python list with a
+  tensor, which torch.export cannot trace) and without ``len(tensor)``, which would fix the batch size;
+  Anny's phenotype interpolation gets the same treatment of ``len`` (``_LEN_OF_BATCH_MODULES``);
+- ``torch.searchsorted`` (Anny's phenotype interpolation) has no ONNX operator: :func:`_searchsorted_1d`
+  translates it.
 """
 
 from __future__ import annotations
@@ -89,9 +93,21 @@ def _smpl_layer_forward(layer, parents: _IntParents, betas=None, global_orient=N
     return SMPLOutput(vertices=vertices, joints=joints, betas=betas, global_orient=global_orient, body_pose=body_pose)
 
 
+#: modules of body-model packages that size tensors with ``len(batch_tensor)``, which fixes the batch size
+#: in a trace; during export their ``len`` is the first dimension as torch.export sees it
+_LEN_OF_BATCH_MODULES = ("anny.utils.interpolation",)
+
+
+def _first_dim(x):
+    return x.shape[0]
+
+
 @contextmanager
 def exportable(model: nn.Module):
-    """Within this context ``model``'s SMPL layers (if any) run through :func:`_smpl_layer_forward`."""
+    """Within this context ``model``'s SMPL layers (if any) run through :func:`_smpl_layer_forward`, and the
+    modules of ``_LEN_OF_BATCH_MODULES`` that are loaded read batch sizes from shapes."""
+    import sys
+
     try:
         from smplx import SMPLLayer
     except ImportError:  # no SMPL in this model then
@@ -100,11 +116,29 @@ def exportable(model: nn.Module):
     for layer in layers:
         parents = _IntParents(int(p) for p in layer.parents)  # read here: inside the trace they are symbolic
         layer.forward = partial(_smpl_layer_forward, layer, parents)
+    patched = [sys.modules[name] for name in _LEN_OF_BATCH_MODULES if name in sys.modules]
+    for module in patched:
+        module.len = _first_dim  # found before the builtin by the module's functions
     try:
         yield
     finally:
         for layer in layers:
             del layer.forward
+        for module in patched:
+            del module.len
+
+
+def _searchsorted_1d(sorted_sequence, values, out_int32: bool = False, right: bool = False, side=None, sorter=None):
+    """ONNX translation of ``torch.searchsorted`` on a sorted 1-d sequence (ONNX has no such operator; Anny's
+    phenotype interpolation uses it): the index is the count of entries below each value (``left``), or
+    below or equal (``right``). Sorters are not supported."""
+    from onnxscript import INT32, INT64
+    from onnxscript import opset18 as op
+
+    column = op.Unsqueeze(values, [-1])  # (..., 1) against (n,)
+    before = op.LessOrEqual(sorted_sequence, column) if right or side == "right" else op.Less(sorted_sequence, column)
+    index = op.ReduceSum(op.Cast(before, to=INT64.dtype), [-1], keepdims=0)
+    return op.Cast(index, to=INT32.dtype) if out_int32 else index
 
 
 def _check_plain_float32(model: nn.Module) -> None:
@@ -157,6 +191,7 @@ def export_onnx(
                 output_names=list(OUTPUT_NAMES),
                 dynamic_shapes={"images": dims},
                 opset_version=opset,
+                custom_translation_table={torch.ops.aten.searchsorted.Tensor: _searchsorted_1d},
                 verbose=False,
             )
         except Exception as e:  # the exporter's errors are long; keep its first line and say what was exported
