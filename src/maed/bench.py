@@ -54,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument(
         "--precisions",
+        "--dtypes",
         default=None,
         help="comma list of fp32,tf32,bf16 (default: fp32 and bf16 where the device has bf16 matrix "
         "instructions; tf32 too on CUDA)",

@@ -99,12 +99,12 @@ class MaxPool2dSame(nn.Module):
     times slower there, and the max is exact in any layout (``channels_last_on_cpu = False`` turns it off).
     """
 
+    channels_last_on_cpu = True
+
     def __init__(self, kernel_size: int = 3, stride: int = 2):
         super().__init__()
         self.kernel_size = (kernel_size, kernel_size)
         self.stride = (stride, stride)
-
-    channels_last_on_cpu = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_same(x, self.kernel_size, self.stride, value=-float("inf"))
