@@ -22,8 +22,7 @@ import os
 import numpy as np
 
 from maed.errors import ConfigError
-from maed.export.gltf import _check_output
-from maed.export.rig import Rig, animation_tracks
+from maed.export.rig import Rig, animation_tracks, output_path
 from maed.utils.io import atomic_write_text
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
@@ -58,7 +57,7 @@ def write_bvh(
     if not (isinstance(scale, (int, float, np.number)) and np.isfinite(scale) and scale > 0):
         raise ConfigError(f"write_bvh: scale must be a positive number (file units per metre), got {scale!r}")
     local_rot, root_pos = animation_tracks(rig, rotmats, root_trans, fps, frame, writer="write_bvh")
-    path = _check_output(path, "write_bvh")
+    path = output_path(path, "write_bvh")
     T, J = local_rot.shape[:2]
     offsets = rig.joint_offsets() * scale
     names = [_token(n) for n in rig.joint_names]

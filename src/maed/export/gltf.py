@@ -19,12 +19,11 @@ representable in a skinned file and are left out.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
-from maed.errors import DataError, MaedError, OutputError
-from maed.export.rig import Rig, animation_tracks, as_array
+from maed.errors import DataError, MaedError
+from maed.export.rig import Rig, animation_tracks, as_array, output_path
 from maed.utils.io import atomic_write_bytes
 
 #: glTF component types and buffer-view targets (the glTF 2.0 specification's enums)
@@ -72,7 +71,7 @@ def write_glb(
     pygltflib = import_pygltflib()
     local_rot, root_pos = animation_tracks(rig, rotmats, root_trans, fps, frame, writer="write_glb")
     material_color, vertex_colors = _colors(color, rig.num_vertices)
-    path = _check_output(path, "write_glb")
+    path = output_path(path, "write_glb")
     T, J = local_rot.shape[:2]
 
     blob = _Blob()
@@ -230,16 +229,3 @@ def _colors(color, num_vertices: int) -> tuple[tuple[float, ...], np.ndarray | N
     raise DataError(
         f"write_glb: color has shape {values.shape}; expected RGB(A) (3 or 4 values) or {num_vertices} x 3 / x 4"
     )
-
-
-def _check_output(path: str | os.PathLike, writer: str) -> Path:
-    """The output file's path; OutputError when it is a folder or its folder cannot be a folder."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{writer}: output {path} is a folder, expected a file path")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputError(f"{writer}: cannot write {path}: {parent} is a file, not a folder")
-            break
-    return path

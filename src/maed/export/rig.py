@@ -36,11 +36,13 @@ Coordinate frames (shared by every writer, ``frame=`` argument):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from maed.errors import ConfigError, DataError, MaedError
+from maed.errors import ConfigError, DataError, MaedError, OutputError
 
 FILE_FRAMES = ("camera", "model")
 #: 180 degrees about x: camera axes (x right, y down, z away) -> file axes (x right, y up, z towards the camera)
@@ -343,3 +345,17 @@ def animation_tracks(
         rotmats[:, 0] = CAMERA_TO_FILE @ rotmats[:, 0]
         root_pos = root_pos @ CAMERA_TO_FILE.T
     return rotmats, root_pos
+
+
+def output_path(path: str | os.PathLike, writer: str) -> Path:
+    """``path`` as a Path; OutputError naming ``writer`` when it is a folder or a file stands where its folder
+    would be."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{writer}: output {path} is a folder, expected a file path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{writer}: cannot write {path}: {parent} is a file, not a folder")
+            break
+    return path
