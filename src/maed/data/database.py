@@ -20,6 +20,9 @@ The format is the authors' so that their released files and ours load the same w
 Only ``img_name`` is required; every other field is optional but must have the shape above. Fields not
 listed (the authors' ``features``, ...) are kept if their first axis has n rows.
 
+Files are read through an allow-list unpickler (``maed.utils.safe_pickle``), never by a plain
+``joblib.load``.
+
 The authors' files store ``img_name`` with the path they were built with (``data/3dpw/imageFiles/...``);
 loaders find the leading part to drop once per database (:func:`find_image_prefix`), so those files work
 with a dataset root unchanged.
@@ -28,9 +31,6 @@ with a dataset root unchanged.
 from __future__ import annotations
 
 import os
-import pickle
-import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -117,31 +117,21 @@ def validate_database(db: dict, label: str = "<database>") -> int:
     return n
 
 
-#: what unpickling a truncated or corrupt file raises (a cut-off array buffer, a bad opcode argument, a
-#: garbled class reference, ...)
-_UNREADABLE = (
-    EOFError, pickle.UnpicklingError, ValueError, OSError, zipfile.BadZipFile, KeyError, IndexError, TypeError,
-    AttributeError, ImportError, struct.error,
-)  # fmt: skip
-
-
 def load_database(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load and validate a ``*_db.pt`` database (ours or the authors').
 
-    Returns a dict of arrays with n rows each (see the module docstring). A missing, truncated or
-    malformed file raises one ``DataError`` naming the file (and the field).
+    The file is read through the allow-list unpickler of ``maed.utils.safe_pickle`` (numpy arrays, dtypes,
+    scalars, strings, plain containers and joblib's array placeholders; any joblib compression or a plain
+    pickle), so loading never runs code from it. Returns a dict of arrays with n rows each (see the module
+    docstring). A missing, truncated, malformed or refused file raises one ``DataError`` naming the file
+    (and the field or the object it asked for).
     """
-    import joblib
+    from maed.utils.safe_pickle import load_joblib
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"database not found: {path}")
-    try:
-        db = joblib.load(path)
-    except _UNREADABLE as e:
-        raise DataError(
-            f"{path}: not a readable joblib database (truncated or corrupt?): {type(e).__name__}: {e}"
-        ) from None
+    db = load_joblib(path, error=DataError, what="database")
     validate_database(db, label=str(path))
     return db
 
