@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import joblib
 import numpy as np
 import pytest
@@ -34,7 +36,9 @@ def test_round_trip_is_a_plain_joblib_dict(tmp_path):
     loaded = load_database(path)
     for k in db:
         np.testing.assert_array_equal(loaded[k], db[k])
-    assert [p.name for p in tmp_path.iterdir()] == ["3dpw_test_db.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3dpw_test_db.pt", "3dpw_test_db.pt.sha256"]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (tmp_path / "3dpw_test_db.pt.sha256").read_text() == f"{digest}  3dpw_test_db.pt\n"  # sha256sum -c
 
 
 def test_authors_style_file_loads(tmp_path):

@@ -96,6 +96,7 @@ def test_every_output_kind_gets_the_mode_plain_open_gives(tmp_path, mask):
         for name, write in WRITERS.items():
             write(tmp_path / f"out_{name}")
             assert _mode(tmp_path / f"out_{name}") == expected, name
+        assert _mode(tmp_path / "out_database.sha256") == expected
     assert expected == 0o666 & ~mask
 
 
