@@ -43,6 +43,12 @@ def person():
 
 
 @pytest.fixture(scope="session")
+def person_arms_down():
+    """The same mesh (same faces) with the arms lowered."""
+    return person_mesh(arms_out=False)
+
+
+@pytest.fixture(scope="session")
 def gl_works():
     """Skip a test that needs headless OpenGL on a machine without it (the fallback tests run anyway)."""
     from maed.render.gl import RenderError, offscreen_renderer

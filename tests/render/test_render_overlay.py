@@ -253,3 +253,18 @@ def test_720p_frame_with_three_people(person, gl_works):
         covered |= reference_silhouette(verts, faces, c, 1280, 720)
     changed = (out != frame).any(-1)
     assert iou(changed, covered) > 0.9
+
+
+def test_a_new_pose_reuses_the_uploaded_mesh(person, person_arms_down, gl_works):
+    """Frames of a video change the vertices only: the buffer on the GPU is rewritten, and shows the new pose."""
+    verts, faces = person
+    lowered, same_faces = person_arms_down
+    assert np.array_equal(faces, same_faces) and np.abs(lowered - verts).max() > 0.3
+    cam = camera(1.4, 0.0, 0.0)
+    with OverlayRenderer(W, H, faces, backend="gl") as r:
+        first = r.render(np.zeros((H, W, 3), np.uint8), [PersonDraw(verts, cam, (1.0, 1.0, 1.0))])
+        primitive = r._gl._primitive
+        second = r.render(np.zeros((H, W, 3), np.uint8), [PersonDraw(lowered, cam, (1.0, 1.0, 1.0))])
+        assert r._gl._primitive is primitive
+    assert iou(first.max(-1) > 0, reference_silhouette(verts, faces, cam)) > 0.9
+    assert iou(second.max(-1) > 0, reference_silhouette(lowered, faces, cam)) > 0.9
