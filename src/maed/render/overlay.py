@@ -134,7 +134,7 @@ class OverlayRenderer:
 
         hint = install_hint()
         message = f"{type(error).__name__}: {error}"
-        if hint not in message and "apt-get install" not in message:
+        if hint not in message:
             message += f"; for the shaded OpenGL render install {hint}"
         self.fallback_reason = f"drawn without OpenGL (flat shading): {message}"
         if self._gl is not None:
@@ -156,10 +156,11 @@ class OverlayRenderer:
             cam = np.asarray(p.cam, dtype=np.float64).reshape(-1)
             if cam.shape != (4,):
                 raise ValueError(f"people[{i}].cam: expected (sx, sy, tx, ty), got shape {cam.shape}")
+            color = tuple(float(c) for c in p.color)
+            if len(color) != 3:
+                raise ValueError(f"people[{i}].color: expected RGB in [0, 1], got {p.color!r}")
             # vertices no face uses are never drawn
-            checked.append(
-                PersonDraw(verts=verts[: self.num_vertices], cam=cam, color=tuple(float(c) for c in p.color))
-            )
+            checked.append(PersonDraw(verts=verts[: self.num_vertices], cam=cam, color=color))
         return checked
 
     def _draw(self, canvas: np.ndarray, people: list[PersonDraw]) -> np.ndarray:
