@@ -284,3 +284,16 @@ def test_small_eval_renders(small_eval, smpl_dir, tmp_path):
     args = ["render", str(small_eval), "--root", str(tmp_path / "images"), "--out", str(out)]
     assert main([*args, "--body-model-dir", str(smpl_dir), "--no-progress", "--format", "png"]) == 0
     assert (out / "seq" / "000000.png").is_file()
+
+
+def test_png_rerun_draws_only_missing_frames(small_eval, smpl_dir, tmp_path):
+    from maed.render.predictions import render_predictions
+
+    kw = dict(root=tmp_path / "images", body_model_dir=smpl_dir, fmt="png", antialias=False, progress=False)
+    first = render_predictions(small_eval, tmp_path / "out", **kw)
+    assert first.frames == 1
+    png = tmp_path / "out" / "seq" / "000000.png"
+    stamp = png.stat().st_mtime_ns
+    assert render_predictions(small_eval, tmp_path / "out", **kw).frames == 0 and png.stat().st_mtime_ns == stamp
+    png.unlink()
+    assert render_predictions(small_eval, tmp_path / "out", **kw).frames == 1 and png.is_file()

@@ -4,9 +4,10 @@
 Input: an evaluation directory holding ``predictions.npz`` (theta N x (3 + 3J + S) = crop camera (s, tx,
 ty), axis-angle pose, shape; boxes N x 4 = cx, cy, w, h pixels; paths, instance_id, sequence; vertices
 N x V x 3 metres when ``maed eval --save-verts`` was given) and ``metrics.json`` (its ``run`` record names
-the body model). Frames are grouped into videos by their folder; every person of a frame is composited
-into one image, one colour per ``sequence`` (a person's track). Output per video: ``<name>.mp4`` or a
-folder ``<name>/`` of PNGs named like the frames; finished outputs are kept on a rerun.
+the body model). Frames are grouped into videos by their folder (frames without predictions are left
+out); every person of a frame is composited into one image, one colour per ``sequence`` (a person's
+track). Output per video: ``<name>.mp4`` or a folder ``<name>/`` of PNGs named like the frames; finished
+outputs are kept on a rerun.
 """
 
 from __future__ import annotations
@@ -374,16 +375,19 @@ def render_predictions(
                 bar = tqdm(frames, desc=video.name, unit="frame", disable=not progress, leave=False)
                 for k in range(0, len(frames), _CHUNK):
                     chunk = frames[k : k + _CHUNK]
+                    pngs = [{view: t / f"{Path(file).stem}.png" for view, t in targets.items()} for file, _ in chunk]
+                    if fmt == "png" and not overwrite:  # frames finished by an earlier run are kept
+                        todo = [i for i, p in enumerate(pngs) if not all(f.is_file() for f in p.values())]
+                        bar.update(len(chunk) - len(todo))
+                        chunk, pngs = [chunk[i] for i in todo], [pngs[i] for i in todo]
+                        if not chunk:
+                            continue
                     rows = np.concatenate([r for _, r in chunk])
                     verts = vertices_of(rows)
                     cams = full_image_cameras(pred.theta[rows, :3], pred.boxes[rows], width, height)
                     at = 0
-                    for file, frame_rows in chunk:
+                    for (file, frame_rows), png in zip(chunk, pngs):
                         first_row, at = at, at + len(frame_rows)
-                        pngs = {view: t / f"{Path(file).stem}.png" for view, t in targets.items()}
-                        if fmt == "png" and not overwrite and all(p.is_file() for p in pngs.values()):
-                            bar.update(1)
-                            continue  # finished by an earlier run
                         image = first if file == frames[0][0] else read_frame(file)
                         if image.shape[:2] != (height, width):
                             raise DataError(
@@ -405,7 +409,7 @@ def render_predictions(
                             if fmt == "mp4":
                                 writers[view].write(picture)
                             else:
-                                write_png(pngs[view], picture)
+                                write_png(png[view], picture)
                         report.frames += 1
                         bar.update(1)
                     if renderer.fallback_reason and not report.fallback_reason:
