@@ -297,3 +297,20 @@ def test_png_rerun_draws_only_missing_frames(small_eval, smpl_dir, tmp_path):
     assert render_predictions(small_eval, tmp_path / "out", **kw).frames == 0 and png.stat().st_mtime_ns == stamp
     png.unlink()
     assert render_predictions(small_eval, tmp_path / "out", **kw).frames == 1 and png.is_file()
+
+
+def test_leftovers_of_a_killed_run_are_removed(small_eval, smpl_dir, tmp_path):
+    import os
+
+    from maed.render.predictions import render_predictions
+
+    out = tmp_path / "out"
+    (out / "seq").mkdir(parents=True)
+    stale = [out / ".seq.mp4.k1lled00.tmp", out / "seq" / ".000000.png.k1lled00.tmp"]
+    for f in stale:
+        f.write_bytes(b"half a file")
+        os.utime(f, (1e9, 1e9))  # written long before this process started, by a process that is gone
+    kept = out / "notes.txt"
+    kept.write_text("not ours")
+    render_predictions(small_eval, out, root=tmp_path / "images", body_model_dir=smpl_dir, fmt="png", progress=False)
+    assert not any(f.exists() for f in stale) and kept.is_file() and (out / "seq" / "000000.png").is_file()

@@ -326,6 +326,7 @@ def render_predictions(
     from maed.body import build_body_model
     from maed.render.overlay import OverlayRenderer, PersonDraw, track_color
     from maed.render.projection import full_image_cameras
+    from maed.utils.io import check_output_dir, remove_stale_temporaries
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: expected one of {FORMATS}")
@@ -333,9 +334,7 @@ def render_predictions(
         raise ConfigError(f"--max-frames {max_frames}: expected a positive number of frames")
     if fps <= 0:
         raise ConfigError(f"--fps {fps}: expected a positive frame rate")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"--out {out_dir}: exists and is not a directory; choose a directory for the renders")
+    out_dir = check_output_dir(out_dir)
     pred = load_predictions(eval_dir)
     name = (body_model or infer_body_model(pred)).lower()
     body = build_body_model(name, model_dir=body_model_dir)
@@ -345,6 +344,7 @@ def render_predictions(
 
     report = RenderReport()
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir, recursive=True)  # unfinished videos and frames of a killed run
     renderer = None
     try:
         for video in videos:
