@@ -314,3 +314,40 @@ def test_leftovers_of_a_killed_run_are_removed(small_eval, smpl_dir, tmp_path):
     kept.write_text("not ours")
     render_predictions(small_eval, out, root=tmp_path / "images", body_model_dir=smpl_dir, fmt="png", progress=False)
     assert not any(f.exists() for f in stale) and kept.is_file() and (out / "seq" / "000000.png").is_file()
+
+
+class _Payload:
+    """Unpickles as ``touch <marker>``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch '{self.marker}'",)
+
+
+@pytest.mark.parametrize("kind", ["hostile", "truncated", "random", "empty"])
+def test_damaged_predictions_file_is_one_error_and_runs_nothing(kind, small_eval, smpl_dir, tmp_path, capsys):
+    path = small_eval / "predictions.npz"
+    marker = tmp_path / "pwned"
+    if kind == "hostile":  # a pickled object member, as np.savez(allow_pickle=True) would write it
+        with np.load(path) as p:
+            arrays = {k: p[k] for k in p.files}
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, value in {**arrays, "sequence": np.array([_Payload(marker)], dtype=object)}.items():
+                with zf.open(f"{name}.npy", "w") as fh:
+                    np.lib.format.write_array(fh, value, allow_pickle=True)
+    elif kind == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    else:
+        path.write_bytes(b"")
+    out = tmp_path / "out"
+    args = ["render", str(small_eval), "--root", str(tmp_path / "images"), "--out", str(out)]
+    assert main([*args, "--body-model-dir", str(smpl_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("maed render: error: ") and str(path) in err and err.count("\n") == 1
+    assert not marker.exists() and not out.exists()
