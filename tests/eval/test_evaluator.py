@@ -273,23 +273,6 @@ def test_out_that_is_a_file_is_an_output_error(fixture, tmp_path):
     assert out.read_text() == "keep me"
 
 
-def test_device_names_are_checked():
-    from maed.eval.evaluator import resolve_device
-
-    assert resolve_device("cpu", explicit=True) == "cpu"
-    for name, explicit, match in (
-        ("gpu", True, "--device 'gpu'"),
-        ("CUDA", False, "DEVICE 'CUDA'"),
-        ("mps", True, "--device mps"),
-    ):
-        with pytest.raises(ConfigError, match=f"{match}: expected cpu, cuda or cuda:N"):
-            resolve_device(name, explicit=explicit)
-    if not torch.cuda.is_available():  # a config asking for CUDA falls back; an explicit --device does not
-        assert resolve_device("cuda", explicit=False) == "cpu"
-        with pytest.raises(ConfigError, match="no CUDA device"):
-            resolve_device("cuda:0", explicit=True)
-
-
 def test_missing_database_names_file_and_prepare(fixture, tmp_path):
     with pytest.raises(DataError, match=r"3dpw_val_db\.pt.*maed prepare 3dpw"):
         _run(fixture, tmp_path / "out", split="val")

@@ -76,8 +76,9 @@ def _config(args):
 
 
 def run(args: argparse.Namespace) -> int:
-    from maed.eval.evaluator import format_table, resolve_device, run_evaluation
+    from maed.eval.evaluator import format_table, run_evaluation
     from maed.paths import resolve_paths
+    from maed.utils.device import resolve_device
 
     cfg = _config(args)
     paths = resolve_paths(cfg.PATHS)

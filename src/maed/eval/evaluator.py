@@ -601,26 +601,6 @@ def format_table(record: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------ runner
-def resolve_device(device: str | None, explicit: bool) -> str:
-    """``cpu`` | ``cuda`` | ``cuda:N``; a CUDA device from the config (not ``explicit``) falls back to the CPU
-    when CUDA is absent. Anything else is a :class:`ConfigError` naming the option."""
-    device = str(device or "cpu")
-    option = "--device" if explicit else "DEVICE"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"{option} {device!r}: expected cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"{option} {device}: expected cpu, cuda or cuda:N")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        if explicit:
-            raise ConfigError(f"--device {device}: no CUDA device is available; use --device cpu")
-        return "cpu"
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"{option} {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-    return device
-
-
 def run_evaluation(
     *,
     checkpoint: str | os.PathLike,
@@ -637,7 +617,7 @@ def run_evaluation(
     sample_pool: int = 128,
     batch_size: int = 8,
     num_workers: int = 0,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
     save_verts: bool = False,
     save_inference_pkl: bool = False,
     overwrite: bool = False,

@@ -61,8 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device",
         default=None,
-        choices=("cpu", "cuda"),
-        help="default: DEVICE from the config, cpu when CUDA is absent",
+        help="cpu, cuda, cuda:N (default: DEVICE from the config, cpu when CUDA is absent)",
     )
     p.add_argument(
         "--max-steps",

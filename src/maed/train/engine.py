@@ -48,6 +48,7 @@ from maed.train.distributed import (
 from maed.train.losses import LOSS_NAMES, MAEDLoss
 from maed.train.run_log import RunLog
 from maed.train.streams import BatchStream, mix_seed
+from maed.utils.device import resolve_device
 from maed.utils.io import atomic_write_text
 
 AMP_MODES = ("none", "bf16")
@@ -643,8 +644,8 @@ def train(
         resume: a run directory (or a checkpoint in it) to continue (default ``TRAIN.RESUME``).
         out: the run directory to create (default ``OUTPUT_DIR/<timestamp>_<EXP_NAME>``); must not hold
             another run.
-        device: ``cpu`` | ``cuda`` (an error without CUDA). Default: ``DEVICE``, falling back to the CPU
-            when CUDA is absent.
+        device: ``cpu`` | ``cuda`` | ``cuda:N`` (an error without CUDA). Default: ``DEVICE``, the CPU when
+            CUDA is absent (``maed.utils.device``).
         progress: rank-0 progress bars.
         max_steps: stop (with a checkpoint) once this many steps are done in total.
 
@@ -668,9 +669,7 @@ def train(
         cfg.TRAIN.RESUME = ""
     elif cfg is None:
         raise ConfigError("maed train: give --config (a YAML file or preset: stage1, stage2, ...) or --resume RUN_DIR")
-    if device is None:
-        device = cfg.DEVICE if not str(cfg.DEVICE).startswith("cuda") or torch.cuda.is_available() else "cpu"
-    env = init_distributed(device)
+    env = init_distributed(resolve_device(device if device is not None else cfg.DEVICE, explicit=device is not None))
     try:
         return _train(
             cfg,
