@@ -16,19 +16,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: default image root of each dataset, relative to the data directory
-DEFAULT_DATASET_DIRS = {
-    "3dpw": "3dpw",
-    "mpii3d": "mpi_inf_3dhp",
-    "h36m": "human3.6m",
-    "insta": "insta_variety",
-    "posetrack": "posetrack",
-    "pennaction": "penn_action",
-    "coco2014-all": "coco2014",
-    "mpii": "mpii",
-    "lspet": "lspet",
-}
-
 
 def data_dir() -> Path:
     return Path(os.environ.get("MAED_DATA_DIR", "data"))
@@ -64,8 +51,10 @@ def default_checkpoint() -> Path:
 
 def resolve_paths(paths_cfg) -> dict:
     """Fill the empty entries of a ``PathsConfig`` from the data directory. Returns plain strings."""
+    from maed.data.registry import DATASETS
+
     root = Path(paths_cfg.DATA_DIR) if paths_cfg.DATA_DIR else data_dir()
-    roots = {name: str(root / sub) for name, sub in DEFAULT_DATASET_DIRS.items()}
+    roots = {name: str(root / info.directory) for name, info in DATASETS.items()}
     roots.update(paths_cfg.DATASET_ROOTS)
     return {
         "data_dir": str(root),

@@ -39,9 +39,10 @@ def test_joint_maps_per_dataset_and_protocol():
 
 
 def test_cli_choices_match_the_evaluator():
+    from maed.data.registry import EVAL_DATASETS
     from maed.eval import cli, evaluator
 
-    assert set(cli.EVAL_DATASETS) == set(evaluator.EVAL_DATASETS)
+    assert set(cli.EVAL_DATASETS) == set(EVAL_DATASETS) == {"3dpw", "mpii3d", "h36m"}
     assert cli.PROTOCOL_CHOICES == evaluator.PROTOCOL_CHOICES
 
 

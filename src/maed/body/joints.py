@@ -65,10 +65,3 @@ J49_TO_J14 = list(range(25, 39))
 J49_TO_MPII3D = list(range(25, 39)) + [39, 41, 43]
 #: rankle .. lwrist, neck, pelvis, spine, jaw, head
 J49_TO_H36M = [25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 39, 41, 42, 43]
-
-#: file name of the joint regressor applied to predicted vertices at evaluation (None: the 49 joints)
-REGRESSOR_DICT = {"3dpw": "J_regressor_h36m.npy", "mpii3d": None, "h36m": "J_regressor_h36m.npy"}
-#: index map applied to the evaluated joints, per dataset (the original's, including the H36M order bug)
-JID_DICT = {"3dpw": H36M_TO_J14, "h36m": H36M_TO_J17, "mpii3d": J49_TO_MPII3D}
-#: the same with the H36M order fixed
-JID_DICT_FIXED = {"3dpw": H36M_TO_J14, "h36m": H36M_TO_J17_FIXED, "mpii3d": J49_TO_MPII3D}

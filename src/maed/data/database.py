@@ -55,23 +55,22 @@ FIELD_SHAPES: dict[str, tuple[int, ...]] = {
     "cam": (3,),
 }
 
-#: the dataset names ``maed prepare`` knows and the splits each can produce
-DATASET_SPLITS: dict[str, tuple[str, ...]] = {
-    "3dpw": ("train", "val", "test"),
-    "mpii3d": ("train", "val"),
-    "h36m": ("train", "test"),
-    "insta": ("train", "test"),
-    "posetrack": ("train", "val"),
-    "pennaction": ("train",),
-    "coco2014-all": ("train",),
-    "mpii": ("train",),
-    "lspet": ("train",),
-}
+DATABASE_SUFFIX = "_db.pt"
 
 
 def database_filename(dataset: str, split: str) -> str:
     """The authors' file name of a database: ``3dpw_test_db.pt``, ``mpii3d_train_db.pt``, ..."""
-    return f"{dataset}_{split}_db.pt"
+    return f"{dataset}_{split}{DATABASE_SUFFIX}"
+
+
+def parse_database_filename(path: str | os.PathLike) -> tuple[str, str] | None:
+    """(dataset, split) of a database file name (``coco2014-all_train_db.pt`` -> ``coco2014-all``, ``train``);
+    None for a name that does not follow :func:`database_filename`."""
+    name = Path(path).name
+    if not name.endswith(DATABASE_SUFFIX) or "_" not in name[: -len(DATABASE_SUFFIX)]:
+        return None
+    dataset, split = name[: -len(DATABASE_SUFFIX)].rsplit("_", 1)
+    return dataset, split
 
 
 def _field_shape_ok(key: str, shape: tuple[int, ...], n: int) -> bool:

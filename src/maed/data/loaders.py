@@ -23,34 +23,26 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from maed.data.crop_cache import default_crop_cache_dir
+from maed.data.database import database_filename
 from maed.data.datasets import ImageDataset, VideoDataset
+from maed.data.registry import dataset_info
 from maed.data.transforms import build_transforms, transform_kwargs_from_config
 from maed.errors import ConfigError, DataError
-
-DATASET_NAMES = ("3dpw", "mpii3d", "h36m", "insta", "posetrack", "pennaction", "coco2014-all", "mpii", "lspet")
-#: the name ``maed prepare`` takes, where it differs from the dataset name
-PREPARE_NAMES = {"coco2014-all": "coco2014"}
-#: integer strides that replace OVERLAP for some 3D training sets (the original's 3DPW-train stride 8)
-STRIDE_OVERRIDES_3D = {"3dpw": 8}
-#: image datasets read every n-th row (the original's Subset of mpii3d)
-IMAGE_FRAME_STEP = {"mpii3d": 5}
 
 
 def database_path(db_dir: str | os.PathLike, name: str, split: str) -> Path:
     """``<db_dir>/<name>_<split>_db.pt`` (the authors' file names)."""
-    return Path(db_dir) / f"{name}_{split}_db.pt"
+    return Path(db_dir) / database_filename(name, split)
 
 
 def check_database_file(db_dir: str | os.PathLike, name: str, split: str) -> Path:
     """The database path of a dataset split; an unknown name or a missing file raises one clear error."""
-    if name not in DATASET_NAMES:
-        raise ConfigError(f"unknown dataset {name!r}; expected one of {', '.join(DATASET_NAMES)}")
+    dataset_info(name)
     path = database_path(db_dir, name, split)
     if not path.is_file():
-        prep = PREPARE_NAMES.get(name, name)
         raise DataError(
             f"database not found: {path} (dataset {name}, split {split}). Build it with "
-            f"`maed prepare {prep} --raw <raw {prep} directory> --out {Path(db_dir)}` (docs/DATA.md), "
+            f"`maed prepare {name} --raw <raw {name} directory> --out {Path(db_dir)}` (docs/DATA.md), "
             "or place the authors' file there; PATHS.DB_DIR / $MAED_DATA_DIR set the directory."
         )
     return path
@@ -176,7 +168,7 @@ def build_train_loaders(
     for name in [*datasets_2d, *datasets_3d, *datasets_img]:
         check_database_file(db_dir, name, split)
 
-    def video_set(names: list[str], kind: str, strides: dict) -> ConcatDataset:
+    def video_set(names: list[str], kind: str) -> ConcatDataset:
         transforms = build_transforms(kind, **tk)
         parts = []
         for name in names:
@@ -185,7 +177,7 @@ def build_train_loaders(
                 VideoDataset(
                     path,
                     dataset_root=_root(dataset_roots, name),
-                    overlap=strides.get(name, overlap),
+                    overlap=(dataset_info(name).stride_3d or overlap) if kind == "video_3d" else overlap,
                     transforms=transforms,
                     is_train=True,
                     crop_cache_dir=_cache_dir(path, use_crop_cache),
@@ -207,7 +199,7 @@ def build_train_loaders(
                     transforms=transforms,
                     is_train=True,
                     crop_cache_dir=_cache_dir(path, use_crop_cache),
-                    frame_step=IMAGE_FRAME_STEP.get(name, 1),
+                    frame_step=dataset_info(name).image_row_step,
                     name=f"{name}_{split}",
                 )
             )
@@ -219,8 +211,8 @@ def build_train_loaders(
         return _make_loader(dataset_fn(names), batch_size=batch_size, shuffle=True, **common)
 
     return TrainLoaders(
-        loader_2d=loader(lambda n: video_set(n, "video_2d", {}), datasets_2d, batch_size_2d),
-        loader_3d=loader(lambda n: video_set(n, "video_3d", STRIDE_OVERRIDES_3D), datasets_3d, batch_size_3d),
+        loader_2d=loader(lambda n: video_set(n, "video_2d"), datasets_2d, batch_size_2d),
+        loader_3d=loader(lambda n: video_set(n, "video_3d"), datasets_3d, batch_size_3d),
         loader_img=loader(image_set, datasets_img, batch_size_img),
     )
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-# literal copies of maed.eval.evaluator's, so that ``maed --help`` does not import torch
-EVAL_DATASETS = ("3dpw", "mpii3d", "h36m")
+from maed.data.registry import EVAL_DATASETS
+
+# a literal copy of maed.eval.evaluator's, so that ``maed --help`` does not import torch
 PROTOCOL_CHOICES = ("original", "strict", "both")
 
 EPILOG = """\

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from maed.body.joints import JID_DICT, JID_DICT_FIXED, REGRESSOR_DICT
+from maed.data.registry import REGRESSOR_FILES, eval_dataset_info
 from maed.errors import AssetError, ConfigError, DataError, OutputError
 from maed.eval.metrics import (
     M2MM,
@@ -48,7 +48,6 @@ from maed.utils.io import atomic_path, atomic_write_text
 
 PROTOCOLS = ("original", "strict")
 PROTOCOL_CHOICES = ("original", "strict", "both")
-EVAL_DATASETS = tuple(JID_DICT)
 METRICS_FILE = "metrics.json"
 SEQUENCE_FILE = "per_sequence.csv"
 PREDICTIONS_FILE = "predictions.npz"
@@ -65,9 +64,7 @@ def protocols_for(protocol: str) -> tuple[str, ...]:
 
 def joint_ids(dataset: str, protocol: str) -> list[int]:
     """Index map applied to the evaluated joints (H36M order fixed under ``strict``)."""
-    if dataset not in JID_DICT:
-        raise ConfigError(f"evaluation dataset {dataset!r}: expected one of {', '.join(EVAL_DATASETS)}")
-    return list((JID_DICT_FIXED if protocol == "strict" else JID_DICT)[dataset])
+    return eval_dataset_info(dataset, option="evaluation dataset").joint_ids(strict=protocol == "strict")
 
 
 def check_interp(sample_pool: int, seqlen: int, interp: int) -> int:
@@ -664,11 +661,12 @@ def run_evaluation(
     model = load_model(checkpoint, body_model_dir=body_model_dir, config=config, device=device)
     body = model.body_model
     J_regressor = None
-    if REGRESSOR_DICT[dataset] is not None:
-        J_regressor = getattr(body, "J_regressor_h36m", None)
+    regressor = eval_dataset_info(dataset).eval_regressor
+    if regressor is not None:
+        J_regressor = getattr(body, f"J_regressor_{regressor}", None)
         if J_regressor is None:
             raise AssetError(
-                f"{dataset} evaluation needs {REGRESSOR_DICT[dataset]} (17 x 6890 Human3.6M regressor) in the "
+                f"{dataset} evaluation needs {REGRESSOR_FILES[regressor]} (17 x 6890 Human3.6M regressor) in the "
                 f"body-model directory {body_model_dir}, with the SMPL body model (MODEL.BODY_MODEL=smpl)"
             )
     gt_body = body if getattr(body, "name", "") == "smpl" and hasattr(body, "forward_axis_angle") else None

@@ -58,24 +58,25 @@ class Validator:
     def from_config(cls, cfg, model, env: DistEnv, progress: bool = True) -> Validator | None:
         """None when ``TRAIN.DATASET_EVAL`` is empty. A missing database or regressor fails here, before
         training starts."""
-        from maed.body.joints import REGRESSOR_DICT
         from maed.data.loaders import eval_loader_from_config
+        from maed.data.registry import DATASETS, EVAL_DATASETS, REGRESSOR_FILES
         from maed.errors import AssetError, ConfigError
-        from maed.eval.evaluator import EVAL_DATASETS, check_interp
+        from maed.eval.evaluator import check_interp
 
         dataset = cfg.TRAIN.DATASET_EVAL
         if not dataset:
             return None
         if dataset not in EVAL_DATASETS:
             raise ConfigError(f"TRAIN.DATASET_EVAL={dataset!r}: expected one of {', '.join(EVAL_DATASETS)} or ''")
+        regressor = DATASETS[dataset].eval_regressor
         check_interp(cfg.EVAL.SAMPLE_POOL, cfg.EVAL.SEQLEN, cfg.EVAL.INTERPOLATION)
         body = model.body_model
         J_regressor = None
-        if REGRESSOR_DICT[dataset] is not None:
-            J_regressor = getattr(body, "J_regressor_h36m", None)
+        if regressor is not None:
+            J_regressor = getattr(body, f"J_regressor_{regressor}", None)
             if J_regressor is None:
                 raise AssetError(
-                    f"validation on {dataset} needs {REGRESSOR_DICT[dataset]} in the body-model directory "
+                    f"validation on {dataset} needs {REGRESSOR_FILES[regressor]} in the body-model directory "
                     "(PATHS.BODY_MODEL_DIR) with MODEL.BODY_MODEL=smpl; or set TRAIN.DATASET_EVAL='' to train "
                     "without validation"
                 )

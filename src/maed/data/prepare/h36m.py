@@ -20,8 +20,6 @@ import numpy as np
 from maed.data.prepare.common import check_shape
 from maed.errors import DataError
 
-NAME = "h36m"
-SPLITS = ("train", "test")
 RAW_TREE = """\
   <raw>/h36m_train.npz                 (SPIN-style: imgname, center, scale, part, S, pose, shape)
   <raw>/h36m_valid_protocol2.npz       (test split; or _protocol1 with --h36m-protocol 1)

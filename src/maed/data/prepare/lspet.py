@@ -18,8 +18,6 @@ from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import load_mat, rel
 from maed.errors import DataError
 
-NAME = "lspet"
-SPLITS = ("train",)
 RAW_TREE = """\
   <raw>/joints.mat          (joints: 14 x 3 x N, LSPet; or 3 x 14 x N, original LSP)
   <raw>/images/im%05d.jpg   (N images; sorted order = annotation order)"""

@@ -17,8 +17,6 @@ from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import check_shape, load_mat, progress, rel
 from maed.errors import DataError
 
-NAME = "pennaction"
-SPLITS = ("train",)
 RAW_TREE = """\
   <raw>/labels/%04d.mat            (x, y, visibility: nframes x 13; nframes)
   <raw>/frames/%04d/%06d.jpg"""

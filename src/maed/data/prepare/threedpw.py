@@ -23,8 +23,6 @@ from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import check_shape, progress
 from maed.errors import AssetError, DataError
 
-NAME = "3dpw"
-SPLITS = ("train", "val", "test")
 SPLIT_DIRS = {"train": "train", "val": "validation", "test": "test"}
 RAW_TREE = """\
   <raw>/sequenceFiles/train/*.pkl         (3DPW sequence files, python-2 pickles)
