@@ -11,7 +11,6 @@ import numpy as np
 from maed.errors import DataError
 
 SHOW_SIZE = 448  # pixels of the square picture ``maed data show`` writes
-SHOW_SCALE = 1.3  # crop side / box side (the training crop's scale)
 
 
 def register(subparsers) -> None:
@@ -146,12 +145,13 @@ def draw_sample(image: np.ndarray, joints2d: np.ndarray, bbox: np.ndarray | None
     import cv2
 
     from maed.data.keypoints import SPIN_DRAW_BONES, SPIN_JOINT_NAMES
+    from maed.data.transforms import BASE_SCALE  # the training crop's side / box side
 
     h, w = image.shape[:2]
     if bbox is None:
         cx, cy, side = w / 2.0, h / 2.0, float(max(w, h))
     else:
-        cx, cy, side = float(bbox[0]), float(bbox[1]), float(max(bbox[2], bbox[3])) * SHOW_SCALE
+        cx, cy, side = float(bbox[0]), float(bbox[1]), float(max(bbox[2], bbox[3])) * BASE_SCALE
     s = size / side
     affine = np.array([[s, 0.0, size / 2.0 - s * cx], [0.0, s, size / 2.0 - s * cy]])
     out = cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))

@@ -171,7 +171,9 @@ def select_rows(db: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.asarray(v)[rows] for k, v in db.items()}
 
 
-def _name(name) -> str:
+def as_str(name) -> str:
+    """A database string entry (``img_name``, ``vid_name``, ``frame_id``) as ``str``: older and python-2 built
+    files hold ``bytes``, decoded as UTF-8 (undecodable bytes kept through ``surrogateescape``)."""
     return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
 
 
@@ -190,7 +192,7 @@ def find_image_prefix(img_names, root: str | os.PathLike, probes: int = 8) -> st
     if len(names) == 0:
         return ""
     for row in np.unique(np.linspace(0, len(names) - 1, min(len(names), probes)).astype(np.int64)):
-        name = _name(names[row])
+        name = as_str(names[row])
         if (root / name).is_file():
             return ""
         parts = name.split("/")
@@ -205,7 +207,7 @@ def image_path(root: str | os.PathLike | None, name, prefix: str = "") -> str:
 
     Without a root the name is returned as stored (the original's paths relative to its working directory).
     """
-    name = _name(name)
+    name = as_str(name)
     if root is None:
         return name
     if prefix and name.startswith(prefix):
@@ -219,7 +221,7 @@ def rebase_image_names(db: dict, strip_prefix: str, new_prefix: str = "") -> dic
     The authors' files bake paths such as ``data/3dpw/imageFiles/...`` in; ``strip_prefix="data/3dpw/"``
     makes them relative to the 3DPW root like ours. Entries without the prefix are left as they are.
     """
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(db["img_name"])]
+    names = [as_str(n) for n in np.asarray(db["img_name"])]
     rebased = [new_prefix + n[len(strip_prefix) :] if n.startswith(strip_prefix) else n for n in names]
     out = dict(db)
     out["img_name"] = np.array(rebased)

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from maed.data.crop_cache import CropCache, read_image
-from maed.data.database import find_image_prefix, image_path
+from maed.data.database import as_str, find_image_prefix, image_path
 from maed.data.transforms import ClipAugmentation, build_transforms
 from maed.errors import ConfigError, DataError
 
@@ -149,16 +149,12 @@ def _pose_axis_angle(pose: np.ndarray) -> np.ndarray:
     return pose.astype(np.float32).reshape(pose.shape[0], 72)
 
 
-def _str(name) -> str:
-    return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
-
-
 def _frame_str(frame) -> str:
     """A ``frame_id`` for ``instance_id``: frame numbers as integers, names (MPI-INF-3DHP's
     ``frame_000001``) as they are."""
     if isinstance(frame, (int, np.integer)) or (isinstance(frame, (float, np.floating)) and float(frame).is_integer()):
         return str(int(frame))
-    return _str(frame)
+    return as_str(frame)
 
 
 class _FrameSource:
@@ -313,7 +309,7 @@ class VideoDataset(Dataset):
             )
             target["paths"] = [self.source.path(r) for r in rows]
             frame_ids = db["frame_id"][rows] if "frame_id" in db else rows
-            target["instance_id"] = [f"{_str(v)}/{_frame_str(f)}" for v, f in zip(db["vid_name"][rows], frame_ids)]
+            target["instance_id"] = [f"{as_str(v)}/{_frame_str(f)}" for v, f in zip(db["vid_name"][rows], frame_ids)]
             valid = valid_mask(self.chunks[index], self.real[index], self.valid_mode)[pos]
             target["valid"] = torch.from_numpy(valid)
         return target
@@ -388,7 +384,7 @@ class ImageDataset(Dataset):
         }
         if not self.is_train:
             target["path"] = self.source.path(row)
-            vid = _str(db["vid_name"][row]) if "vid_name" in db else self.name
+            vid = as_str(db["vid_name"][row]) if "vid_name" in db else self.name
             frame = _frame_str(db["frame_id"][row]) if "frame_id" in db else row
             target["instance_id"] = f"{vid}/{frame}"
         return target

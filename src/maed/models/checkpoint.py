@@ -47,19 +47,26 @@ class LoadReport:
         return not (self.missing or self.unexpected or self.mismatched)
 
     def summary(self, limit: int = 12) -> str:
-        def block(title: str, keys: list[str]) -> str:
-            if not keys:
-                return ""
-            shown = "\n".join(f"    {k}" for k in keys[:limit])
-            more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
-            return f"\n  {title} ({len(keys)}):\n{shown}{more}"
-
         return (
             f"loaded {len(self.loaded)} tensors, ignored {len(self.ignored)}"
-            + block("missing from the checkpoint", self.missing)
-            + block("unexpected in the checkpoint", self.unexpected)
-            + block("shape mismatch (model vs checkpoint)", self.mismatched)
+            + key_block("missing from the checkpoint", self.missing, limit)
+            + key_block("unexpected in the checkpoint", self.unexpected, limit)
+            + key_block("shape mismatch (model vs checkpoint)", self.mismatched, limit)
         )
+
+
+def key_block(title: str, keys: list[str], limit: int = 12) -> str:
+    """One block of a key report: a title with the count, then at most ``limit`` keys, one per line."""
+    if not keys:
+        return ""
+    shown = "".join(f"\n    {k}" for k in keys[:limit])
+    more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"\n  {title} ({len(keys)}):{shown}{more}"
+
+
+def strip_module_prefix(key: str) -> str:
+    """A state-dict key without the ``module.`` that DDP (and the authors' checkpoint) put in front."""
+    return key[len("module.") :] if key.startswith("module.") else key
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -116,7 +123,7 @@ def checkpoint_filter(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, to
     buffers (the original's ``decoder.smpl.*``). Returns (filtered state dict, ignored keys)."""
     out, ignored = {}, []
     for k, v in state_dict.items():
-        name = k[len("module.") :] if k.startswith("module.") else k
+        name = strip_module_prefix(k)
         if any(p.search(name) for p in IGNORED_KEY_PATTERNS):
             ignored.append(k)
             continue
