@@ -1,4 +1,4 @@
-"""The only place that reads environment variables for data and cache roots.
+"""Where the user's data lives: the one reader of ``MAED_DATA_DIR``.
 
 ``MAED_DATA_DIR`` (default ``./data``) holds the user's licence-gated assets in the tree documented in
 ``docs/DATA.md``::
@@ -6,9 +6,7 @@
     data/
       smpl_data/     SMPL_NEUTRAL.pkl, J_regressor_extra.npy, J_regressor_h36m.npy, smpl_mean_params.npz
       database/      <dataset>_<split>_db.pt
-      3dpw/ mpi_inf_3dhp/ ...   raw images per dataset
-
-``MAED_CACHE_DIR`` (default ``~/.cache/maed``) holds generated, re-creatable files.
+      3dpw/ mpi_inf_3dhp/ ...   raw images per dataset (directories from ``maed.data.registry``)
 """
 
 from __future__ import annotations
@@ -18,11 +16,8 @@ from pathlib import Path
 
 
 def data_dir() -> Path:
+    """``$MAED_DATA_DIR``, or ``./data``."""
     return Path(os.environ.get("MAED_DATA_DIR", "data"))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MAED_CACHE_DIR", Path.home() / ".cache" / "maed"))
 
 
 #: the model shipped with the project and its sample clip, relative to the source checkout

@@ -66,11 +66,6 @@ class BodyModel(nn.Module):
         """rotmat: B x J x 3 x 3 local joint rotations (root first); betas: B x S shape. Returns metres."""
         raise NotImplementedError
 
-    @staticmethod
-    def regress(vertices: torch.Tensor, regressor: torch.Tensor) -> torch.Tensor:
-        """Apply a joint regressor: vertices B x V x 3, regressor K x V -> joints B x K x 3."""
-        return torch.matmul(regressor.to(vertices), vertices)  # (K, V) @ (B, V, 3) -> (B, K, 3)
-
 
 def ancestors(parents: Sequence[int]) -> list[list[int]]:
     """For each joint, its full chain of ancestors from the root down to its parent.

@@ -166,11 +166,6 @@ def concat_databases(parts: list[dict], keys: list[str] | None = None) -> dict[s
     return out
 
 
-def select_rows(db: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """A database restricted to ``rows`` (an index or boolean array)."""
-    return {k: np.asarray(v)[rows] for k, v in db.items()}
-
-
 def as_str(name) -> str:
     """A database string entry (``img_name``, ``vid_name``, ``frame_id``) as ``str``: older and python-2 built
     files hold ``bytes``, decoded as UTF-8 (undecodable bytes kept through ``surrogateescape``)."""

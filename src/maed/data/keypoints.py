@@ -160,7 +160,6 @@ def flipped_joint_names(fmt: str) -> list[str]:
 SPIN_FLIP_PERM = flip_permutation("spin")
 SPIN_FLIPPED_JOINT_NAMES = flipped_joint_names("spin")
 SMPL_FLIP_PERM = flip_permutation("smpl")
-SMPL_FLIPPED_JOINT_NAMES = flipped_joint_names("smpl")
 
 # ------------------------------------------------------------------------------------------ skeletons
 #: bones as index pairs into each format

@@ -220,10 +220,6 @@ def wrap_model(model: nn.Module, env: DistEnv) -> nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids, **sync)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
 # ------------------------------------------------------------------------------------------ helpers
 def barrier(env: DistEnv) -> None:
     import torch.distributed as dist

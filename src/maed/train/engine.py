@@ -48,6 +48,7 @@ from maed.train.distributed import (
 from maed.train.losses import LOSS_NAMES, MAEDLoss
 from maed.train.run_log import RunLog
 from maed.train.streams import BatchStream, mix_seed
+from maed.train.validation import SELECTION_METRIC
 from maed.utils.device import resolve_device
 from maed.utils.io import atomic_write_text
 
@@ -275,24 +276,25 @@ class Trainer:
     # ---------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint of the current step boundary (collective: every rank must call it)."""
+        from maed.models.checkpoint import make_checkpoint
+
         rngs = gather_objects(ckpt_io.rng_state(self.env.device), self.env)
-        return {
-            "format": "maed",
-            "model": self.model.state_dict(),
-            "config": self.config,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "iters_per_epoch": self.iters_per_epoch,
-            "best_metric": self.best_metric,
-            "best_epoch": self.best_epoch,
-            "metrics": self.last_metrics,
-            "performance": self.best_metric,  # the authors' key, for tools that read it
-            "seed": self.seed,
-            "world_size": self.env.world_size,
-            "rng": rngs,
-        }
+        return make_checkpoint(
+            self.model,
+            self.config,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            epoch=self.epoch,
+            step=self.step,
+            iters_per_epoch=self.iters_per_epoch,
+            best_metric=self.best_metric,
+            best_epoch=self.best_epoch,
+            metrics=self.last_metrics,
+            performance=self.best_metric,  # the authors' key, for tools that read it
+            seed=self.seed,
+            world_size=self.env.world_size,
+            rng=rngs,
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> list[str]:
         """Restore a checkpoint from :meth:`state_dict`; returns warnings about what cannot be bit-exact."""
@@ -531,7 +533,7 @@ class Trainer:
             if self.validator is not None:
                 metrics = self.validator(self.model)
                 self.last_metrics = metrics
-                value = metrics.get("pa-mpjpe")
+                value = metrics.get(SELECTION_METRIC)
                 # a NaN (degenerate frames) must neither become best nor block every later improvement
                 improved = (
                     value is not None

@@ -10,11 +10,11 @@ from collections.abc import Callable
 import torch
 
 from maed.errors import DataError
+from maed.eval.metrics import METRIC_KEYS
 from maed.train.distributed import DistEnv, all_reduce_sum
 
 #: the metric that selects best.pt (lower is better)
 SELECTION_METRIC = "pa-mpjpe"
-METRIC_KEYS = ("mpjpe", "pa-mpjpe", "pve", "accel", "accel_err")
 
 
 class Validator:
