@@ -35,7 +35,7 @@ def _batch(n: int, t: int | None, *, generator, with_3d: bool) -> dict:
     )
     images = torch.randn(*lead, 3, 224, 224, generator=generator)
     return {
-        "images" if t is not None else "image": images,
+        "images": images,
         "kp_2d": kp_2d,
         "kp_3d": kp_3d,
         "theta": theta,

@@ -43,7 +43,7 @@ def test_cache_layout(synth, cache):
 @pytest.mark.parametrize("kind", ["eval", "video_3d"])
 def test_cache_matches_full_frames(synth, cache, kind):
     tf = build_transforms(
-        kind, color_jitter=0.3, erase_prob=0.5, erase_part=0.5, random_flip=0.5, random_crop_p=0.5, random_crop_size=0.6
+        kind, color_jitter=0.3, erase_prob=0.5, erase_part=0.5, flip_prob=0.5, random_crop_p=0.5, random_crop_size=0.6
     )
     kw = dict(
         dataset_root=synth.dataset_root,
@@ -96,7 +96,7 @@ def test_image_dataset_uses_cache(synth, cache):
     cached = ImageDataset(synth.db_path, dataset_root=None, crop_cache_dir=cache)  # no frames needed
     a, b = full[5], cached[5]
     torch.testing.assert_close(a["kp_2d"], b["kp_2d"], atol=1e-4, rtol=0)
-    assert (a["image"] - b["image"]).abs().mean() < 0.06
+    assert (a["images"] - b["images"]).abs().mean() < 0.06
 
 
 def test_resume_and_rebuild(synth, tmp_path):

@@ -59,7 +59,7 @@ def _train(data, **kw):
         num_workers=0,
         pin_memory=False,
         transform_kwargs=dict(
-            color_jitter=0.3, erase_prob=0.3, erase_part=0.7, random_flip=0.5, random_crop_p=0.2, random_crop_size=0.6
+            color_jitter=0.3, erase_prob=0.3, erase_part=0.7, flip_prob=0.5, random_crop_p=0.2, random_crop_size=0.6
         ),
     )
     args.update(kw)
@@ -76,7 +76,7 @@ def test_train_loaders_fields_and_shapes(data):
     assert b3["theta"].shape == (2, 4, 85) and b3["w_smpl"].shape == (2, 4) and (b3["w_smpl"] == 1).all()
     assert "valid" not in b3
     bi = next(iter(loaders.loader_img))
-    assert bi["image"].shape == (3, 3, 224, 224) and bi["theta"].shape == (3, 85) and bi["w_smpl"].shape == (3,)
+    assert bi["images"].shape == (3, 3, 224, 224) and bi["theta"].shape == (3, 85) and bi["w_smpl"].shape == (3,)
     assert bi["kp_2d"].shape == (3, 49, 3) and bi["bbox"].shape == (3, 4)
     # 3DPW-train keeps the original's stride 8: 20 frames -> 32 -> windows at 0, 8, 16
     assert loaders.loader_3d.dataset.datasets[0].stride == 8 and len(loaders.loader_3d.dataset) == 3

@@ -13,12 +13,12 @@ from torch import nn
 class BodyOutput:
     """What a body model returns.
 
-    vertices: B x V x 3 mesh vertices in metres.
+    verts: B x V x 3 mesh vertices in metres.
     joints: B x K x 3 output joints in metres (49 for SMPL, the bone heads for Anny).
-    Mapping access (``out["vertices"]``) works too.
+    Mapping access (``out["verts"]``) works too.
     """
 
-    vertices: torch.Tensor
+    verts: torch.Tensor
     joints: torch.Tensor
 
     def keys(self) -> list[str]:

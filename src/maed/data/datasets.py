@@ -318,9 +318,10 @@ class VideoDataset(Dataset):
 class ImageDataset(Dataset):
     """Single images (ORIGINAL.md §4): the rows of an image database, or every ``frame_step``-th row.
 
-    Sample: ``image`` 3 x H x W, ``kp_2d`` 49 x 3 ([-1, 1]), ``kp_3d`` 49 x 4, ``theta`` 85 (the
-    database's ``cam`` or (1, 0, 0), pose, shape), ``w_smpl`` and ``w_3d`` (scalars), ``bbox`` 4 (frame
-    pixels), ``index`` (1,); evaluation adds ``path`` and ``instance_id``. Arguments as
+    Sample: the fields of a :class:`VideoDataset` sample without the T axis: ``images`` 3 x H x W,
+    ``kp_2d`` 49 x 3 ([-1, 1]), ``kp_3d`` 49 x 4, ``theta`` 85 (the database's ``cam`` or (1, 0, 0), pose,
+    shape), ``w_smpl`` and ``w_3d`` (scalars), ``bbox`` 4 (frame pixels, always: image crops are made
+    from boxes), ``index`` (1,); evaluation adds ``paths`` (one path) and ``instance_id``. Arguments as
     :class:`VideoDataset`; ``pose`` may be stored as 24 x 3 x 3 rotation matrices (converted).
     """
 
@@ -371,7 +372,7 @@ class ImageDataset(Dataset):
         cam = np.asarray(db["cam"][row], dtype=np.float32) if "cam" in db else np.array([1.0, 0.0, 0.0], np.float32)
         kp_3d = torch.as_tensor(out["kp_3d"][0]).float()
         target = {
-            "image": out["images"][0],
+            "images": out["images"][0],
             "kp_2d": torch.as_tensor(out["kp_2d"][0]).float(),
             "kp_3d": kp_3d,
             "theta": torch.cat(
@@ -383,7 +384,7 @@ class ImageDataset(Dataset):
             "index": torch.tensor([index]),
         }
         if not self.is_train:
-            target["path"] = self.source.path(row)
+            target["paths"] = self.source.path(row)
             vid = as_str(db["vid_name"][row]) if "vid_name" in db else self.name
             frame = _frame_str(db["frame_id"][row]) if "frame_id" in db else row
             target["instance_id"] = f"{vid}/{frame}"

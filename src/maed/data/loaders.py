@@ -199,7 +199,7 @@ def build_train_loaders(
                     transforms=transforms,
                     is_train=True,
                     crop_cache_dir=_cache_dir(path, use_crop_cache),
-                    frame_step=dataset_info(name).image_row_step,
+                    frame_step=dataset_info(name).image_frame_step,
                     name=f"{name}_{split}",
                 )
             )

@@ -27,7 +27,7 @@ class DatasetInfo:
     aliases: other spellings ``maed prepare`` accepts.
     stride_3d: an integer window stride replacing ``DATASET.OVERLAP`` when the dataset is a 3D training
         video set (the original's stride 8 for 3DPW train), or None.
-    image_row_step: as an image training set, every n-th row is read (the original's 1/5 of MPI-INF-3DHP).
+    image_frame_step: as an image training set, every n-th row is read (the original's 1/5 of MPI-INF-3DHP).
     eval_joints: index map from the evaluated joints (the regressor's, or the model's 49) to the
         ground-truth joints, under the original protocol; None: the dataset is not an evaluation set.
     eval_joints_strict: the same under the strict protocol (default: ``eval_joints``).
@@ -41,7 +41,7 @@ class DatasetInfo:
     reader: str | None = None
     aliases: tuple[str, ...] = ()
     stride_3d: int | None = None
-    image_row_step: int = 1
+    image_frame_step: int = 1
     eval_joints: tuple[int, ...] | None = None
     eval_joints_strict: tuple[int, ...] | None = None
     eval_regressor: str | None = None
@@ -85,7 +85,7 @@ DATASETS: dict[str, DatasetInfo] = {
             ("train", "val"),
             reader="mpii3d",
             aliases=("mpi_inf_3dhp",),
-            image_row_step=5,
+            image_frame_step=5,
             eval_joints=tuple(J49_TO_MPII3D),
         ),
         DatasetInfo(

@@ -417,7 +417,7 @@ def build_transforms(
     erase_fill: bool = False,
     erase_kp: bool = False,
     erase_margin: float = 0.1,
-    random_flip: float = 0.0,
+    flip_prob: float = 0.0,
     normalize: bool = True,
 ) -> ClipAugmentation:
     """The original's pipelines by name (ORIGINAL.md §5).
@@ -445,7 +445,7 @@ def build_transforms(
         erase_fill=erase_fill,
         erase_kp=erase_kp,
         erase_margin=erase_margin,
-        flip_prob=random_flip,
+        flip_prob=flip_prob,
         normalize=normalize,
     )
 
@@ -465,5 +465,5 @@ def transform_kwargs_from_config(dataset_cfg) -> dict:
         "erase_fill": dataset_cfg.ERASE_FILL,
         "erase_kp": dataset_cfg.ERASE_KP,
         "erase_margin": dataset_cfg.ERASE_MARGIN,
-        "random_flip": dataset_cfg.RANDOM_FLIP,
+        "flip_prob": dataset_cfg.RANDOM_FLIP,
     }

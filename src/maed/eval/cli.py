@@ -16,7 +16,7 @@ example:
             --db-dir data/database --data-root data/3dpw --out results/eval_3dpw
 
 outputs in --out: metrics.json (mpjpe, pa-mpjpe, pve, accel, accel_err in mm, num_frames),
-per_sequence.csv, predictions.npz (theta, boxes, paths; vertices with --save-verts), and the
+per_sequence.csv, predictions.npz (theta, boxes, paths; verts with --save-verts), and the
 original's inference.pkl with --save-inference-pkl.
 """
 
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="original (default, the paper's numbers), strict, or both side by side",
     )
     p.add_argument(
-        "--interp",
+        "--frame-step",
         type=int,
         default=None,
         help="predict every n-th frame and interpolate the rest (EVAL.INTERPOLATION, default 1)",
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         data_root=args.data_root or paths["dataset_roots"].get(args.dataset),
         body_model_dir=args.body_model_dir or paths["body_model_dir"],
         protocol=args.protocol or cfg.EVAL.PROTOCOL,
-        interp=args.interp if args.interp is not None else cfg.EVAL.INTERPOLATION,
+        frame_step=args.frame_step if args.frame_step is not None else cfg.EVAL.INTERPOLATION,
         seqlen=cfg.EVAL.SEQLEN,
         sample_pool=cfg.EVAL.SAMPLE_POOL,
         batch_size=args.batch_size if args.batch_size is not None else cfg.EVAL.BATCH_SIZE,

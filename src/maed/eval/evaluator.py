@@ -4,7 +4,7 @@ Protocols:
 
 - ``original`` (default, the paper's numbers): 128-frame windows with reflect padding; each window is
   predicted as ``sample_freq = L // 16`` interleaved 16-frame clips (frames ``i::sample_freq``, stride 8),
-  optionally on every ``interp``-th frame with the rest linearly interpolated back; frames kept by the
+  optionally on every ``frame_step``-th frame with the rest linearly interpolated back; frames kept by the
   original's ``valid`` rule (which still counts the repeated frames of videos shorter than half a
   window); the H36M regressor and ``H36M_TO_J14`` for 3DPW, ``H36M_TO_J17`` (with its order bug) for
   Human3.6M, the model's own 49 joints through ``J49_TO_MPII3D`` for MPI-INF-3DHP; acceleration over the
@@ -67,15 +67,15 @@ def joint_ids(dataset: str, protocol: str) -> list[int]:
     return eval_dataset_info(dataset, option="evaluation dataset").joint_ids(strict=protocol == "strict")
 
 
-def check_interp(sample_pool: int, seqlen: int, interp: int) -> int:
-    """Frames left in a window after keeping every ``interp``-th one; must be a multiple of ``seqlen``."""
-    if interp < 1:
-        raise ConfigError(f"EVAL.INTERPOLATION / --interp {interp}: expected an integer >= 1")
-    kept = math.ceil(sample_pool / interp)
+def check_frame_step(sample_pool: int, seqlen: int, frame_step: int) -> int:
+    """Frames left in a window after keeping every ``frame_step``-th one; must be a multiple of ``seqlen``."""
+    if frame_step < 1:
+        raise ConfigError(f"EVAL.INTERPOLATION / --frame-step {frame_step}: expected an integer >= 1")
+    kept = math.ceil(sample_pool / frame_step)
     if kept < seqlen or kept % seqlen:
         ok = [i for i in range(1, sample_pool + 1) if math.ceil(sample_pool / i) % seqlen == 0]
         raise ConfigError(
-            f"EVAL.INTERPOLATION / --interp {interp}: a {sample_pool}-frame window keeps {kept} frames, which "
+            f"EVAL.INTERPOLATION / --frame-step {frame_step}: a {sample_pool}-frame window keeps {kept} frames, which "
             f"is not a whole number of {seqlen}-frame clips; valid values here: {', '.join(map(str, ok))}"
         )
     return kept
@@ -136,23 +136,23 @@ def predict_windows(
     images: torch.Tensor,
     *,
     seqlen: int = 16,
-    interp: int = 1,
+    frame_step: int = 1,
     J_regressor: torch.Tensor | None = None,
     device: str | torch.device | None = None,
     keys: Sequence[str] = ("theta", "verts", "kp_3d", "kp_2d", "rotmat"),
 ) -> dict[str, np.ndarray]:
     """The original protocol's clip scheme: predictions for every frame of whole windows.
 
-    images: N x T x 3 x H x W crops (T = the window, 128 in the protocol). Every ``interp``-th frame is
+    images: N x T x 3 x H x W crops (T = the window, 128 in the protocol). Every ``frame_step``-th frame is
     kept (L frames, a multiple of ``seqlen``); the model sees ``L // seqlen`` interleaved clips (frames
-    ``i::L // seqlen``, i.e. stride 8 for 128 / 16), and with ``interp > 1`` the predictions are linearly
+    ``i::L // seqlen``, i.e. stride 8 for 128 / 16), and with ``frame_step > 1`` the predictions are linearly
     interpolated back to T frames. Returns the model outputs named in ``keys`` (``MAEDOutput`` fields), as
     float32 numpy arrays N x T x ..., in frame order. Evaluation and the demo both predict through here.
     """
     device = torch.device(device) if device is not None else images.device
     N, T = images.shape[:2]
-    sub = images[:, ::interp]
-    L = check_interp(T, seqlen, interp)
+    sub = images[:, ::frame_step]
+    L = check_frame_step(T, seqlen, frame_step)
     freq = L // seqlen
     outs: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for i in range(freq):
@@ -209,7 +209,7 @@ class Evaluator:
         J_regressor: K' x V regressor passed to the model (the H36M one for 3dpw/h36m), or None.
         gt_body_model: neutral SMPL for the ground-truth meshes of PVE (``forward_axis_angle``); None
             disables PVE.
-        seqlen: frames per clip (16); interp: predict every ``interp``-th frame, interpolate the rest.
+        seqlen: frames per clip (16); frame_step: predict every ``frame_step``-th frame, interpolate the rest.
         device: where the model runs. progress: show a progress bar.
     The loader must yield whole windows with the original ``valid`` rule (``build_eval_loader(...,
     valid_mode='original')``); the strict frames are derived from it.
@@ -224,7 +224,7 @@ class Evaluator:
         J_regressor: torch.Tensor | None = None,
         gt_body_model: torch.nn.Module | None = None,
         seqlen: int = 16,
-        interp: int = 1,
+        frame_step: int = 1,
         device: str | torch.device = "cpu",
         progress: bool = True,
     ):
@@ -239,7 +239,7 @@ class Evaluator:
         self.J_regressor = None if J_regressor is None else J_regressor.to(self.device, torch.float32)
         self.gt_body_model = gt_body_model
         self.seqlen = int(seqlen)
-        self.interp = int(interp)
+        self.frame_step = int(frame_step)
         self.progress = progress
 
     # ----------------------------------------------------------------------------------- inference
@@ -250,7 +250,7 @@ class Evaluator:
             self.model,
             images,
             seqlen=self.seqlen,
-            interp=self.interp,
+            frame_step=self.frame_step,
             J_regressor=self.J_regressor,
             device=self.device,
             keys=("theta", "verts", "kp_3d"),
@@ -266,7 +266,7 @@ class Evaluator:
             th = torch.from_numpy(np.ascontiguousarray(theta[s : s + GT_VERTS_CHUNK], dtype=np.float32))
             th = th.to(self.device)
             body = self.gt_body_model.forward_axis_angle(th[:, 3:75], th[:, 75:85])
-            chunks.append(body.vertices.float().cpu().numpy())
+            chunks.append(body.verts.float().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 0, 3), np.float32)
 
     # ----------------------------------------------------------------------------------- main loop
@@ -437,7 +437,7 @@ def run_signature(
     dataset: str,
     split: str,
     protocol: str,
-    interp: int,
+    frame_step: int,
     model_config: dict,
 ) -> dict[str, Any]:
     """What identifies an evaluation run; an output directory holding another signature is refused."""
@@ -447,7 +447,7 @@ def run_signature(
         "dataset": dataset,
         "split": split,
         "protocol": protocol,
-        "interp": int(interp),
+        "frame_step": int(frame_step),
         "model": model_config,
     }
 
@@ -500,7 +500,7 @@ def write_predictions(
     path: Path, result: EvalResult, frames: np.ndarray, save_verts: bool, strict_mask: np.ndarray | None = None
 ) -> None:
     """``predictions.npz``: theta (N x 85), boxes (N x 4, cx cy w h px), paths, instance_id, sequence,
-    and vertices (N x V x 3 float32, metres) when asked; ``strict`` (N bool) marks the strict frames."""
+    and verts (N x V x 3 float32, metres) when asked; ``strict`` (N bool) marks the strict frames."""
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         _write_npy_member(zf, "theta", result.theta[frames])
         _write_npy_member(zf, "boxes", result.boxes[frames])
@@ -510,7 +510,7 @@ def write_predictions(
         if strict_mask is not None:
             _write_npy_member(zf, "strict", strict_mask)
         if save_verts and result.vertices_file is not None:
-            _write_streamed_member(zf, "vertices", result.vertices_file, frames, (result.num_vertices, 3))
+            _write_streamed_member(zf, "verts", result.vertices_file, frames, (result.num_vertices, 3))
 
 
 def write_inference_pkl(path: Path, result: EvalResult, primary: ProtocolResult) -> None:
@@ -609,7 +609,7 @@ def run_evaluation(
     data_root: str | os.PathLike | None,
     body_model_dir: str | os.PathLike | None,
     protocol: str = "original",
-    interp: int = 1,
+    frame_step: int = 1,
     seqlen: int = 16,
     sample_pool: int = 128,
     batch_size: int = 8,
@@ -636,7 +636,7 @@ def run_evaluation(
 
     protocols = protocols_for(protocol)
     joint_ids(dataset, protocols[0])
-    check_interp(sample_pool, seqlen, interp)
+    check_frame_step(sample_pool, seqlen, frame_step)
     if batch_size < 1:
         raise ConfigError(f"--batch-size / EVAL.BATCH_SIZE {batch_size}: expected an integer >= 1 (windows per batch)")
     if num_workers < 0:
@@ -652,7 +652,7 @@ def run_evaluation(
         dataset=dataset,
         split=split,
         protocol=protocol,
-        interp=interp,
+        frame_step=frame_step,
         model_config=config.to_dict()["MODEL"],
     )
     check_output_dir(out_dir, signature, overwrite=overwrite)
@@ -699,7 +699,7 @@ def run_evaluation(
         J_regressor=J_regressor,
         gt_body_model=gt_body,
         seqlen=seqlen,
-        interp=interp,
+        frame_step=frame_step,
         device=device,
         progress=progress,
     )

@@ -131,19 +131,21 @@ class LRFactor:
         return 0.1 ** sum(m <= epoch for m in self.milestones)
 
 
-def build_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     """Adam with coupled L2 (``weight_decay`` added to the gradient, as the original) on every trainable
     parameter, or SGD with momentum. One parameter group (the original's one-group-per-parameter
     layout gives the same updates, only slower)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if s.optim == "sgd":
-        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum)  # the original passed no decay to SGD
-    return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+    if settings.optim == "sgd":
+        return torch.optim.SGD(
+            params, lr=settings.lr, momentum=settings.momentum
+        )  # the original passed no decay to SGD
+    return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, s: TrainSettings) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda=LRFactor(s.warmup_epochs, s.warmup_factor, s.milestones)
+        optimizer, lr_lambda=LRFactor(settings.warmup_epochs, settings.warmup_factor, settings.milestones)
     )
 
 
@@ -220,7 +222,7 @@ class Trainer:
                 "sizes) are all empty"
             )
         self.env = env
-        self.s = settings
+        self.settings = settings
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / ckpt_io.CHECKPOINT_DIR
         self.config = config
@@ -246,8 +248,8 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- helpers
     def _iters_per_epoch(self) -> int:
-        if self.s.iters_per_epoch > 0:
-            return self.s.iters_per_epoch
+        if self.settings.iters_per_epoch > 0:
+            return self.settings.iters_per_epoch
         name = next(k for k in ("3d", "2d", "img") if k in self.streams)
         return self.streams[name].batches_per_pass
 
@@ -269,7 +271,7 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.s.amp == "bf16" and self.env.device.type == "cuda":
+        if self.settings.amp == "bf16" and self.env.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -328,14 +330,14 @@ class Trainer:
     def _apply_optimizer_settings(self) -> None:
         """After loading a checkpoint: the config's LR, schedule and weight decay win over the stored ones
         (a resume may lower the LR, say); unchanged settings reproduce the stored values exactly."""
-        factor = LRFactor(self.s.warmup_epochs, self.s.warmup_factor, self.s.milestones)
+        factor = LRFactor(self.settings.warmup_epochs, self.settings.warmup_factor, self.settings.milestones)
         self.scheduler.lr_lambdas = [factor] * len(self.optimizer.param_groups)
-        self.scheduler.base_lrs = [self.s.lr] * len(self.optimizer.param_groups)
+        self.scheduler.base_lrs = [self.settings.lr] * len(self.optimizer.param_groups)
         for group in self.optimizer.param_groups:
-            group["initial_lr"] = self.s.lr
-            group["lr"] = self.s.lr * factor(self.scheduler.last_epoch)
-            if self.s.optim == "adam":
-                group["weight_decay"] = self.s.weight_decay
+            group["initial_lr"] = self.settings.lr
+            group["lr"] = self.settings.lr * factor(self.scheduler.last_epoch)
+            if self.settings.optim == "adam":
+                group["weight_decay"] = self.settings.weight_decay
         self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def save(self, *, validated: bool = False, improved: bool = False) -> Path | None:
@@ -371,7 +373,7 @@ class Trainer:
         batch_2d, batch_3d, batch_img = (_to_device(b, dev) for b in (batch_2d, batch_3d, batch_img))
         clips = [b["images"] for b in (batch_2d, batch_3d) if b is not None]
         video = (clips[0] if len(clips) == 1 else torch.cat(clips, dim=0)) if clips else None
-        images = batch_img["image"].unsqueeze(1) if batch_img is not None else None  # (N, 1, 3, H, W)
+        images = batch_img["images"].unsqueeze(1) if batch_img is not None else None  # (N, 1, 3, H, W)
         with self.autocast():
             out_vid, out_img = self.ddp_model(video, images)
         loss_vid = self.criterion.video(out_vid, batch_2d, batch_3d) if video is not None else None
@@ -407,8 +409,8 @@ class Trainer:
             )
         self.optimizer.zero_grad(set_to_none=True)
         result.total.backward()
-        if self.s.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.s.grad_clip)
+        if self.settings.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
         self.optimizer.step()
         stats = {"loss": values[0], "w_vid": w_vid, "frames": frames, "stop": stop}
         stats.update({k: v for k, v in zip(LOSS_NAMES, values[1:]) if k in result.terms})
@@ -443,20 +445,21 @@ class Trainer:
             f"{k} (batch {s.batch_size}, {s.batches_per_pass} per pass)" for k, s in self.streams.items()
         )
         self.log.info(
-            f"training from epoch {self.epoch + 1} step {self.step} to epoch {self.s.end_epoch}: {n} steps per "
-            f"epoch; streams {streams}; world size {self.env.world_size}, device {self.env.device}, amp {self.s.amp}"
+            f"training from epoch {self.epoch + 1} step {self.step} to epoch {self.settings.end_epoch}: {n} steps "
+            f"per epoch; streams {streams}; world size {self.env.world_size}, device {self.env.device}, "
+            f"amp {self.settings.amp}"
         )
         stopped = None
         self.model.train()
         with self._stop_on_signals():
-            while self.epoch < self.s.end_epoch and stopped is None:
+            while self.epoch < self.settings.end_epoch and stopped is None:
                 epoch = self.epoch
                 i0 = self.step - epoch * n
                 meters: dict[str, list[float]] = defaultdict(list)
                 bar = tqdm(
                     total=n,
                     initial=i0,
-                    desc=f"epoch {epoch + 1}/{self.s.end_epoch}",
+                    desc=f"epoch {epoch + 1}/{self.settings.end_epoch}",
                     dynamic_ncols=True,
                     disable=not (self.progress and self.env.is_main),
                     leave=False,
@@ -482,21 +485,21 @@ class Trainer:
                     bar.set_postfix_str(
                         f"loss {stats['loss']:.4g} ({terms}) {stats['frames'] / max(dt, 1e-9):.1f} frames/s"
                     )
-                    if self.step % self.s.log_freq == 0 or i == n - 1:
+                    if self.step % self.settings.log_freq == 0 or i == n - 1:
                         now = time.perf_counter()
                         self._log_train(meters, frames_log / max(now - t_log, 1e-9))
                         meters.clear()
                         t_log, frames_log = now, 0.0
                     if stats["stop"] > 0:
                         stopped = "signal"
-                    elif self.s.ckpt_freq > 0 and self.step % self.s.ckpt_freq == 0 and i < n - 1:
+                    elif self.settings.ckpt_freq > 0 and self.step % self.settings.ckpt_freq == 0 and i < n - 1:
                         self.save()
                 bar.close()
                 if self.step - epoch * n < n:  # stopped inside the epoch
                     self.save()
                     break
                 self._end_epoch(epoch)
-                if self.max_steps is not None and self.step >= self.max_steps and self.epoch < self.s.end_epoch:
+                if self.max_steps is not None and self.step >= self.max_steps and self.epoch < self.settings.end_epoch:
                     stopped = "max_steps"
         if stopped:
             self.log.info(
@@ -528,7 +531,7 @@ class Trainer:
 
     def _end_epoch(self, epoch: int) -> None:
         validated = improved = False
-        if (epoch + 1) % self.s.save_freq == 0:
+        if (epoch + 1) % self.settings.save_freq == 0:
             validated = True
             if self.validator is not None:
                 metrics = self.validator(self.model)

@@ -25,7 +25,7 @@ class Validator:
         dataset: ``3dpw`` | ``mpii3d`` | ``h36m``. protocol: ``original`` | ``strict``.
         J_regressor: K' x V regressor the protocol needs (H36M for 3dpw/h36m) or None.
         use_gt_body: compute PVE with the model's own body model (SMPL only).
-        seqlen, interp: clip length and frame subsampling of the protocol.
+        seqlen, frame_step: clip length and frame subsampling of the protocol.
         autocast: a context-manager factory for mixed precision (or None).
     """
 
@@ -39,7 +39,7 @@ class Validator:
         J_regressor: torch.Tensor | None = None,
         use_gt_body: bool = True,
         seqlen: int = 16,
-        interp: int = 1,
+        frame_step: int = 1,
         autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
         progress: bool = True,
     ):
@@ -50,7 +50,7 @@ class Validator:
         self.J_regressor = J_regressor
         self.use_gt_body = use_gt_body
         self.seqlen = seqlen
-        self.interp = interp
+        self.frame_step = frame_step
         self.autocast = autocast or contextlib.nullcontext
         self.progress = progress and env.is_main
 
@@ -61,7 +61,7 @@ class Validator:
         from maed.data.loaders import eval_loader_from_config
         from maed.data.registry import DATASETS, EVAL_DATASETS, REGRESSOR_FILES
         from maed.errors import AssetError, ConfigError
-        from maed.eval.evaluator import check_interp
+        from maed.eval.evaluator import check_frame_step
 
         dataset = cfg.TRAIN.DATASET_EVAL
         if not dataset:
@@ -69,7 +69,7 @@ class Validator:
         if dataset not in EVAL_DATASETS:
             raise ConfigError(f"TRAIN.DATASET_EVAL={dataset!r}: expected one of {', '.join(EVAL_DATASETS)} or ''")
         regressor = DATASETS[dataset].eval_regressor
-        check_interp(cfg.EVAL.SAMPLE_POOL, cfg.EVAL.SEQLEN, cfg.EVAL.INTERPOLATION)
+        check_frame_step(cfg.EVAL.SAMPLE_POOL, cfg.EVAL.SEQLEN, cfg.EVAL.INTERPOLATION)
         body = model.body_model
         J_regressor = None
         if regressor is not None:
@@ -92,7 +92,7 @@ class Validator:
             J_regressor=J_regressor,
             use_gt_body=getattr(body, "name", "") == "smpl" and hasattr(body, "forward_axis_angle"),
             seqlen=cfg.EVAL.SEQLEN,
-            interp=cfg.EVAL.INTERPOLATION,
+            frame_step=cfg.EVAL.INTERPOLATION,
             progress=progress,
         )
 
@@ -115,7 +115,7 @@ class Validator:
                     J_regressor=self.J_regressor,
                     gt_body_model=model.body_model if self.use_gt_body else None,
                     seqlen=self.seqlen,
-                    interp=self.interp,
+                    frame_step=self.frame_step,
                     device=self.env.device,
                     progress=self.progress,
                 )

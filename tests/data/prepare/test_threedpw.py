@@ -73,7 +73,7 @@ def expected_rows(data: dict, seq: str, split: str, body, j_reg: np.ndarray) -> 
             )
         R, t = cam[:, :3, :3], cam[:, :3, 3]
         joints_c = np.einsum("nij,nkj->nki", R, out.joints.numpy() + trans[:, None]) + t[:, None]
-        verts_c = np.einsum("nij,nkj->nki", R, out.vertices.numpy() + trans[:, None]) + t[:, None]
+        verts_c = np.einsum("nij,nkj->nki", R, out.verts.numpy() + trans[:, None]) + t[:, None]
         for f in range(start, end):
             kp = np.zeros((49, 3))
             for name, src in THREEDPW_TO_LSP.items():

@@ -116,7 +116,7 @@ def camera_frame_body(
             p = pose[s : s + chunk].float()
             out = model.forward_axis_angle(p, betas_t.expand(len(p), -1))
             joints.append(out.joints.double())
-            verts.append(out.vertices.double())
+            verts.append(out.verts.double())
     joints = torch.cat(joints)
     verts = torch.cat(verts)
     # SMPL rotates about its root joint J0, so R_c (M(pose_w) + trans) + t_c = M(pose_c) + shift
