@@ -111,8 +111,11 @@ def test_video_dataset_training_sample(synth):
         sample_pool=8,
         overlap=0.5,
         random_start=True,
+        random_sample=False,
         transforms=build_transforms(
             "video_3d",
+            size_jitter=0.0,
+            rot_jitter=0.0,
             color_jitter=0.3,
             erase_prob=0.3,
             erase_part=0.5,
@@ -221,6 +224,7 @@ def test_different_workers_draw_different_clips(synth):
         seqlen=2,
         sample_pool=8,
         random_start=True,
+        random_sample=False,
         transforms=build_transforms("video_2d", flip_prob=0.5),
     )
     torch.manual_seed(1)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from maed.config import load_config
 from maed.errors import CheckpointError, ConfigError, DataError, OutputError
@@ -47,7 +46,7 @@ def test_bad_training_settings_are_config_errors(override, match):
 
 def test_image_stream_position_follows_img_use_freq(tmp_path, noisy_dataset):
     def stream(name, n):
-        return BatchStream(DataLoader(noisy_dataset(n), batch_size=1), name=name, seed=0)
+        return BatchStream(noisy_dataset(n), name=name, batch_size=1, seed=0)
 
     settings = TrainSettings(img_use_freq=3, end_epoch=3)
     streams = {"3d": stream("3d", 7), "img": stream("img", 5)}
@@ -163,7 +162,7 @@ def test_sigterm_and_sigusr1_request_a_clean_stop(tmp_path, noisy_dataset):
     import os
     import signal
 
-    stream = BatchStream(DataLoader(noisy_dataset(3), batch_size=1), name="img", seed=0)
+    stream = BatchStream(noisy_dataset(3), name="img", batch_size=1, seed=0)
     trainer = Trainer(
         model=nn.Linear(1, 1),
         criterion=MAEDLoss(),
@@ -186,13 +185,13 @@ def test_sigterm_and_sigusr1_request_a_clean_stop(tmp_path, noisy_dataset):
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
 def test_nan_validation_metric_never_becomes_best(tmp_path, noisy_dataset):
     values = iter([float("nan"), 60.0, 70.0, 50.0])
-    stream = BatchStream(DataLoader(noisy_dataset(3), batch_size=1), name="img", seed=0)
+    stream = BatchStream(noisy_dataset(3), name="img", batch_size=1, seed=0)
     trainer = Trainer(
         model=nn.Linear(1, 1),
         criterion=MAEDLoss(),
         streams={"img": stream},
         env=DistEnv(),
-        settings=TrainSettings(),
+        settings=TrainSettings(save_freq=1),  # validate every epoch
         run_dir=tmp_path,
         config={},
         seed=0,

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from maed.config import DatasetConfig
 from maed.data.crop_cache import CropCache, read_image
 from maed.data.database import as_str, find_image_prefix, image_path
-from maed.data.transforms import ClipAugmentation, build_transforms
+from maed.data.transforms import ClipAugmentation
 from maed.errors import ConfigError, DataError
 
 NUM_JOINTS = 49
@@ -200,11 +201,12 @@ class VideoDataset(Dataset):
     Args:
         db: a ``*_db.pt`` path or a loaded database dict.
         dataset_root: directory the ``img_name`` entries are relative to.
-        seqlen: frames per clip (16); ``None`` or ``sample_pool`` returns whole windows (evaluation).
-        sample_pool: window length (128); ``sample_freq = sample_pool // seqlen``.
+        seqlen: frames per clip (16 in the presets); ``None`` or ``sample_pool`` returns whole windows.
+        sample_pool: window length (128 in the presets); ``sample_freq = sample_pool // seqlen``.
         overlap: fraction of window overlap (0.5 -> stride 64), or an integer stride >= 1.
         random_start, random_sample: frame sampling inside a window (at most one of them).
         transforms: a :class:`ClipAugmentation` (default: the evaluation crop and normalisation).
+        The sampling defaults are the config schema's ``DATASET.*``.
         is_train: without it, samples also carry ``bbox``, ``paths``, ``instance_id`` and ``valid``.
         crop_cache_dir: a crop cache of this database (``maed.data.crop_cache``), used when complete.
         pad: reflect-pad every video to a multiple of the window (the original always does).
@@ -223,11 +225,11 @@ class VideoDataset(Dataset):
         db: str | os.PathLike | dict,
         *,
         dataset_root: str | os.PathLike | None,
-        seqlen: int | None = 16,
-        sample_pool: int = 128,
-        overlap: float = 0.5,
-        random_start: bool = False,
-        random_sample: bool = False,
+        seqlen: int | None = DatasetConfig.SEQLEN,
+        sample_pool: int = DatasetConfig.SAMPLE_POOL,
+        overlap: float = DatasetConfig.OVERLAP,
+        random_start: bool = DatasetConfig.RANDOM_START,
+        random_sample: bool = DatasetConfig.RANDOM_SAMPLE,
         transforms: ClipAugmentation | None = None,
         is_train: bool = True,
         crop_cache_dir: str | os.PathLike | None = None,
@@ -248,7 +250,7 @@ class VideoDataset(Dataset):
             raise ConfigError(f"seqlen {self.seqlen} is longer than the sample pool {self.sample_pool}")
         self.stride = stride_from_overlap(self.sample_pool, overlap)
         self.random_start, self.random_sample = bool(random_start), bool(random_sample)
-        self.transforms = transforms if transforms is not None else build_transforms("eval")
+        self.transforms = transforms if transforms is not None else ClipAugmentation.identity()
         self.is_train = bool(is_train)
         self.valid_mode = valid_mode
         self.chunks, self.real = split_into_chunks(self.db["vid_name"], self.sample_pool, self.stride, pad)
@@ -342,7 +344,7 @@ class ImageDataset(Dataset):
         if "bbox" not in self.db:
             raise DataError(f"{self.label}: image databases need a 'bbox' field")
         self.rows = np.arange(0, n, max(int(frame_step), 1))
-        self.transforms = transforms if transforms is not None else build_transforms("eval")
+        self.transforms = transforms if transforms is not None else ClipAugmentation.identity()
         self.is_train = bool(is_train)
         self.source = _FrameSource(self.db, dataset_root, crop_cache_dir, self.label, self.transforms)
         self.has_pose = "pose" in self.db

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from maed.config import Config, DatasetConfig, EvalConfig
 from maed.data.registry import REGRESSOR_FILES, eval_dataset_info
 from maed.errors import AssetError, ConfigError, DataError, OutputError
 from maed.eval.metrics import (
@@ -135,8 +136,8 @@ def predict_windows(
     model: torch.nn.Module,
     images: torch.Tensor,
     *,
-    seqlen: int = 16,
-    frame_step: int = 1,
+    seqlen: int = EvalConfig.SEQLEN,
+    frame_step: int = EvalConfig.INTERPOLATION,
     J_regressor: torch.Tensor | None = None,
     device: str | torch.device | None = None,
     keys: Sequence[str] = ("theta", "verts", "kp_3d", "kp_2d", "rotmat"),
@@ -223,8 +224,8 @@ class Evaluator:
         protocols: Sequence[str] = ("original",),
         J_regressor: torch.Tensor | None = None,
         gt_body_model: torch.nn.Module | None = None,
-        seqlen: int = 16,
-        frame_step: int = 1,
+        seqlen: int = EvalConfig.SEQLEN,
+        frame_step: int = EvalConfig.INTERPOLATION,
         device: str | torch.device = "cpu",
         progress: bool = True,
     ):
@@ -608,19 +609,19 @@ def run_evaluation(
     db_dir: str | os.PathLike,
     data_root: str | os.PathLike | None,
     body_model_dir: str | os.PathLike | None,
-    protocol: str = "original",
-    frame_step: int = 1,
-    seqlen: int = 16,
-    sample_pool: int = 128,
-    batch_size: int = 8,
-    num_workers: int = 0,
+    protocol: str = EvalConfig.PROTOCOL,
+    frame_step: int = EvalConfig.INTERPOLATION,
+    seqlen: int = EvalConfig.SEQLEN,
+    sample_pool: int = EvalConfig.SAMPLE_POOL,
+    batch_size: int = EvalConfig.BATCH_SIZE,
+    num_workers: int = Config.NUM_WORKERS,
     device: str | torch.device = "cpu",
     save_verts: bool = False,
     save_inference_pkl: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    width: int = 224,
-    height: int = 224,
+    width: int = DatasetConfig.WIDTH,
+    height: int = DatasetConfig.HEIGHT,
     use_crop_cache: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on one dataset split and write ``metrics.json``, ``per_sequence.csv``,

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from maed.config import Config, load_config
+from maed.config import Config, OptimConfig, TrainConfig, load_config
 from maed.errors import AssetError, ConfigError, MaedError, OutputError
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import (
@@ -64,24 +64,25 @@ class TrainingError(MaedError, RuntimeError):
 # ------------------------------------------------------------------------------------------ settings
 @dataclass
 class TrainSettings:
-    """The loop's options, translated once from ``TRAIN.*`` (see :meth:`from_config`)."""
+    """The loop's options, translated once from ``TRAIN.*`` and ``SAVE_FREQ`` (see :meth:`from_config`);
+    the defaults are the config schema's, so ``TrainSettings()`` equals ``TrainSettings.from_config(Config())``."""
 
-    end_epoch: int = 100
-    iters_per_epoch: int = -1  # <= 0: the 3D stream's length, else the 2D stream's, else the images'
-    img_use_freq: int = 1  # an image batch every n-th step
-    save_freq: int = 1  # epochs between validations (and epoch_XXXX.pt checkpoints)
-    ckpt_freq: int = 0  # steps between mid-epoch last.pt checkpoints; 0: epoch ends only
-    log_freq: int = 20  # steps between log.jsonl / TensorBoard records
-    grad_clip: float = 0.0  # max global gradient norm; 0 disables
-    amp: str = "none"  # 'none' | 'bf16' (CUDA autocast)
-    optim: str = "adam"
-    lr: float = 1e-4
-    weight_decay: float = 1e-5
-    momentum: float = 0.9
-    warmup_epochs: int = 0
-    warmup_factor: float = 0.1
-    milestones: list[int] = field(default_factory=lambda: [60, 90])
-    start_epoch: int = 0
+    end_epoch: int = TrainConfig.END_EPOCH
+    iters_per_epoch: int = TrainConfig.NUM_ITERS_PER_EPOCH  # <= 0: the 3D stream's length, else 2D's, else images'
+    img_use_freq: int = TrainConfig.IMG_USE_FREQ  # an image batch every n-th step
+    save_freq: int = Config.SAVE_FREQ  # epochs between validations (and epoch_XXXX.pt checkpoints)
+    ckpt_freq: int = TrainConfig.CKPT_FREQ  # steps between mid-epoch last.pt checkpoints; 0: epoch ends only
+    log_freq: int = TrainConfig.LOG_FREQ  # steps between log.jsonl / TensorBoard records
+    grad_clip: float = TrainConfig.GRAD_CLIP  # max global gradient norm; 0 disables
+    amp: str = TrainConfig.AMP  # 'none' | 'bf16' (CUDA autocast)
+    optim: str = OptimConfig.OPTIM.lower()  # 'adam' | 'sgd'
+    lr: float = OptimConfig.LR
+    weight_decay: float = OptimConfig.WD
+    momentum: float = OptimConfig.MOMENTUM
+    warmup_epochs: int = OptimConfig.WARMUP_EPOCH
+    warmup_factor: float = OptimConfig.WARMUP_FACTOR
+    milestones: list[int] = field(default_factory=lambda: list(OptimConfig().MILESTONES))
+    start_epoch: int = TrainConfig.START_EPOCH
 
     @classmethod
     def from_config(cls, cfg: Config) -> TrainSettings:
@@ -618,13 +619,26 @@ def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def _build_streams(cfg: Config, env: DistEnv, seed: int) -> dict[str, BatchStream | None]:
-    from maed.data.loaders import train_loaders_from_config
+    from maed.data.loaders import TrainDataSettings, build_train_datasets
+    from maed.paths import resolve_paths
 
-    loaders = train_loaders_from_config(cfg, rank=env.rank, world_size=env.world_size, distributed=env.distributed)
-    common = dict(seed=seed, rank=env.rank, world_size=env.world_size)
+    data = TrainDataSettings.from_config(cfg)
+    paths = resolve_paths(cfg.PATHS)
+    datasets = build_train_datasets(data, db_dir=paths["db_dir"], dataset_roots=paths["dataset_roots"])
     return {
-        name: BatchStream(loader, name=name, **common) if loader is not None else None
-        for name, loader in (("2d", loaders.loader_2d), ("3d", loaders.loader_3d), ("img", loaders.loader_img))
+        name: BatchStream(
+            dataset,
+            name=name,
+            batch_size=data.batch_size(name),
+            seed=seed,
+            rank=env.rank,
+            world_size=env.world_size,
+            num_workers=data.num_workers,
+            pin_memory=env.device.type == "cuda",
+        )
+        if dataset is not None
+        else None
+        for name, dataset in datasets.by_stream().items()
     }
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import torch
 
+from maed.config import EvalConfig
 from maed.errors import DataError
 from maed.eval.metrics import METRIC_KEYS
 from maed.train.distributed import DistEnv, all_reduce_sum
@@ -35,11 +36,11 @@ class Validator:
         loader,
         dataset: str,
         env: DistEnv,
-        protocol: str = "original",
+        protocol: str = EvalConfig.PROTOCOL,
         J_regressor: torch.Tensor | None = None,
         use_gt_body: bool = True,
-        seqlen: int = 16,
-        frame_step: int = 1,
+        seqlen: int = EvalConfig.SEQLEN,
+        frame_step: int = EvalConfig.INTERPOLATION,
         autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
         progress: bool = True,
     ):
@@ -80,10 +81,17 @@ class Validator:
                     "(PATHS.BODY_MODEL_DIR) with MODEL.BODY_MODEL=smpl; or set TRAIN.DATASET_EVAL='' to train "
                     "without validation"
                 )
-        loader = eval_loader_from_config(
-            cfg, dataset=dataset, split="val", rank=env.rank, world_size=env.world_size, distributed=env.distributed
-        )
+        # validation reports one protocol: 'both' selects best.pt by the original's numbers
         protocol = cfg.EVAL.PROTOCOL if cfg.EVAL.PROTOCOL in ("original", "strict") else "original"
+        loader = eval_loader_from_config(
+            cfg,
+            dataset=dataset,
+            split="val",
+            rank=env.rank,
+            world_size=env.world_size,
+            distributed=env.distributed,
+            pin_memory=env.device.type == "cuda",
+        )
         return cls(
             loader=loader,
             dataset=dataset,
