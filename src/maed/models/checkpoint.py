@@ -30,6 +30,13 @@ PROJECT_FORMAT = "maed"
 
 #: keys of foreign checkpoints that are dropped on purpose (the original's SMPL layer buffers)
 IGNORED_KEY_PATTERNS = (re.compile(r"^decoder\.smpl\."),)
+#: encoder parameters an ImageNet file does not have, which keep their initialisation: the attention fusion
+#: of the parallel mode, the temporal embedding, and ``pre_logits`` (absent from current timm files)
+INIT_WEIGHTS_MAY_LACK = (
+    re.compile(r"^blocks\.\d+\.attn\.ts_attn\."),
+    re.compile(r"^temp_embed$"),
+    re.compile(r"^pre_logits\."),
+)
 
 
 @dataclass
@@ -46,10 +53,10 @@ class LoadReport:
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
-    def summary(self, limit: int = 12) -> str:
+    def summary(self, limit: int = 12, missing_title: str = "missing from the checkpoint") -> str:
         return (
             f"loaded {len(self.loaded)} tensors, ignored {len(self.ignored)}"
-            + key_block("missing from the checkpoint", self.missing, limit)
+            + key_block(missing_title, self.missing, limit)
             + key_block("unexpected in the checkpoint", self.unexpected, limit)
             + key_block("shape mismatch (model vs checkpoint)", self.mismatched, limit)
         )
@@ -177,8 +184,10 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
 
     ``ste``: timm's R50+ViT-B/16 (``vit_base_r50_s16_224``, ImageNet-21k; ``.pth``/``.bin`` or
     ``.safetensors``), its first ``num_blocks`` blocks mapped as the original did. ``cnn``: torchvision's
-    ResNet-50 ImageNet file. Parameters the file cannot provide (the attention-fusion ``ts_attn``,
-    ``temp_embed``, and ``pre_logits`` when absent) keep their initialisation and are listed in the report.
+    ResNet-50 ImageNet file. Parameters the file cannot provide and that are on the allow-list
+    (``INIT_WEIGHTS_MAY_LACK``: the attention-fusion ``ts_attn``, ``temp_embed``, ``pre_logits``) keep their
+    initialisation and are listed in the report's ``missing``; any other missing key, any unexpected key
+    and any shape mismatch raise ``CheckpointError`` with the key report, before anything is loaded.
     """
     from maed.models.ste import SpatioTemporalEncoder, timm_hybrid_filter
 
@@ -203,9 +212,11 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
     report = LoadReport()
     report.unexpected = [k for k in state if k not in own]
     report.mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
-    if report.unexpected or report.mismatched:
+    report.missing = [k for k in own if k not in state and not any(p.search(k) for p in INIT_WEIGHTS_MAY_LACK)]
+    if not report.ok:
         raise CheckpointError(f"--init-weights {path} does not fit the encoder: " + report.summary())
+    # every key the file lacks is on the allow-list now, so strict=False hides nothing
     encoder.load_state_dict(state, strict=False)
     report.loaded = [k for k in own if k in state]
-    report.missing = [k for k in own if k not in state]  # informational: kept at their initialisation
+    report.missing = [k for k in own if k not in state]  # kept at their initialisation
     return report

@@ -81,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from maed.errors import ConfigError
-    from maed.train.engine import train
+    from maed.train.run import train
 
     if args.config is None and args.resume is None:
         raise ConfigError("maed train: give --config (a YAML file or preset: stage1, stage2, ...) or --resume RUN_DIR")

@@ -5,14 +5,10 @@ and one over the images (T = 1) inside a single module call (so DDP sees one for
 weights the two losses by their frame counts, and takes one optimizer step. Adam with coupled L2
 weight decay and the original's per-epoch ``LambdaLR`` (warm-up, then x0.1 at each milestone).
 
-A run is a directory ``OUTPUT_DIR/<YYYY-mm-dd_HH-MM-SS>_<EXP_NAME>/`` (or ``--out``) written by rank 0:
-``config.yaml`` (the resolved config, seed included), ``train_log.txt``, ``log.jsonl``, ``tb/`` and
-``checkpoints/`` (see ``maed.train.checkpointing``). ``resume`` continues a run from its ``last.pt`` in
-the same data order with the same RNG states, so an interrupted run ends with the same weights as an
-uninterrupted one (same hardware and world size).
-
-    from maed.train import train
-    run_dir = train("stage2", overrides=["TRAIN.BATCH_SIZE_3D=2"], pretrained="stage1/checkpoints/last.pt")
+:class:`Trainer` owns the loop, validation, checkpoints and resumption: ``resume`` continues a run from
+its ``last.pt`` in the same data order with the same RNG states, so an interrupted run ends with the
+same weights as an uninterrupted one (same hardware and world size). Setting up a run (plan, data,
+model, run directory) is ``maed.train.run``.
 """
 
 from __future__ import annotations
@@ -32,29 +28,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from maed.config import Config, OptimConfig, TrainConfig, load_config
-from maed.errors import AssetError, ConfigError, MaedError, OutputError
+from maed.config import Config, OptimConfig, TrainConfig
+from maed.errors import ConfigError, MaedError
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import (
     DistEnv,
     all_reduce_sum,
     barrier,
-    broadcast_object,
-    cleanup,
     gather_objects,
-    init_distributed,
     wrap_model,
 )
 from maed.train.losses import LOSS_NAMES, MAEDLoss
 from maed.train.run_log import RunLog
 from maed.train.streams import BatchStream, mix_seed
 from maed.train.validation import SELECTION_METRIC
-from maed.utils.device import resolve_device
 from maed.utils.io import atomic_write_text
 
 AMP_MODES = ("none", "bf16")
 OPTIMIZERS = ("adam", "sgd")
-CONFIG_FILE = "config.yaml"
 
 
 class TrainingError(MaedError, RuntimeError):
@@ -144,10 +135,22 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Op
     return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda=LRFactor(settings.warmup_epochs, settings.warmup_factor, settings.milestones)
-    )
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, settings: TrainSettings, epochs_done: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The per-epoch ``LambdaLR`` of ``settings``, positioned after ``epochs_done`` epochs.
+
+    The schedule is a function of the epoch, so a resumed or restarted run rebuilds it rather than
+    loading a stored one: the settings' learning rate, schedule and weight decay always apply (a resume
+    may lower the learning rate, say), and unchanged settings reproduce the stored values exactly.
+    """
+    for group in optimizer.param_groups:
+        group["initial_lr"] = settings.lr  # the base LR of LambdaLR
+        if settings.optim == "adam":
+            group["weight_decay"] = settings.weight_decay
+    factor = LRFactor(settings.warmup_epochs, settings.warmup_factor, settings.milestones)
+    # last_epoch = epochs_done - 1: the constructor's own step lands on epochs_done and sets each LR
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor, last_epoch=epochs_done - 1)
 
 
 # ------------------------------------------------------------------------------------------ model step
@@ -196,6 +199,9 @@ class Trainer:
         config: the resolved config dict stored in checkpoints. seed: the run's seed.
         validator: callable(model) -> metrics dict, or None. log: the run's :class:`RunLog`.
         progress: rank-0 progress bar. max_steps: stop with a checkpoint once this many steps are done.
+
+    Training stops for one of three reasons, all decided in :meth:`stop_reason`: every epoch is done,
+    ``max_steps`` steps are done, or a rank received SIGTERM / SIGUSR1 (agreed on by all ranks).
     """
 
     def __init__(
@@ -245,7 +251,9 @@ class Trainer:
         self.last_metrics: dict = {}
         if settings.start_epoch > 0:
             self._jump_to_epoch(settings.start_epoch)
-        self._stop_signal: int | None = None
+        self._stop_signal: int | None = None  # this rank's signal
+        self._stop_requested = False  # some rank's signal, agreed on by all ranks at the last step
+        self._saved_step: int | None = None
 
     # ---------------------------------------------------------------------------------- helpers
     def _iters_per_epoch(self) -> int:
@@ -257,8 +265,7 @@ class Trainer:
     def _jump_to_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.step = epoch * self.iters_per_epoch
-        for _ in range(epoch):
-            self.scheduler.step()
+        self.scheduler = build_scheduler(self.optimizer, self.settings, epochs_done=epoch)
 
     def _stream_position(self, name: str, step: int) -> int:
         """Batches stream ``name`` has delivered after ``step`` global steps."""
@@ -306,8 +313,6 @@ class Trainer:
         notes = []
         load_state_dict_checked(self.model, state["model"], source="resume checkpoint")
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self._apply_optimizer_settings()
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_metric, self.best_epoch = state.get("best_metric"), state.get("best_epoch")
         self.last_metrics = state.get("metrics") or {}
@@ -317,6 +322,8 @@ class Trainer:
                 "data or batch sizes); epochs are counted from the step"
             )
             self.epoch = self.step // self.iters_per_epoch
+        self.scheduler = build_scheduler(self.optimizer, self.settings, epochs_done=self.epoch)
+        self._saved_step = self.step  # the checkpoint just loaded holds this step
         rngs = state.get("rng") or []
         if state.get("world_size") == self.env.world_size and len(rngs) == self.env.world_size:
             ckpt_io.set_rng_state(rngs[self.env.rank], self.env.device)
@@ -327,19 +334,6 @@ class Trainer:
             )
             ckpt_io.seed_everything(mix_seed(self.seed, 7, self.env.rank, self.step))
         return notes
-
-    def _apply_optimizer_settings(self) -> None:
-        """After loading a checkpoint: the config's LR, schedule and weight decay win over the stored ones
-        (a resume may lower the LR, say); unchanged settings reproduce the stored values exactly."""
-        factor = LRFactor(self.settings.warmup_epochs, self.settings.warmup_factor, self.settings.milestones)
-        self.scheduler.lr_lambdas = [factor] * len(self.optimizer.param_groups)
-        self.scheduler.base_lrs = [self.settings.lr] * len(self.optimizer.param_groups)
-        for group in self.optimizer.param_groups:
-            group["initial_lr"] = self.settings.lr
-            group["lr"] = self.settings.lr * factor(self.scheduler.last_epoch)
-            if self.settings.optim == "adam":
-                group["weight_decay"] = self.settings.weight_decay
-        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def save(self, *, validated: bool = False, improved: bool = False) -> Path | None:
         """Write last.pt (and epoch_XXXX.pt / best.pt) on rank 0. Collective. Refuses non-finite weights,
@@ -362,6 +356,7 @@ class Trainer:
                 ckpt_io.link_checkpoint(path, self.ckpt_dir / ckpt_io.BEST)
                 atomic_write_text(self.run_dir / "best.txt", f"{self.best_metric}\n")
             self.log.event("checkpoint", step=self.step, epoch=self.epoch, path=str(path), best=improved)
+        self._saved_step = self.step
         barrier(self.env)
         return path
 
@@ -436,73 +431,39 @@ class Trainer:
             for s, h in old.items():
                 signal.signal(s, h)
 
-    def fit(self) -> dict[str, Any]:
-        """Train until ``end_epoch`` (or ``max_steps`` / a stop signal). Returns a summary dict."""
-        from tqdm import tqdm
+    def stop_reason(self) -> str | None:
+        """The one place that decides whether training goes on: None to take another step, else why it
+        stops: ``end`` (every epoch done), ``max_steps`` or ``signal``. The same on every rank."""
+        if self.epoch >= self.settings.end_epoch:
+            return "end"
+        if self._stop_requested:
+            return "signal"
+        if self.max_steps is not None and self.step >= self.max_steps:
+            return "max_steps"
+        return None
 
-        n = self.iters_per_epoch
+    def fit(self) -> dict[str, Any]:
+        """Train until :meth:`stop_reason` says stop. Returns a summary dict; ``stopped`` is the reason when
+        training stopped before its last epoch (resumable from ``last.pt``), else None."""
         iters = {k: s.iterate(start=self._stream_position(k, self.step)) for k, s in self.streams.items()}
         streams = ", ".join(
             f"{k} (batch {s.batch_size}, {s.batches_per_pass} per pass)" for k, s in self.streams.items()
         )
         self.log.info(
-            f"training from epoch {self.epoch + 1} step {self.step} to epoch {self.settings.end_epoch}: {n} steps "
-            f"per epoch; streams {streams}; world size {self.env.world_size}, device {self.env.device}, "
-            f"amp {self.settings.amp}"
+            f"training from epoch {self.epoch + 1} step {self.step} to epoch {self.settings.end_epoch}: "
+            f"{self.iters_per_epoch} steps per epoch; streams {streams}; world size {self.env.world_size}, "
+            f"device {self.env.device}, amp {self.settings.amp}"
         )
-        stopped = None
         self.model.train()
         with self._stop_on_signals():
-            while self.epoch < self.settings.end_epoch and stopped is None:
-                epoch = self.epoch
-                i0 = self.step - epoch * n
-                meters: dict[str, list[float]] = defaultdict(list)
-                bar = tqdm(
-                    total=n,
-                    initial=i0,
-                    desc=f"epoch {epoch + 1}/{self.settings.end_epoch}",
-                    dynamic_ncols=True,
-                    disable=not (self.progress and self.env.is_main),
-                    leave=False,
-                )
-                t_log, frames_log = time.perf_counter(), 0.0
-                for i in range(i0, n):
-                    if stopped is None and self.max_steps is not None and self.step >= self.max_steps:
-                        stopped = "max_steps"
-                    if stopped:
-                        break
-                    t0 = time.perf_counter()
-                    batch_2d = next(iters["2d"]) if "2d" in iters else None
-                    batch_3d = next(iters["3d"]) if "3d" in iters else None
-                    batch_img = next(iters["img"]) if "img" in iters and (i + 1) % self.img_every == 0 else None
-                    stats = self.train_step(batch_2d, batch_3d, batch_img)
-                    self.step += 1
-                    dt = time.perf_counter() - t0
-                    for k, v in stats.items():
-                        meters[k].append(v)
-                    frames_log += stats["frames"]
-                    bar.update(1)
-                    terms = " ".join(f"{k[5:]} {stats[k]:.3g}" for k in LOSS_NAMES if k in stats)
-                    bar.set_postfix_str(
-                        f"loss {stats['loss']:.4g} ({terms}) {stats['frames'] / max(dt, 1e-9):.1f} frames/s"
-                    )
-                    if self.step % self.settings.log_freq == 0 or i == n - 1:
-                        now = time.perf_counter()
-                        self._log_train(meters, frames_log / max(now - t_log, 1e-9))
-                        meters.clear()
-                        t_log, frames_log = now, 0.0
-                    if stats["stop"] > 0:
-                        stopped = "signal"
-                    elif self.settings.ckpt_freq > 0 and self.step % self.settings.ckpt_freq == 0 and i < n - 1:
-                        self.save()
-                bar.close()
-                if self.step - epoch * n < n:  # stopped inside the epoch
-                    self.save()
-                    break
-                self._end_epoch(epoch)
-                if self.max_steps is not None and self.step >= self.max_steps and self.epoch < self.settings.end_epoch:
-                    stopped = "max_steps"
+            while self.stop_reason() is None:
+                if self._run_epoch(iters):
+                    self._end_epoch(self.epoch)
+        reason = self.stop_reason()
+        stopped = None if reason == "end" else reason
         if stopped:
+            if self._saved_step != self.step:  # stopped inside an epoch: keep what it did
+                self.save()
             self.log.info(
                 f"stopped ({stopped}) after step {self.step}; continue with `maed train --resume {self.run_dir}`"
             )
@@ -522,6 +483,54 @@ class Trainer:
         }
         self.log.event("end", **summary)
         return summary
+
+    def _run_epoch(self, iters: dict[str, Any]) -> bool:
+        """Steps of the current epoch until it ends (True) or :meth:`stop_reason` stops it early (False)."""
+        from tqdm import tqdm
+
+        n, epoch = self.iters_per_epoch, self.epoch
+        i0 = self.step - epoch * n
+        meters: dict[str, list[float]] = defaultdict(list)
+        bar = tqdm(
+            total=n,
+            initial=i0,
+            desc=f"epoch {epoch + 1}/{self.settings.end_epoch}",
+            dynamic_ncols=True,
+            disable=not (self.progress and self.env.is_main),
+            leave=False,
+        )
+        t_log, frames_log = time.perf_counter(), 0.0
+        try:
+            for i in range(i0, n):
+                if self.stop_reason() is not None:
+                    return False
+                t0 = time.perf_counter()
+                batch_2d = next(iters["2d"]) if "2d" in iters else None
+                batch_3d = next(iters["3d"]) if "3d" in iters else None
+                batch_img = next(iters["img"]) if "img" in iters and (i + 1) % self.img_every == 0 else None
+                stats = self.train_step(batch_2d, batch_3d, batch_img)
+                self.step += 1
+                self._stop_requested = stats["stop"] > 0
+                dt = time.perf_counter() - t0
+                for k, v in stats.items():
+                    meters[k].append(v)
+                frames_log += stats["frames"]
+                bar.update(1)
+                terms = " ".join(f"{k[5:]} {stats[k]:.3g}" for k in LOSS_NAMES if k in stats)
+                bar.set_postfix_str(
+                    f"loss {stats['loss']:.4g} ({terms}) {stats['frames'] / max(dt, 1e-9):.1f} frames/s"
+                )
+                if self.step % self.settings.log_freq == 0 or i == n - 1:
+                    now = time.perf_counter()
+                    self._log_train(meters, frames_log / max(now - t_log, 1e-9))
+                    meters.clear()
+                    t_log, frames_log = now, 0.0
+                ckpt_freq = self.settings.ckpt_freq
+                if ckpt_freq > 0 and self.step % ckpt_freq == 0 and i < n - 1 and self.stop_reason() is None:
+                    self.save()
+        finally:
+            bar.close()
+        return True
 
     def _log_train(self, meters: dict[str, list[float]], fps: float) -> None:
         avg = {k: sum(v) / len(v) for k, v in meters.items() if k not in ("frames", "stop") and v}
@@ -557,290 +566,3 @@ class Trainer:
         self.scheduler.step()
         self.epoch = epoch + 1
         self.save(validated=validated, improved=improved)
-
-
-# ------------------------------------------------------------------------------------------ run setup
-def _timestamp() -> str:
-    return time.strftime("%Y-%m-%d_%H-%M-%S")
-
-
-def prepare_run_dir(
-    *, output_dir: str | os.PathLike, exp_name: str, out: str | os.PathLike | None, config_text: str
-) -> Path:
-    """Create the run directory (rank 0): ``out`` exactly, or ``output_dir/<timestamp>_<exp_name>``.
-
-    An existing, non-empty ``out`` is never reused: the same config means the run exists (use
-    ``--resume``), another config means another run; both raise :class:`ConfigError`.
-    """
-    if out is not None:
-        path = Path(out)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            existing = path / CONFIG_FILE
-            if existing.is_file() and existing.read_text() == config_text:
-                raise OutputError(f"--out {path} already holds this run; continue it with `maed train --resume {path}`")
-            raise OutputError(
-                f"--out {path} already holds a different run (or other files); nothing was overwritten. Choose "
-                "another --out, or continue that run with --resume"
-            )
-    else:
-        base = Path(output_dir) / f"{_timestamp()}_{exp_name}"
-        path, k = base, 1
-        while path.exists():
-            k += 1
-            path = base.with_name(f"{base.name}_{k}")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _run_dir_of(resume: str | os.PathLike) -> tuple[Path, Path]:
-    """(run dir, checkpoint) for ``--resume`` given a run directory or a checkpoint file in it."""
-    p = Path(resume)
-    if p.is_file():
-        run = p.parent.parent if p.parent.name == ckpt_io.CHECKPOINT_DIR else p.parent
-        return run, p
-    ckpt = p / ckpt_io.CHECKPOINT_DIR / ckpt_io.LAST
-    if not ckpt.is_file():
-        raise AssetError(
-            f"--resume {p}: no {ckpt_io.CHECKPOINT_DIR}/{ckpt_io.LAST} there (expected a run directory written by "
-            "`maed train`, which saves last.pt at every epoch end and every TRAIN.CKPT_FREQ steps)"
-        )
-    return p, ckpt
-
-
-def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _config_diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
-    return out
-
-
-def _build_streams(cfg: Config, env: DistEnv, seed: int) -> dict[str, BatchStream | None]:
-    from maed.data.loaders import TrainDataSettings, build_train_datasets
-    from maed.paths import resolve_paths
-
-    data = TrainDataSettings.from_config(cfg)
-    paths = resolve_paths(cfg.PATHS)
-    datasets = build_train_datasets(data, db_dir=paths["db_dir"], dataset_roots=paths["dataset_roots"])
-    return {
-        name: BatchStream(
-            dataset,
-            name=name,
-            batch_size=data.batch_size(name),
-            seed=seed,
-            rank=env.rank,
-            world_size=env.world_size,
-            num_workers=data.num_workers,
-            pin_memory=env.device.type == "cuda",
-        )
-        if dataset is not None
-        else None
-        for name, dataset in datasets.by_stream().items()
-    }
-
-
-def train(
-    config: str | os.PathLike | dict | Config | None = None,
-    *,
-    overrides: list[str] | None = None,
-    pretrained: str | os.PathLike | None = None,
-    resume: str | os.PathLike | None = None,
-    out: str | os.PathLike | None = None,
-    device: str | None = None,
-    progress: bool = True,
-    max_steps: int | None = None,
-) -> Path:
-    """Train MAED as the config describes; returns the run directory.
-
-    Args:
-        config: YAML path, preset name (``stage1``, ``stage2``, ...), dict or Config. Not with ``resume``.
-        overrides: ``KEY=VALUE`` strings applied last (with ``resume``: applied to the run's config).
-        pretrained: stage-1 checkpoint whose encoder initialises this run (default ``TRAIN.PRETRAINED``);
-            the decoder is re-initialised, as the original.
-        resume: a run directory (or a checkpoint in it) to continue (default ``TRAIN.RESUME``).
-        out: the run directory to create (default ``OUTPUT_DIR/<timestamp>_<EXP_NAME>``); must not hold
-            another run.
-        device: ``cpu`` | ``cuda`` | ``cuda:N`` (an error without CUDA). Default: ``DEVICE``, the CPU when
-            CUDA is absent (``maed.utils.device``).
-        progress: rank-0 progress bars.
-        max_steps: stop (with a checkpoint) once this many steps are done in total.
-
-    Runs under ``torchrun`` / ``srun`` as one process per device; the process group is set up and torn
-    down here.
-    """
-    cfg = load_config(config, overrides) if config is not None else None
-    if resume is None and cfg is not None and cfg.TRAIN.RESUME:
-        resume = cfg.TRAIN.RESUME
-    elif resume is not None and cfg is not None:
-        raise ConfigError("--resume continues a run with its own config.yaml; do not pass --config too")
-    resume_ckpt = run_dir = None
-    if resume is not None:
-        if pretrained is not None:
-            raise ConfigError("--pretrained starts a new run; a resumed run takes its weights from its checkpoint")
-        if out is not None:
-            raise ConfigError(f"--out creates a new run; --resume {resume} continues in that run's own directory")
-        run_dir, ckpt_path = _run_dir_of(resume)
-        resume_ckpt = ckpt_io.load_training_checkpoint(ckpt_path)
-        cfg = load_config(resume_ckpt["config"], overrides)
-        cfg.TRAIN.RESUME = ""
-    elif cfg is None:
-        raise ConfigError("maed train: give --config (a YAML file or preset: stage1, stage2, ...) or --resume RUN_DIR")
-    env = init_distributed(resolve_device(device if device is not None else cfg.DEVICE, explicit=device is not None))
-    try:
-        return _train(
-            cfg,
-            env,
-            pretrained=pretrained,
-            resume_ckpt=resume_ckpt,
-            run_dir=run_dir,
-            out=out,
-            progress=progress,
-            max_steps=max_steps,
-        )
-    finally:
-        cleanup(env)
-
-
-def _config_text(cfg: Config) -> str:
-    import yaml
-
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-
-
-def _train(cfg: Config, env: DistEnv, *, pretrained, resume_ckpt, run_dir, out, progress, max_steps) -> Path:
-    from maed.models import build_model
-    from maed.paths import resolve_paths
-    from maed.train.validation import Validator
-
-    settings = TrainSettings.from_config(cfg)
-    criterion = MAEDLoss.from_config(cfg.LOSS)
-    # ---- seed: the config's, or one drawn by rank 0 and recorded in config.yaml
-    if resume_ckpt is not None:
-        seed = int(resume_ckpt.get("seed", cfg.SEED_VALUE))
-    elif cfg.SEED_VALUE >= 0:
-        seed = cfg.SEED_VALUE
-    else:
-        seed = broadcast_object(int.from_bytes(os.urandom(4), "little") % 2**31, env)
-    cfg.SEED_VALUE = seed
-    torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK
-    torch.backends.cudnn.deterministic = cfg.CUDNN.DETERMINISTIC
-    torch.backends.cudnn.enabled = cfg.CUDNN.ENABLED
-    if resume_ckpt is None:
-        pretrained = pretrained if pretrained is not None else (cfg.TRAIN.PRETRAINED or None)
-        if pretrained is not None and not Path(pretrained).is_file():
-            raise AssetError(
-                f"--pretrained {pretrained}: file not found (a stage-1 checkpoint, e.g. "
-                "results/<stage-1 run>/checkpoints/last.pt)"
-            )
-        cfg.TRAIN.PRETRAINED = str(pretrained) if pretrained else ""
-    else:
-        cfg.MODEL.ENCODER.INIT_WEIGHTS = ""  # every weight comes from the checkpoint
-
-    # ---- everything that can fail on user input fails before a run directory exists:
-    # databases, body-model files, the pretrained checkpoint, the validation set
-    streams = _build_streams(cfg, env, seed)
-    ckpt_io.seed_everything(seed)  # the same initialisation on every rank (DDP also broadcasts rank 0's)
-    model = build_model(cfg, body_model_dir=resolve_paths(cfg.PATHS)["body_model_dir"])
-    transfer = ckpt_io.load_pretrained_encoder(model, pretrained) if resume_ckpt is None and pretrained else None
-    model.to(env.device)
-    validator = Validator.from_config(cfg, model, env, progress=progress)
-
-    # ---- run directory: rank 0 creates it, every rank learns its path
-    if resume_ckpt is None:
-        if out is not None:
-            cfg.LOGDIR = str(Path(out))
-        created = None
-        if env.is_main:
-            created = str(
-                prepare_run_dir(
-                    output_dir=cfg.OUTPUT_DIR, exp_name=cfg.EXP_NAME, out=out, config_text=_config_text(cfg)
-                )
-            )
-        run_dir = Path(broadcast_object(created, env))
-    cfg.LOGDIR = str(run_dir)
-    log = RunLog(run_dir, rank=env.rank)
-    try:
-        changed = _config_diff(resume_ckpt["config"], cfg.to_dict()) if resume_ckpt is not None else []
-        if env.is_main:
-            if resume_ckpt is None:
-                cfg.dump(run_dir / CONFIG_FILE)  # config.yaml stays the config the run was created with
-            elif changed:
-                log.info(
-                    "resuming with changed settings (recorded in log.jsonl and the next checkpoints):\n  "
-                    + "\n  ".join(changed)
-                )
-            log.text("config", f"<pre>{_config_text(cfg)}</pre>")
-        if settings.amp == "bf16" and env.device.type != "cuda":
-            log.warning("TRAIN.AMP=bf16 applies to CUDA only; training in float32 on the CPU")
-        if transfer is not None:
-            _log_transfer(transfer, cfg, log)
-        trainer = Trainer(
-            model=model,
-            criterion=criterion,
-            streams=streams,
-            env=env,
-            settings=settings,
-            run_dir=run_dir,
-            config=cfg.to_dict(),
-            seed=seed,
-            validator=validator,
-            log=log,
-            progress=progress,
-            max_steps=max_steps,
-        )
-        if resume_ckpt is not None:
-            for note in trainer.load_state_dict(resume_ckpt):
-                log.warning(f"resume: {note}")
-            resume_ckpt.clear()  # drop the checkpoint's own references (the weights were copied into the model)
-            log.info(f"resumed {run_dir} at epoch {trainer.epoch}, step {trainer.step}")
-            log.event("resume", step=trainer.step, epoch=trainer.epoch, world_size=env.world_size, changed=changed)
-        else:
-            ckpt_io.seed_everything(mix_seed(seed, 7, env.rank))  # per-rank training randomness (dropout)
-            n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            log.info(f"run directory {run_dir}; seed {seed}; {n_params:,} trainable parameters; {criterion}")
-            log.event(
-                "start",
-                run_dir=str(run_dir),
-                seed=seed,
-                world_size=env.world_size,
-                device=str(env.device),
-                params=n_params,
-                iters_per_epoch=trainer.iters_per_epoch,
-            )
-        trainer.fit()
-        return run_dir
-    except MaedError as e:
-        log.error(f"error: {e}")
-        if isinstance(e, TrainingError):  # log.jsonl records why the run stopped, as its docstring promises
-            log.event("nan", message=str(e))
-        raise
-    finally:
-        log.close()
-
-
-def _log_transfer(report: ckpt_io.TransferReport, cfg: Config, log: RunLog) -> None:
-    pretrained = report.source
-    if report.nothing_loaded:
-        enc = cfg.MODEL.ENCODER
-        log.warning(
-            "=" * 100 + f"\n--pretrained TRANSFERRED NOTHING: no encoder tensor of {pretrained} matches this model's "
-            f"encoder ({enc.BACKBONE}, {enc.SPA_TEMP_MODE}, {enc.NUM_BLOCKS} blocks). The original's cnn stage 1 -> "
-            "ste stage 2 did this silently; train stage 1 with the stage-2 encoder (preset stage1) for a real "
-            "transfer.\n" + report.summary() + "\n" + "=" * 100
-        )
-    else:
-        log.info(report.summary())
-    log.event(
-        "pretrained",
-        path=str(pretrained),
-        loaded=len(report.loaded),
-        not_in_checkpoint=len(report.not_in_checkpoint),
-        unused=len(report.unused),
-        mismatched=len(report.mismatched),
-        dropped=report.dropped,
-        kept_at_init=report.not_in_checkpoint[:50],
-        nothing_loaded=report.nothing_loaded,
-    )
