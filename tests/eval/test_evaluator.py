@@ -411,10 +411,3 @@ def test_frame_names_give_sequences_and_numbers():
     assert split[0] == ("S1_Seq1_vid0_seg0", 10) and split[3] == ("courtyard_0", 12) and split[4] == ("plain", None)
     segs = segment_ids([s for s, _ in split[:3]], [f for _, f in split[:3]])
     assert list(segs) == [0, 0, 1]  # a gap in frame numbers starts a new segment
-
-
-def test_metrics_json_writes_null_for_non_finite():
-    from maed.eval.evaluator import _finite_or_none
-
-    rec = _finite_or_none({"mpjpe": 1.5, "accel": float("nan"), "by_protocol": {"strict": {"pve": float("inf")}}})
-    assert rec == {"mpjpe": 1.5, "accel": None, "by_protocol": {"strict": {"pve": None}}}

@@ -52,7 +52,7 @@ def make_window(seed: int) -> dict:
 
 
 def make_validator(loader, env: DistEnv) -> Validator:
-    return Validator(loader=loader, dataset="3dpw", env=env, use_gt_body=False, seqlen=2, progress=False)
+    return Validator(loader=loader, dataset="3dpw", env=env, seqlen=2, progress=False)
 
 
 def test_no_window_on_any_rank_is_a_data_error():

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 
 from maed.data.registry import EVAL_DATASETS
-
-# a literal copy of maed.eval.evaluator's, so that ``maed --help`` does not import torch
-PROTOCOL_CHOICES = ("original", "strict", "both")
+from maed.eval.protocol import PROTOCOL_CHOICES
 
 EPILOG = """\
 example:
@@ -66,22 +64,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config(args):
+    """The config: --config (or the checkpoint's own, else the stage2 preset), then the overrides, then the
+    evaluation options given on the command line (they are EVAL.* and NUM_WORKERS under other names)."""
     from maed.config import load_config
 
+    options = {
+        "EVAL.PROTOCOL": args.protocol,
+        "EVAL.INTERPOLATION": args.frame_step,
+        "EVAL.BATCH_SIZE": args.batch_size,
+        "NUM_WORKERS": args.num_workers,
+    }
+    overrides = [*args.overrides, *(f"{k}={v}" for k, v in options.items() if v is not None)]
     if args.config is not None:
-        return load_config(args.config, args.overrides)
+        return load_config(args.config, overrides)
     from maed.models.checkpoint import read_checkpoint
 
     stored = read_checkpoint(args.checkpoint).get("config")
-    return load_config(stored if isinstance(stored, dict) and stored else "stage2", args.overrides)
+    return load_config(stored if isinstance(stored, dict) and stored else "stage2", overrides)
 
 
 def run(args: argparse.Namespace) -> int:
-    from maed.eval.evaluator import format_table, run_evaluation
+    from maed.eval.evaluator import run_evaluation
+    from maed.eval.outputs import format_table
+    from maed.eval.protocol import EvalSettings
     from maed.paths import resolve_paths
     from maed.utils.device import resolve_device
 
     cfg = _config(args)
+    settings = EvalSettings.from_config(cfg.EVAL)
     paths = resolve_paths(cfg.PATHS)
     device = resolve_device(args.device or cfg.DEVICE, explicit=args.device is not None)
     record = run_evaluation(
@@ -93,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
         db_dir=args.db_dir or paths["db_dir"],
         data_root=args.data_root or paths["dataset_roots"].get(args.dataset),
         body_model_dir=args.body_model_dir or paths["body_model_dir"],
-        protocol=args.protocol or cfg.EVAL.PROTOCOL,
-        frame_step=args.frame_step if args.frame_step is not None else cfg.EVAL.INTERPOLATION,
-        seqlen=cfg.EVAL.SEQLEN,
-        sample_pool=cfg.EVAL.SAMPLE_POOL,
-        batch_size=args.batch_size if args.batch_size is not None else cfg.EVAL.BATCH_SIZE,
-        num_workers=args.num_workers if args.num_workers is not None else cfg.NUM_WORKERS,
+        protocol=settings.protocol,
+        frame_step=settings.frame_step,
+        seqlen=settings.seqlen,
+        sample_pool=settings.sample_pool,
+        batch_size=settings.batch_size,
+        num_workers=cfg.NUM_WORKERS,
         device=device,
         save_verts=args.save_verts,
         save_inference_pkl=args.save_inference_pkl,
