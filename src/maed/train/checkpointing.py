@@ -8,7 +8,8 @@ A training checkpoint is the project's format (``maed.models.checkpoint``) plus 
      'rng': [per-rank RNG states], 'world_size': ..., 'seed': ...}
 
 Files live in ``<run dir>/checkpoints/``: ``last.pt`` (every epoch end and every ``TRAIN.CKPT_FREQ``
-steps), ``epoch_XXXX.pt`` at each validation epoch, ``best.pt`` when validation PA-MPJPE improves.
+steps), ``epoch_XXXX.pt`` at each validation epoch, ``best.pt`` when validation PA-MPJPE improves (its value
+in mm then goes to ``<run dir>/best.txt``).
 Each is written to a temporary file and renamed, so a crash never leaves a half-written checkpoint.
 """
 

@@ -14,8 +14,9 @@ examples:
   maed train --resume results/<run>/                              # continue where it stopped
 
 A run writes OUTPUT_DIR/<timestamp>_<EXP_NAME>/ (or --out): config.yaml, train_log.txt, log.jsonl,
-tb/ (with tensorboard installed) and checkpoints/ (last.pt, best.pt by validation PA-MPJPE,
-epoch_XXXX.pt every SAVE_FREQ epochs). SIGTERM or SIGUSR1 (Slurm preemption) saves last.pt and stops.
+tb/ (with tensorboard installed), best.txt (the best validation PA-MPJPE, mm) and checkpoints/ (last.pt,
+best.pt by validation PA-MPJPE, epoch_XXXX.pt every SAVE_FREQ epochs). SIGTERM or SIGUSR1 (Slurm
+preemption) saves last.pt and stops.
 """
 
 
