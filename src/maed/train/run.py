@@ -107,8 +107,11 @@ def _run_dir_of(resume: str | os.PathLike) -> tuple[Path, Path]:
     return p, ckpt
 
 
-def _resolve_config(config, overrides, *, pretrained, resume, out) -> tuple[Config, Path | None, dict | None]:
-    """(config, run directory to resume, its checkpoint) from the command line; checks the combinations."""
+def _resolve_config(
+    config, overrides, *, pretrained, resume, out
+) -> tuple[Config, tuple[Path, Path] | None, dict | None]:
+    """(config, (run directory, checkpoint file) to resume, the checkpoint read) from the command line; checks
+    the combinations."""
     cfg = load_config(config, overrides) if config is not None else None
     if resume is None and cfg is not None and cfg.TRAIN.RESUME:
         resume = cfg.TRAIN.RESUME
@@ -126,10 +129,10 @@ def _resolve_config(config, overrides, *, pretrained, resume, out) -> tuple[Conf
         raise ConfigError(f"--out creates a new run; --resume {resume} continues in that run's own directory")
     run_dir, ckpt_path = _run_dir_of(resume)
     state = ckpt_io.load_training_checkpoint(ckpt_path)
-    return load_config(state["config"], overrides), run_dir, state
+    return load_config(state["config"], overrides), (run_dir, ckpt_path), state
 
 
-def _plan(cfg: Config, env: DistEnv, *, resume_dir, resume_state, pretrained, out, progress, max_steps) -> RunPlan:
+def _plan(cfg: Config, env: DistEnv, *, resume, resume_state, pretrained, out, progress, max_steps) -> RunPlan:
     if resume_state is not None:
         seed = int(resume_state.get("seed", cfg.SEED_VALUE))
     elif cfg.SEED_VALUE >= 0:
@@ -137,7 +140,7 @@ def _plan(cfg: Config, env: DistEnv, *, resume_dir, resume_state, pretrained, ou
     else:  # drawn once by rank 0 and recorded in config.yaml
         seed = broadcast_object(int.from_bytes(os.urandom(4), "little") % 2**31, env)
     init_weights = None
-    if resume_dir is None:
+    if resume is None:
         pretrained = pretrained if pretrained is not None else (cfg.TRAIN.PRETRAINED or None)
         if pretrained is not None and not Path(pretrained).is_file():
             raise AssetError(
@@ -150,8 +153,8 @@ def _plan(cfg: Config, env: DistEnv, *, resume_dir, resume_state, pretrained, ou
         device=env.device,
         seed=seed,
         out=Path(out) if out is not None else None,
-        resume_dir=resume_dir,
-        resume_checkpoint=None if resume_dir is None else Path(resume_dir) / ckpt_io.CHECKPOINT_DIR / ckpt_io.LAST,
+        resume_dir=None if resume is None else resume[0],
+        resume_checkpoint=None if resume is None else resume[1],
         pretrained=Path(pretrained) if pretrained else None,
         init_weights=Path(init_weights) if init_weights else None,
         progress=progress,
@@ -189,13 +192,13 @@ def train(
     Runs under ``torchrun`` / ``srun`` as one process per device; the process group is set up and torn
     down here.
     """
-    cfg, resume_dir, resume_state = _resolve_config(config, overrides, pretrained=pretrained, resume=resume, out=out)
+    cfg, resume_from, resume_state = _resolve_config(config, overrides, pretrained=pretrained, resume=resume, out=out)
     env = init_distributed(resolve_device(device if device is not None else cfg.DEVICE, explicit=device is not None))
     try:
         plan = _plan(
             cfg,
             env,
-            resume_dir=resume_dir,
+            resume=resume_from,
             resume_state=resume_state,
             pretrained=pretrained,
             out=out,
