@@ -28,6 +28,7 @@ from maed.utils.io import (
     check_output_file,
     remove_stale_temporaries,
 )
+from tests.conftest import tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,19 +40,6 @@ def umask(value: int):
         yield
     finally:
         os.umask(old)
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, options: str):
-    """A small tmpfs at ``path`` (needs root); skipped where it cannot be mounted."""
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
 
 
 def _mode(path: Path) -> int:
@@ -202,20 +190,6 @@ def test_errors_about_other_files_are_not_output_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ checks up front
-@pytest.fixture
-def unwritable(tmp_path):
-    """A directory this process cannot write in: read-only mode, or a read-only tmpfs for root."""
-    if os.geteuid() != 0:
-        d = tmp_path / "locked"
-        d.mkdir()
-        d.chmod(0o555)
-        yield d
-        d.chmod(0o755)
-    else:
-        with tmpfs(tmp_path / "ro", "ro,size=16k") as d:
-            yield d
-
-
 def test_output_checks_before_the_work(tmp_path, unwritable):
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
