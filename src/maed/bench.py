@@ -96,6 +96,9 @@ def _cpu_name() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from maed.utils.io import check_output_file
+
+    check_output_file(args.out, example="bench.json")  # a directory or unwritable place: before any work
     import torch
 
     from maed.body.synthetic import write_random_smpl_dir

@@ -182,7 +182,7 @@ def _run_show(args: argparse.Namespace) -> int:
     from maed.data.database import find_image_prefix, image_path, load_database
     from maed.utils.io import atomic_path, check_output_file, remove_stale_temporaries
 
-    out = check_output_file(args.out)
+    out = check_output_file(args.out, example="sample.png")
     ext = out.suffix.lower() if out.suffix else ".png"
     if ext not in SHOW_SUFFIXES:
         raise DataError(

@@ -11,6 +11,7 @@ beside the target, which is renamed onto the target once complete. Around that:
   an exclusive ``flock`` on it while writing, so :func:`remove_stale_temporaries`, called when the next run
   starts writing in that folder, removes only files whose writer is gone (see there).
 
+:func:`scratch_path` gives a scratch file of the same naming and lock, removed when the work is done.
 :func:`check_output_dir` and :func:`check_output_file` check an output location before long work starts.
 """
 
@@ -45,6 +46,7 @@ __all__ = [
     "output_error",
     "remove_stale_temporaries",
     "process_start_time",
+    "scratch_path",
 ]
 
 #: the temporary files of :func:`atomic_path` (also those of ``tempfile.mkstemp``, used before): a
@@ -125,6 +127,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.close(fd)  # after the rename, so that no cleaner sees the file unlocked before it is complete
 
 
+@contextlib.contextmanager
+def scratch_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a scratch file beside ``path`` for the duration of the block; it is removed at the end.
+
+    Named and locked as :func:`atomic_path`'s temporary files, so that a killed process's scratch file is
+    removed by :func:`remove_stale_temporaries` and a live one's is not. An ``OSError`` of the file itself
+    (disk full, ...) becomes one ``OutputError`` naming ``path``.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temporary(path)
+    except OSError as e:
+        raise output_error(f"cannot write {path}", e) from None
+    try:
+        yield tmp
+    except OSError as e:
+        if _is_about_output(e, path, tmp):
+            raise output_error(f"cannot write {path}", e) from None
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            if os.path.lexists(tmp):
+                tmp.unlink()
+        os.close(fd)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -203,14 +232,16 @@ def check_output_dir(path: str | os.PathLike, *, option: str = "--out") -> Path:
     return path
 
 
-def check_output_file(path: str | os.PathLike, *, option: str = "--out") -> Path:
+def check_output_file(path: str | os.PathLike, *, option: str = "--out", example: str | None = None) -> Path:
     """Check, before any work, that the file ``path`` can be written (see :func:`check_output_dir`).
 
-    A directory at ``path`` is refused (give a file name). Returns ``path`` as a ``Path``.
+    A directory at ``path`` is refused (give a file name; ``example``: a file name the message suggests in
+    it). Returns ``path`` as a ``Path``.
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        raise OutputError(f"{option} {path}: is a directory; give a file name (for example {path / 'sample.png'})")
+        hint = f" (for example {path / example})" if example else ""
+        raise OutputError(f"{option} {path}: is a directory; give a file name{hint}")
     _check_directory(path.parent, option, path)
     return path
 
