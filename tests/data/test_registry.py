@@ -40,6 +40,12 @@ def test_names_aliases_and_evaluation_sets():
         eval_dataset_info("insta")
 
 
+def test_every_evaluation_set_is_evaluated_on_a_split_its_reader_writes():
+    for name in EVAL_DATASETS:
+        assert DATASETS[name].eval_split in DATASETS[name].splits, name
+    assert DATASETS["mpii3d"].eval_split == "val"  # the MPI-INF-3DHP test set, under the original's name
+
+
 def test_database_file_names_round_trip():
     for name, info in DATASETS.items():
         for split in info.splits:

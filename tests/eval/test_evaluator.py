@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
+import time
 
 import joblib
 import numpy as np
@@ -240,6 +242,32 @@ def test_e2e_pve_matches_ground_truth_meshes(both, fixture):
     assert pve == pytest.approx(record["pve"], rel=1e-4)
 
 
+def test_e2e_other_database_or_data_root_is_refused_and_the_same_run_rewrites_identical_results(
+    fixture, both, tmp_path
+):
+    """Runs before the frame-step test below, which replaces the results in ``both``'s folder."""
+    out, first = both
+    files = ("metrics.json", "per_sequence.csv", "predictions.npz", "inference.pkl")
+    before = {name: (out / name).read_bytes() for name in files}
+    data = fixture["data"]
+    other_db = tmp_path / "database"
+    other_db.mkdir()
+    shutil.copy(data.db_path, other_db / data.db_path.name)  # the same bytes in another --db-dir
+    other_root = tmp_path / "images"
+    shutil.copytree(data.dataset_root, other_root)
+    again = dict(protocol="both", save_verts=True, save_inference_pkl=True)
+    for kw, key in (({"db_dir": other_db}, "database"), ({"data_root": other_root}, "data_root")):
+        with pytest.raises(OutputError, match=rf"different evaluation \(.*differs in {key}\); .*--overwrite"):
+            _run(fixture, out, **kw, **again)
+    assert {name: (out / name).read_bytes() for name in files} == before
+    stale = out / ".predictions.npz.k3j4l5m6.tmp"  # a killed run's scratch file
+    stale.write_bytes(b"half the vertices")
+    os.utime(stale, (time.time() - 3600,) * 2)
+    assert _run(fixture, out, **again) == first
+    assert {name: (out / name).read_bytes() for name in files} == before
+    assert not stale.exists()
+
+
 def test_e2e_frame_step_and_output_dir_protection(fixture, both):
     out, first = both
     before = (out / "metrics.json").read_bytes()
@@ -278,6 +306,28 @@ def test_missing_database_names_file_and_prepare(fixture, tmp_path):
     with pytest.raises(DataError, match=r"3dpw_val_db\.pt.*maed prepare 3dpw"):
         _run(fixture, tmp_path / "out", split="val")
     assert not (tmp_path / "out").exists()
+
+
+def test_default_split_and_the_prepare_hint_come_from_the_registry(fixture, tmp_path, capsys):
+    from maed.cli import main
+
+    empty = tmp_path / "database"
+    empty.mkdir()
+    out = tmp_path / "out"
+    base = ["eval", "--checkpoint", str(fixture["ckpt"]), "--dataset", "mpii3d", "--db-dir", str(empty)]
+    base += ["--out", str(out), "--device", "cpu", "--no-progress"]
+    capsys.readouterr()
+    assert main(base) == 2  # MPI-INF-3DHP is evaluated on its val split (the test set, named as the original)
+    err = capsys.readouterr().err
+    assert (
+        "mpii3d_val_db.pt" in err
+        and f"`maed prepare mpii3d --raw <raw mpii3d directory> --out {empty} --splits val`" in err
+    )
+    assert main([*base, "--split", "test"]) == 2  # a split the reader cannot make: no prepare command
+    err = capsys.readouterr().err.strip()
+    assert "mpii3d_test_db.pt" in err and "mpii3d has no split 'test'" in err and "splits train, val" in err
+    assert "maed prepare mpii3d --raw" not in err and len(err.splitlines()) == 1
+    assert not out.exists()
 
 
 def test_checkpoint_of_another_architecture(fixture, tmp_path):

@@ -18,6 +18,7 @@ config schema's (``TrainDataSettings()`` equals ``TrainDataSettings.from_config(
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,16 +39,25 @@ def database_path(db_dir: str | os.PathLike, name: str, split: str) -> Path:
 
 
 def check_database_file(db_dir: str | os.PathLike, name: str, split: str) -> Path:
-    """The database path of a dataset split; an unknown name or a missing file raises one clear error."""
-    dataset_info(name)
+    """The database path of a dataset split; an unknown name or a missing file raises one clear error, which
+    suggests a ``maed prepare`` command only for a split the dataset's reader can write (the registry's)."""
+    info = dataset_info(name)
     path = database_path(db_dir, name, split)
-    if not path.is_file():
+    if path.is_file():
+        return path
+    missing = f"database not found: {path} (dataset {name}, split {split})"
+    if split not in info.splits:
         raise DataError(
-            f"database not found: {path} (dataset {name}, split {split}). Build it with "
-            f"`maed prepare {name} --raw <raw {name} directory> --out {Path(db_dir)}` (docs/DATA.md), "
-            "or place the authors' file there; PATHS.DB_DIR / $MAED_DATA_DIR set the directory."
+            f"{missing}. {name} has no split {split!r}: `maed prepare` writes its splits "
+            f"{', '.join(info.splits)}; choose one of those, or place a database of that split there"
         )
-    return path
+    if info.reader is None:
+        raise DataError(f"{missing}; place the database file there (PATHS.DB_DIR / $MAED_DATA_DIR set the directory)")
+    raise DataError(
+        f"{missing}. Build it with `maed prepare {name} --raw <raw {name} directory> --out "
+        f"{shlex.quote(str(db_dir))} --splits {split}` (docs/DATA.md), or place the authors' file there; "
+        "PATHS.DB_DIR / $MAED_DATA_DIR set the directory."
+    )
 
 
 def _root(dataset_roots: dict, name: str) -> str | None:

@@ -33,6 +33,8 @@ class DatasetInfo:
     eval_joints_strict: the same under the strict protocol (default: ``eval_joints``).
     eval_regressor: the body model's joint regressor evaluation applies to predicted vertices
         (``"h36m"``: ``J_regressor_h36m.npy``), or None for the model's own 49 joints.
+    eval_split: the split ``maed eval`` reads unless told otherwise (one of ``splits``): the set the
+        paper's numbers come from.
     """
 
     name: str
@@ -45,6 +47,7 @@ class DatasetInfo:
     eval_joints: tuple[int, ...] | None = None
     eval_joints_strict: tuple[int, ...] | None = None
     eval_regressor: str | None = None
+    eval_split: str = "test"
 
     @property
     def evaluable(self) -> bool:
@@ -87,6 +90,7 @@ DATASETS: dict[str, DatasetInfo] = {
             aliases=("mpi_inf_3dhp",),
             image_frame_step=5,
             eval_joints=tuple(J49_TO_MPII3D),
+            eval_split="val",  # the MPI-INF-3DHP test set, under the original's name
         ),
         DatasetInfo(
             "h36m",

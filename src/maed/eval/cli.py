@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from maed.data.registry import EVAL_DATASETS
+from maed.data.registry import DATASETS, EVAL_DATASETS
 from maed.eval.protocol import PROTOCOL_CHOICES
 
 EPILOG = """\
@@ -36,7 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--body-model-dir", default=None, help="SMPL files (default: the config's PATHS)")
     p.add_argument("--dataset", default="3dpw", choices=EVAL_DATASETS, help="default 3dpw")
-    p.add_argument("--split", default="test", help="database split: test (default), val, ...")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="database split (default: the dataset's evaluation split: "
+        + ", ".join(f"{name} {DATASETS[name].eval_split}" for name in EVAL_DATASETS)
+        + ")",
+    )
     p.add_argument("--db-dir", default=None, help="directory of the *_db.pt files (default: the config's PATHS)")
     p.add_argument("--data-root", default=None, help="image root of the dataset (default: the config's PATHS)")
     p.add_argument("--out", required=True, help="output directory")
@@ -89,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
     from maed.eval.protocol import EvalSettings
     from maed.paths import resolve_paths
     from maed.utils.device import resolve_device
+    from maed.utils.io import check_output_dir
 
+    check_output_dir(args.out)  # before the checkpoint is read for its config
     cfg = _config(args)
     settings = EvalSettings.from_config(cfg.EVAL)
     paths = resolve_paths(cfg.PATHS)

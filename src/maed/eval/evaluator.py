@@ -39,8 +39,7 @@ from maed.eval.outputs import (
     METRICS_FILE,
     PREDICTIONS_FILE,
     SEQUENCE_FILE,
-    check_output_dir,
-    file_sha256,
+    check_previous_run,
     metrics_record,
     run_signature,
     write_inference_pkl,
@@ -484,7 +483,7 @@ def run_evaluation(
     config,
     out_dir: str | os.PathLike,
     dataset: str = "3dpw",
-    split: str = "test",
+    split: str | None = None,
     db_dir: str | os.PathLike,
     data_root: str | os.PathLike | None,
     body_model_dir: str | os.PathLike | None,
@@ -507,36 +506,46 @@ def run_evaluation(
     ``predictions.npz`` (and ``inference.pkl`` when asked) into ``out_dir``. Returns the metrics record.
 
     ``config`` is a resolved :class:`maed.config.Config` describing the architecture (the authors'
-    checkpoint carries none). Every check that can fail (options, output directory, database, checkpoint,
-    body model) runs before the first prediction, and outputs are written atomically at the end, with
-    ``metrics.json`` last.
+    checkpoint carries none). ``split`` defaults to the dataset's evaluation split (``maed.data.registry``:
+    3DPW test, MPI-INF-3DHP val, Human3.6M test). Every check that can fail (output directory, options,
+    database, checkpoint, an output directory holding another evaluation, body model) runs before the first
+    prediction; temporary files a killed run left in ``out_dir`` are removed; outputs are written atomically
+    at the end, with ``metrics.json`` last.
     """
+    from maed.data.crop_cache import CropCache, default_crop_cache_dir
     from maed.data.loaders import build_eval_loader, check_database_file
     from maed.models import load_model
+    from maed.utils.io import check_output_dir, remove_stale_temporaries, scratch_path
 
+    out_dir = check_output_dir(out_dir, option="--out")
     protocols = protocols_for(protocol)
-    Protocol.of(protocols[0], dataset)  # an unknown dataset fails here, before anything else
+    info = eval_dataset_info(dataset)  # an unknown dataset fails here, before anything else
+    split = info.eval_split if split is None else split
     check_frame_step(sample_pool, seqlen, frame_step)
     if batch_size < 1:
         raise ConfigError(f"--batch-size / EVAL.BATCH_SIZE {batch_size}: expected an integer >= 1 (windows per batch)")
     if num_workers < 0:
         raise ConfigError(f"--num-workers / NUM_WORKERS {num_workers}: expected an integer >= 0")
-    out_dir = Path(out_dir)
     if not Path(checkpoint).is_file():
         from maed.models.checkpoint import read_checkpoint
 
         read_checkpoint(checkpoint)  # raises the AssetError that says where the checkpoint comes from
+    db_path = check_database_file(db_dir, dataset, split)
+    crop_cache = default_crop_cache_dir(db_path) if use_crop_cache else None
     signature = run_signature(
         checkpoint=checkpoint,
-        checkpoint_sha256=file_sha256(checkpoint),
+        database=db_path,
         dataset=dataset,
         split=split,
+        data_root=data_root,
+        body_model_dir=body_model_dir,
+        crop_cache=crop_cache if CropCache.is_complete(crop_cache) else None,
         protocol=protocol,
         frame_step=frame_step,
         model_config=config.to_dict()["MODEL"],
+        inputs={"seqlen": seqlen, "sample_pool": sample_pool, "width": width, "height": height},
     )
-    check_output_dir(out_dir, signature, overwrite=overwrite)
-    check_database_file(db_dir, dataset, split)
+    check_previous_run(out_dir, signature, overwrite=overwrite)
 
     model = load_model(checkpoint, body_model_dir=body_model_dir, config=config, device=device)
     J_regressor, gt_body = evaluation_bodies(
@@ -569,10 +578,10 @@ def run_evaluation(
         progress=progress,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # of a killed run (its vertex scratch file can be large)
     need_verts = save_verts or save_inference_pkl
-    verts_tmp = out_dir / f".{PREDICTIONS_FILE}.vertices.tmp"
-    try:
-        result = evaluator.run(loader, vertices_file=verts_tmp if need_verts else None)
+    with scratch_path(out_dir / PREDICTIONS_FILE) if need_verts else contextlib.nullcontext() as verts_tmp:
+        result = evaluator.run(loader, vertices_file=verts_tmp)
         primary = result.protocols[protocols[0]]
         strict_mask = None
         if "strict" in result.protocols and protocols[0] != "strict":
@@ -583,7 +592,4 @@ def run_evaluation(
             write_inference_pkl(out_dir / INFERENCE_PKL, result, primary)
         record = metrics_record(result, dataset=dataset, split=split, checkpoint=str(checkpoint), signature=signature)
         write_metrics(out_dir / METRICS_FILE, record)
-    finally:
-        if verts_tmp.exists():
-            verts_tmp.unlink()
     return record
