@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ import torch
 from maed.config import load_config
 from maed.errors import CheckpointError, DataError, OutputError
 from maed.train.engine import TrainingError
-from maed.train.run import train
+from maed.train.run import prepare_run_dir, train
 
 
 def _events(run_dir: Path, kind: str | None = None) -> list[dict]:
@@ -23,6 +27,14 @@ def _events(run_dir: Path, kind: str | None = None) -> list[dict]:
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _killed_write(path: Path) -> Path:
+    """A temporary file as a killed atomic write leaves it, from before this process started."""
+    path.write_bytes(b"half a file")
+    t = time.time() - 3600
+    os.utime(path, (t, t))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +146,27 @@ def test_init_weights_report_is_in_the_run_log_and_the_config_is_not_changed(tin
     torch.testing.assert_close(saved["encoder.layer4.2.conv3.weight"], weights["layer4.2.conv3.weight"])
     recorded = load_config(run_dir / "config.yaml")
     assert recorded.MODEL.ENCODER.INIT_WEIGHTS == str(path) and recorded.LOGDIR == str(run_dir)
+
+
+def test_resume_removes_the_temporary_files_of_a_killed_run(stage1_run):
+    run_dir, _ = stage1_run
+    stale = [
+        _killed_write(run_dir / ".best.txt.a1b2c3d4.tmp"),
+        _killed_write(run_dir / "checkpoints/.last.pt.e5f6g7h8.tmp"),
+    ]
+    train(resume=run_dir, progress=False, max_steps=2)  # step 2 is done: resumes and stops at once
+    assert not any(p.exists() for p in stale)
+    assert "removed 2 temporary file(s) a killed run left" in (run_dir / "train_log.txt").read_text()
+
+
+def test_a_killed_runs_temporary_files_do_not_make_out_another_run(tmp_path):
+    """A run killed while writing its config.yaml left only the temporary file: --out is free again."""
+    out = tmp_path / "my run's dir"
+    out.mkdir()
+    stale = _killed_write(out / ".config.yaml.a1b2c3d4.tmp")
+    assert prepare_run_dir(output_dir=tmp_path, exp_name="x", out=out, config_text="A: 1\n") == out
+    assert not stale.exists()
+    (out / "config.yaml").write_text("A: 1\n")
+    hint = f"continue it with `maed train --resume {shlex.quote(str(out))}`"
+    with pytest.raises(OutputError, match=re.escape(hint)):
+        prepare_run_dir(output_dir=tmp_path, exp_name="x", out=out, config_text="A: 1\n")

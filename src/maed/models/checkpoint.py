@@ -235,15 +235,27 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
     if not path.is_file():
         raise AssetError(f"--init-weights: {path} not found (a local timm/torchvision ImageNet weights file)")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as e:  # empty, truncated, random bytes, another format
+            raise CheckpointError(
+                f"--init-weights {path} is not a readable safetensors file ({e}); expected timm's "
+                "vit_base_r50_s16_224 weights (model.safetensors)"
+            ) from None
     else:
         state = read_checkpoint(path)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"--init-weights {path} holds no state dict (parameter name -> tensor); expected timm's or "
+            "torchvision's ImageNet weights file"
+        )
     if isinstance(encoder, SpatioTemporalEncoder):
         state = timm_hybrid_filter(state, num_blocks=len(encoder.blocks) if num_blocks is None else num_blocks)
     else:

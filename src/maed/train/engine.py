@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import math
 import os
+import shlex
 import signal
 import time
 from collections import defaultdict
@@ -48,8 +49,35 @@ AMP_MODES = ("none", "bf16")
 OPTIMIZERS = ("adam", "sgd")
 
 
+#: exit status of ``maed train`` stopped early by SIGTERM or SIGUSR1 (after saving last.pt): 128 + SIGTERM, what
+#: a shell reports for a process SIGTERM ended, for both signals, since a rank that stopped because another one
+#: got the signal cannot tell which it was
+STOPPED_BY_SIGNAL_EXIT = 128 + signal.SIGTERM
+
+
 class TrainingError(MaedError, RuntimeError):
     """Training cannot go on (a non-finite loss or weights); the last good checkpoint is kept."""
+
+
+class TrainingStopped(Exception):
+    """Training stopped before its last epoch because a rank received SIGTERM or SIGUSR1 (Slurm preemption
+    or time limit); ``last.pt`` holds the step it reached and ``maed train --resume`` continues it.
+
+    Not a user error: ``maed train`` exits with :data:`STOPPED_BY_SIGNAL_EXIT`, so that a command chained
+    after it (``maed train ... && maed eval ...``) does not run as if training had finished.
+    """
+
+    exit_code = STOPPED_BY_SIGNAL_EXIT
+
+    def __init__(self, run_dir: str | os.PathLike, *, step: int, signal_name: str | None = None):
+        self.run_dir, self.step, self.signal_name = Path(run_dir), int(step), signal_name
+        by = signal_name or "a stop signal"
+        super().__init__(f"stopped by {by} after step {step} (last.pt saved); continue with {resume_command(run_dir)}")
+
+
+def resume_command(run_dir: str | os.PathLike) -> str:
+    """The shell command that continues a run, its directory quoted for any shell (spaces, quotes, ...)."""
+    return f"maed train --resume {shlex.quote(str(run_dir))}"
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -400,7 +428,7 @@ class Trainer:
             raise TrainingError(
                 f"non-finite loss at step {self.step + 1} (epoch {self.epoch + 1}) on {int(nonfinite)} rank(s); "
                 f"this rank's terms: {local_vals}. Training stopped before the update; the last good checkpoint "
-                f"is {self.ckpt_dir / ckpt_io.LAST} (continue with `maed train --resume {self.run_dir}`). "
+                f"is {self.ckpt_dir / ckpt_io.LAST} (continue with `{resume_command(self.run_dir)}`). "
                 "Lower TRAIN.OPTIM.LR, set TRAIN.GRAD_CLIP, or check the data"
             )
         self.optimizer.zero_grad(set_to_none=True)
@@ -431,6 +459,11 @@ class Trainer:
             for s, h in old.items():
                 signal.signal(s, h)
 
+    @property
+    def stop_signal_name(self) -> str | None:
+        """The stop signal this rank received (``SIGTERM``, ``SIGUSR1``), or None."""
+        return None if self._stop_signal is None else signal.Signals(self._stop_signal).name
+
     def stop_reason(self) -> str | None:
         """The one place that decides whether training goes on: None to take another step, else why it
         stops: ``end`` (every epoch done), ``max_steps`` or ``signal``. The same on every rank."""
@@ -455,19 +488,17 @@ class Trainer:
             f"device {self.env.device}, amp {self.settings.amp}"
         )
         self.model.train()
-        with self._stop_on_signals():
+        with self._stop_on_signals():  # also around the last save: a second SIGTERM must not cut it short
             while self.stop_reason() is None:
                 if self._run_epoch(iters):
                     self._end_epoch(self.epoch)
-        reason = self.stop_reason()
-        stopped = None if reason == "end" else reason
-        if stopped:
-            if self._saved_step != self.step:  # stopped inside an epoch: keep what it did
+            reason = self.stop_reason()
+            stopped = None if reason == "end" else reason
+            if stopped and self._saved_step != self.step:  # stopped inside an epoch: keep what it did
                 self.save()
-            self.log.info(
-                f"stopped ({stopped}) after step {self.step}; continue with `maed train --resume {self.run_dir}`"
-            )
-            self.log.event("stop", reason=stopped, step=self.step, epoch=self.epoch)
+        if stopped:
+            self.log.info(f"stopped ({stopped}) after step {self.step}; continue with `{resume_command(self.run_dir)}`")
+            self.log.event("stop", reason=stopped, step=self.step, epoch=self.epoch, signal=self.stop_signal_name)
         digests = gather_objects(param_digest(self.model), self.env)
         in_sync = len(set(digests)) == 1
         if not in_sync:

@@ -4,10 +4,15 @@
 device, run directory, resume checkpoint, pretrained checkpoint, encoder initialisation), then sets up
 the run in this order, so that everything a user can get wrong fails before a run directory exists:
 
-1. backend flags, training data (every database checked), the model (with ``--init-weights`` and
-   ``--pretrained`` applied and their reports kept), the validator;
-2. the run directory, created by rank 0 (never an occupied one) with the recorded ``config.yaml``;
+1. the output location (``--out``, ``OUTPUT_DIR`` or the resumed run's directory) checked writable, backend
+   flags, training data (every database checked), the model (with ``--init-weights`` and ``--pretrained``
+   applied and their reports kept), the validator;
+2. the run directory, created by rank 0 (never an occupied one) with the recorded ``config.yaml``; temporary
+   files a killed run left there and in ``checkpoints/`` are removed (on a resume too);
 3. the run log, which records the reports, then the :class:`~maed.train.engine.Trainer` and its loop.
+
+A run stopped by SIGTERM or SIGUSR1 saves ``last.pt`` and raises :class:`~maed.train.engine.TrainingStopped`
+(``maed train`` then exits 143).
 
 The config given is never changed: what the plan resolves (seed, run directory, pretrained checkpoint)
 goes into a recorded copy (:meth:`RunPlan.recorded_config`), the one stored in ``config.yaml`` and in
@@ -35,11 +40,12 @@ from maed.config import Config, load_config
 from maed.errors import AssetError, ConfigError, MaedError, OutputError
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import DistEnv, broadcast_object, cleanup, init_distributed
-from maed.train.engine import Trainer, TrainingError, TrainSettings
+from maed.train.engine import Trainer, TrainingError, TrainingStopped, TrainSettings, resume_command
 from maed.train.losses import MAEDLoss
 from maed.train.run_log import RunLog
 from maed.train.streams import BatchStream, mix_seed
 from maed.utils.device import resolve_device
+from maed.utils.io import check_output_dir, output_error, remove_stale_temporaries
 
 CONFIG_FILE = "config.yaml"
 
@@ -190,7 +196,8 @@ def train(
         max_steps: stop (with a checkpoint) once this many steps are done in total.
 
     Runs under ``torchrun`` / ``srun`` as one process per device; the process group is set up and torn
-    down here.
+    down here. Raises :class:`~maed.train.engine.TrainingStopped` (on every rank) when SIGTERM or SIGUSR1
+    stopped the run early, after ``last.pt`` is saved.
     """
     cfg, resume_from, resume_state = _resolve_config(config, overrides, pretrained=pretrained, resume=resume, out=out)
     env = init_distributed(resolve_device(device if device is not None else cfg.DEVICE, explicit=device is not None))
@@ -223,6 +230,7 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
     cfg = plan.config
     settings = TrainSettings.from_config(cfg)
     criterion = MAEDLoss.from_config(cfg.LOSS)
+    _on_main(lambda: _check_output(plan), env)
     if plan.resuming and resume_state is None:
         resume_state = ckpt_io.load_training_checkpoint(plan.resume_checkpoint)
     torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK
@@ -242,9 +250,12 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
     validator = Validator.from_config(cfg, model, env, progress=plan.progress)
 
     run_dir = plan.resume_dir if plan.resuming else _create_run_dir(plan, env)
+    stale = remove_stale_files(run_dir) if plan.resuming and env.is_main else []
     recorded = plan.recorded_config(run_dir)
     log = RunLog(run_dir, rank=env.rank)
     try:
+        if stale:
+            log.info(f"removed {len(stale)} temporary file(s) a killed run left: {', '.join(map(str, stale))}")
         changed = _config_diff(resume_state["config"], recorded.to_dict()) if plan.resuming else []
         if env.is_main:
             if plan.resuming and changed:
@@ -292,7 +303,9 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
                 params=n_params,
                 iters_per_epoch=trainer.iters_per_epoch,
             )
-        trainer.fit()
+        summary = trainer.fit()
+        if summary["stopped"] == "signal":  # every rank agreed: every rank raises
+            raise TrainingStopped(run_dir, step=trainer.step, signal_name=trainer.stop_signal_name)
         return run_dir
     except MaedError as e:
         log.error(f"error: {e}")
@@ -339,14 +352,17 @@ def prepare_run_dir(
     """Create the run directory (rank 0): ``out`` exactly, or ``output_dir/<timestamp>_<exp_name>``.
 
     An existing, non-empty ``out`` is never reused: the same config means the run exists (use
-    ``--resume``), another config means another run; both raise :class:`OutputError`.
+    ``--resume``), another config means another run; both raise :class:`OutputError`. Temporary files a
+    killed run left in ``out`` do not count (they are removed).
     """
     if out is not None:
         path = Path(out)
+        if path.is_dir():
+            remove_stale_files(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             existing = path / CONFIG_FILE
             if existing.is_file() and existing.read_text() == config_text:
-                raise OutputError(f"--out {path} already holds this run; continue it with `maed train --resume {path}`")
+                raise OutputError(f"--out {path} already holds this run; continue it with `{resume_command(path)}`")
             raise OutputError(
                 f"--out {path} already holds a different run (or other files); nothing was overwritten. Choose "
                 "another --out, or continue that run with --resume"
@@ -357,27 +373,58 @@ def prepare_run_dir(
         while path.exists():
             k += 1
             path = base.with_name(f"{base.name}_{k}")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise output_error(f"cannot create the run directory {path}", e) from None
     return path
+
+
+def remove_stale_files(run_dir: Path) -> list[Path]:
+    """Remove the temporary files that killed writes left in a run directory and its ``checkpoints/`` (only
+    those of ``maed.utils.io``'s naming whose writer is gone); returns their paths."""
+    return [*remove_stale_temporaries(run_dir), *remove_stale_temporaries(run_dir / ckpt_io.CHECKPOINT_DIR)]
+
+
+def _check_output(plan: RunPlan) -> None:
+    """The directory a run writes can be written: ``--out``, ``OUTPUT_DIR`` (a new run's directory goes
+    there) or the resumed run's directory and its ``checkpoints/``."""
+    if plan.resuming:
+        check_output_dir(plan.resume_dir, option="--resume")
+        check_output_dir(plan.resume_dir / ckpt_io.CHECKPOINT_DIR, option="--resume")
+    elif plan.out is not None:
+        check_output_dir(plan.out, option="--out")
+    else:
+        check_output_dir(plan.config.OUTPUT_DIR, option="OUTPUT_DIR")
+
+
+def _on_main(fn, env: DistEnv):
+    """``fn()`` on rank 0, its result on every rank; an ``OutputError`` there is raised on every rank, so
+    that none waits for the others."""
+    result = error = None
+    if env.is_main:
+        try:
+            result = fn()
+        except OutputError as e:
+            error = str(e)
+    result, error = broadcast_object((result, error), env)
+    if error is not None:
+        raise OutputError(error)
+    return result
 
 
 def _create_run_dir(plan: RunPlan, env: DistEnv) -> Path:
     """Rank 0 creates the new run's directory and writes config.yaml there; every rank learns its path."""
-    created = error = None
-    if env.is_main:
+
+    def create() -> str:
         cfg = plan.config
-        try:
-            # the config recorded for an --out run names that directory, so it is known before creating it
-            text = _config_text(plan.recorded_config(plan.out)) if plan.out is not None else ""
-            path = prepare_run_dir(output_dir=cfg.OUTPUT_DIR, exp_name=cfg.EXP_NAME, out=plan.out, config_text=text)
-            plan.recorded_config(path).dump(path / CONFIG_FILE)  # the config the run was created with
-            created = str(path)
-        except OutputError as e:
-            error = str(e)
-    created, error = broadcast_object((created, error), env)
-    if error is not None:  # raised on every rank, so that none waits for the others
-        raise OutputError(error)
-    return Path(created)
+        # the config recorded for an --out run names that directory, so it is known before creating it
+        text = _config_text(plan.recorded_config(plan.out)) if plan.out is not None else ""
+        path = prepare_run_dir(output_dir=cfg.OUTPUT_DIR, exp_name=cfg.EXP_NAME, out=plan.out, config_text=text)
+        plan.recorded_config(path).dump(path / CONFIG_FILE)  # the config the run was created with
+        return str(path)
+
+    return Path(_on_main(create, env))
 
 
 def _config_text(cfg: Config) -> str:
