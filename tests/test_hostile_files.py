@@ -3,6 +3,9 @@
 Each must end with one error line naming the file (no traceback) and exit code 2, and leave no trace: the
 hostile pickle's marker file is never created, and nothing is written to the command's output folder.
 Commands run in-process through ``maed.cli.main``; a few also as real processes (exit code, stderr).
+
+Every command that writes a folder or file, given one it cannot write (a read-only place, a path under a
+file, a directory for a file), says so in one line before any work starts.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def _hostile_sequence(marker: Path) -> bytes:
 HOSTILE = {
     "database": _hostile_database,
     "checkpoint": _hostile_checkpoint,
+    "safetensors": _hostile_checkpoint,  # a pickle inside, where a safetensors header is expected
     "yaml": _hostile_yaml,
     "sequence": _hostile_sequence,
 }
@@ -101,6 +105,8 @@ def world(tmp_path_factory, smpl_dir) -> dict:
     cfg.dump(root / "small.yaml")
     small = io.BytesIO()  # a valid checkpoint to cut short: any torch.save archive will do
     torch.save({"format": "maed", "model": {"w": torch.arange(4096.0)}}, small)
+    from safetensors.torch import save as safetensors_bytes
+
     images = str(root / "images")
     train = {
         "PATHS.DB_DIR": str(root / "database"),
@@ -128,6 +134,7 @@ def world(tmp_path_factory, smpl_dir) -> dict:
         "valid": {
             "database": test.db_path.read_bytes(),
             "checkpoint": small.getvalue(),
+            "safetensors": safetensors_bytes({"w": torch.arange(4096.0)}),
             "yaml": (REPO / "configs" / "config_stage2.yaml").read_bytes(),
             "sequence": py2_pickle_bytes({"poses": [np.zeros((3, 72))], "img_frame_ids": np.arange(3)}),
         },
@@ -166,7 +173,7 @@ def _case(name: str, world, bad: Path, out: Path) -> list[str]:
     if name == "train --pretrained":
         args = ["train", "--config", "stage2", "--device", "cpu", "--pretrained", str(bad), "--out", str(out)]
         return [*args, "--no-progress", *world["train"]]
-    if name == "train --init-weights":
+    if name in ("train --init-weights", "train --init-weights safetensors"):
         args = ["train", "--config", "stage2", "--device", "cpu", "--init-weights", str(bad), "--out", str(out)]
         return [*args, "--no-progress", *world["train"]]
     if name == "bench --config":
@@ -186,6 +193,7 @@ CASES = {
     "train --resume": ("checkpoint", "run/checkpoints/last.pt"),
     "train --pretrained": ("checkpoint", "stage1.pt"),
     "train --init-weights": ("checkpoint", "imagenet.pth"),
+    "train --init-weights safetensors": ("safetensors", "imagenet.safetensors"),
     "bench --config": ("yaml", "config.yaml"),
 }
 
@@ -235,3 +243,63 @@ def test_damaged_input_in_a_real_process(name, kind, world, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"maed {argv[0]}: error:") and bad.name in lines[0], proc.stderr
     assert not marker.exists()
+
+
+# --------------------------------------------------------------------------------------------- outputs
+def _output_case(name: str, world, place: Path) -> list[str]:
+    """The command line of case ``name`` writing into ``place``. Every input a later stage reads is missing
+    (database folder, --dtypes), so an output check that does not come first fails the test with another error."""
+    missing = world["root"] / "no_such_folder"
+    train = [
+        "train",
+        "--config",
+        "stage2",
+        "--device",
+        "cpu",
+        "--no-progress",
+        *world["train"],
+        f"PATHS.DB_DIR={missing}",
+    ]
+    if name == "train --out":
+        return [*train, "--out", str(place / "run")]
+    if name == "train OUTPUT_DIR":
+        return [*train, f"OUTPUT_DIR={place / 'results'}"]
+    if name == "eval --out":
+        return _eval_args(
+            world, checkpoint=world["ckpt"], db_dir=missing, config=world["small_yaml"], out=place / "res"
+        )
+    if name == "bench --out":
+        return ["bench", "--config", str(world["small_yaml"]), "--dtypes", "fp8", "--out", str(place / "bench.json")]
+    raise AssertionError(name)
+
+
+OUTPUT_CASES = ("train --out", "train OUTPUT_DIR", "eval --out", "bench --out")
+
+
+@pytest.mark.parametrize("place", ["read-only", "under a file"])
+@pytest.mark.parametrize("name", OUTPUT_CASES)
+def test_output_that_cannot_be_written_is_one_error_line_before_any_work(name, place, world, tmp_path, request, capsys):
+    if place == "read-only":
+        where = request.getfixturevalue("unwritable")
+    else:
+        where = tmp_path / "a_file"
+        where.write_text("keep me")
+    argv = _output_case(name, world, where)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith(f"maed {argv[0]}: error:"), err
+    assert str(where) in lines[0] and "no_such_folder" not in lines[0] and "fp8" not in lines[0], lines[0]
+    if place == "under a file":
+        assert where.read_text() == "keep me"
+    else:
+        assert list(where.iterdir()) == []
+
+
+def test_bench_out_that_is_a_directory_is_refused_before_the_benchmark(world, tmp_path, capsys):
+    argv = ["bench", "--config", str(world["small_yaml"]), "--dtypes", "fp8", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    example = tmp_path / "bench.json"
+    assert err == f"maed bench: error: --out {tmp_path}: is a directory; give a file name (for example {example})"
