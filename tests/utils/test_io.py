@@ -27,6 +27,7 @@ from maed.utils.io import (
     check_output_dir,
     check_output_file,
     remove_stale_temporaries,
+    scratch_path,
 )
 from tests.conftest import tmpfs
 
@@ -258,4 +259,14 @@ def test_a_live_writers_file_is_kept_and_a_killed_writers_file_removed(tmp_path)
         proc.kill()
         proc.wait()
     assert remove_stale_temporaries(tmp_path) == [tmp]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_scratch_file_is_locked_while_in_use_and_removed_after(tmp_path):
+    with scratch_path(tmp_path / "predictions.npz") as tmp:
+        assert tmp.parent == tmp_path and mio.TEMPORARY_NAME.match(tmp.name) and tmp.name.startswith(".predictions")
+        with open(tmp, "wb") as fh:  # reopened by path, as the evaluator writes it
+            fh.write(b"vertices")
+        _age(tmp)  # as old as a killed run's file: only the lock keeps it
+        assert remove_stale_temporaries(tmp_path) == [] and tmp.read_bytes() == b"vertices"
     assert list(tmp_path.iterdir()) == []
