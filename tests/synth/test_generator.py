@@ -121,10 +121,10 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys, run_args):
     from maed.cli import main
 
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputError, match="is a file"):
+    with pytest.raises(OutputError, match="is not a directory"):
         generator.prepare_out(tmp_path / "file", generator.RunSpec(**run_args, body_model="anny", rig="cmu_mb"), False)
     assert main(["synth", "--out", str(tmp_path / "file"), "--body-model", "smpl", "--quiet"]) == 2
-    assert "is a file" in capsys.readouterr().err
+    assert "is not a directory" in capsys.readouterr().err
 
 
 def test_a_full_disk_leaves_no_half_written_database(synth_run, tmp_path, monkeypatch, run_args):
@@ -143,7 +143,7 @@ def test_a_full_disk_leaves_no_half_written_database(synth_run, tmp_path, monkey
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(joblib, "dump", dump_half)
-    with pytest.raises(OutputError, match="no space left on the device.*run the same command again"):
+    with pytest.raises(OutputError, match=r"synth_train_db.pt: No space left on device \(ENOSPC\).*same command again"):
         generator.generate(copy, **run_args, workers=1, progress=False)
     assert not list(copy.glob("synth_*_db.pt")) and not list(copy.glob(".synth_*"))  # no database, no temp file
     assert len(list(copy.glob("annotations/*.npz"))) == 2  # the finished sequences are kept

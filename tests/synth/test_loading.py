@@ -56,14 +56,22 @@ def test_training_flip_mirrors_pose_and_joints_consistently(synth_run, cmu_kit):
     assert error.max() < 0.02  # metres; rest-pose asymmetry only
 
 
-def test_crop_cache_of_a_synthetic_database(synth_run, tmp_path):
-    from maed.data.crop_cache import build_crop_cache
+def test_crop_cache_option_builds_the_caches_the_datasets_use(synth_run, run_args, tmp_path):
+    """--crop-cache on a finished run (nothing to render again) builds each database's crop cache."""
+    import shutil
 
-    out, _ = synth_run
-    cache = build_crop_cache(out / "synth_test_db.pt", out, tmp_path / "cache", size=96, num_workers=1, progress=False)
+    from maed.data.crop_cache import default_crop_cache_dir
+    from maed.synth.generator import generate
+
+    out = tmp_path / "run"
+    shutil.copytree(synth_run[0], out)
+    summary = generate(out, **run_args, workers=1, crop_cache=True, crop_cache_size=96, progress=False)
+    assert summary.rendered == 0 and sorted(summary.crop_caches) == ["test", "train"]
+    db_path = out / "synth_test_db.pt"
+    assert summary.crop_caches["test"] == default_crop_cache_dir(db_path)
     kwargs = dict(dataset_root=out, seqlen=None, sample_pool=4, overlap=0.0, is_train=False, pose_layout=CMU)
-    full = VideoDataset(out / "synth_test_db.pt", **kwargs)[0]
-    cached_ds = VideoDataset(out / "synth_test_db.pt", crop_cache_dir=cache, **kwargs)
+    full = VideoDataset(db_path, **kwargs)[0]
+    cached_ds = VideoDataset(db_path, crop_cache_dir=default_crop_cache_dir(db_path), **kwargs)
     assert cached_ds.uses_crop_cache
     cached = cached_ds[0]
     torch.testing.assert_close(cached["kp_2d"], full["kp_2d"], atol=1e-4, rtol=0)

@@ -33,6 +33,27 @@ def test_every_bone_stays_inside_its_limits(cmu_kit, style):
     assert np.abs(np.diff(angles, axis=0)).max() < np.deg2rad(20)  # smooth: at most a fast knee (600 deg/s)
 
 
+def test_walkers_face_where_they_go(cmu_kit):
+    """The nose points along the walking direction (the body faces +z at heading 0)."""
+    import torch
+
+    from maed.body.joints import JOINT_IDS
+
+    kit = cmu_kit
+    for seed, heading in ((1, 0.0), (2, 2.0), (3, -2.5)):
+        motion = person_motion(
+            np.random.default_rng(seed),
+            frames=30, fps=30.0, rig=kit.tables, bone_names=list(kit.layout.joint_names), frames_axes=kit.frames_axes,
+            limits=kit.limits, neutral=kit.neutral, start_xz=np.zeros(2), heading=heading, style="walk",
+        )  # fmt: skip
+        with torch.no_grad():
+            joints = kit.body(torch.as_tensor(motion.rotmats, dtype=torch.float32), torch.zeros(30, 6)).joints.numpy()
+        facing = (joints[:, JOINT_IDS["Nose"]] - joints[:, JOINT_IDS["Head (H36M)"]])[:, [0, 2]]
+        velocity = np.gradient(motion.ground_xz, axis=0)
+        cosine = (facing * velocity).sum(1) / np.linalg.norm(facing, axis=1) / np.linalg.norm(velocity, axis=1)
+        assert np.median(cosine) > 0.7, (seed, heading)
+
+
 def test_bspline_stays_in_the_hull_of_its_keyframes():
     rng = np.random.default_rng(0)
     keys = rng.uniform(-1, 1, size=(12, 5))

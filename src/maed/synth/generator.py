@@ -35,7 +35,13 @@ import numpy as np
 
 from maed.errors import ConfigError, MaedError, OutputError
 from maed.synth.sequence import FIELDS, Settings, load_rows, render_sequence, save_rows, sequence_name
-from maed.utils.io import atomic_path, atomic_write_text
+from maed.utils.io import (
+    atomic_path,
+    atomic_write_text,
+    check_output_dir,
+    output_error,
+    remove_stale_temporaries,
+)
 
 SYNTH_VERSION = 1
 DATASET = "synth"
@@ -138,6 +144,8 @@ def check_arguments(spec: RunSpec, workers: int) -> None:
 # ---------------------------------------------------------------------------------------- out folder
 def _owned_paths(out: Path) -> list[Path]:
     """What a run writes into ``out`` (removed by --force)."""
+    from maed.data.database import checksum_path
+
     return [
         out / RUN_FILE,
         out / SIDECAR,
@@ -145,14 +153,15 @@ def _owned_paths(out: Path) -> list[Path]:
         out / "frames",
         out / "annotations",
         *[database_path(out, s) for s in SPLITS],
+        *[checksum_path(database_path(out, s)) for s in SPLITS],
         *[out / "crop_cache" / database_path(out, s).stem for s in SPLITS],
     ]
 
 
 def prepare_out(out: Path, spec: RunSpec, force: bool) -> None:
-    """Create ``out`` or check that it holds this same run (to resume); --force clears an earlier run."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; expected a folder (new or holding a maed synth run)")
+    """Create ``out`` or check that it holds this same run (to resume); --force clears an earlier run.
+    Temporary files that a killed run left behind are removed."""
+    check_output_dir(out, option="--out")
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / RUN_FILE
     identity = spec.identity()
@@ -179,6 +188,7 @@ def prepare_out(out: Path, spec: RunSpec, force: bool) -> None:
             elif path.exists():
                 path.unlink()
     atomic_write_text(run_file, json.dumps(identity, indent=2, sort_keys=True) + "\n")
+    remove_stale_temporaries(out, recursive=True)
 
 
 def _annotation_path(out: Path, index: int) -> Path:
@@ -474,9 +484,7 @@ def generate(
         max_people=int(max_people),
     )
     check_arguments(spec, int(workers))
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file; expected a folder (new or holding a maed synth run)")
+    out = check_output_dir(out, option="--out")
     check_rendering(spec.body_model)
     if spec.body_model == "smpl":  # the user's files: say what is missing before writing anything
         from maed.body import build_body_model
@@ -499,12 +507,13 @@ def generate(
         if paths:
             write_preview(out, paths.get("train", next(iter(paths.values()))))
         atomic_write_text(out / SIDECAR, json_lines(sidecar(spec, splits, metas, counts, _kit_info(spec))))
-    except OSError as e:
-        if e.errno != errno.ENOSPC:
+    except OSError as e:  # a write into --out failed (an OutputError from the atomic writers, or the OS's own)
+        if not isinstance(e, OutputError) and e.errno != errno.ENOSPC:
             raise
+        cause = str(e) if isinstance(e, OutputError) else str(output_error(f"cannot write in {out}", e))
         raise OutputError(
-            f"--out {out}: no space left on the device ({e}). Every file written is whole and the finished "
-            "sequences are kept: free some space and run the same command again to resume"
+            f"{cause}. Every file written is whole and the finished sequences are kept: fix this and run the "
+            "same command again to resume"
         ) from None
     return SynthSummary(
         out=out,
