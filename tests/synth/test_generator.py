@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from maed.data.database import load_database
-from maed.errors import ConfigError, OutputError
+from maed.errors import ConfigError, MaedError, OutputError
 from maed.synth import generator
 
 
@@ -48,10 +48,38 @@ def test_run_writes_frames_databases_and_metadata(synth_run, run_args):
     assert (out / "synth_preview.jpg").stat().st_size > 1000
 
 
-def test_same_seed_gives_the_same_bytes_with_two_workers(synth_run, tmp_path, run_args):
+def test_a_killed_worker_stops_the_run_and_a_rerun_gives_the_same_bytes_with_two_workers(synth_run, run_args, tmp_path):
+    """Kill a rendering worker: one clear error; rerunning resumes, and two workers give the bytes of one."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+
     out, _ = synth_run
     other = tmp_path / "two_workers"
-    generator.generate(other, **run_args, workers=2, progress=False)
+    outcome = {}
+
+    def run():
+        try:
+            generator.generate(other, **run_args, workers=2, progress=False)
+        except Exception as e:  # the thread hands the error to the test
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    workers = multiprocessing.active_children()
+    assert workers, "no worker process started"
+    os.kill(workers[0].pid, signal.SIGKILL)  # while it is still starting up or rendering
+    thread.join(timeout=300)
+    error = outcome.get("error")
+    assert isinstance(error, MaedError) and "run the same command again to resume" in str(error), error
+    assert not list(other.glob("synth_*_db.pt"))
+    summary = generator.generate(other, **run_args, workers=2, progress=False)
+    assert summary.rendered >= 1
     mine, theirs = _files(out), _files(other)
     assert sorted(mine) == sorted(theirs) and len(mine) > 10
     assert [k for k in mine if mine[k] != theirs[k]] == []

@@ -291,8 +291,8 @@ def _render_all(spec: RunSpec, out: Path, todo: list[int], splits: list[str], wo
             bar.update(1)
     except BrokenProcessPool:
         raise MaedError(
-            "a rendering worker process died (killed, or out of memory?); the finished sequences are kept: run "
-            "the same command again to resume"
+            "a rendering worker process stopped unexpectedly (killed, out of memory, or an error printed above); "
+            "the finished sequences are kept: run the same command again to resume"
         ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
