@@ -66,12 +66,14 @@ def test_a_killed_worker_stops_the_run_and_a_rerun_gives_the_same_bytes_with_two
         except Exception as e:  # the thread hands the error to the test
             outcome["error"] = e
 
+    before = {p.pid for p in multiprocessing.active_children()}  # other tests' processes are not ours to kill
     thread = threading.Thread(target=run)
     thread.start()
     deadline = time.monotonic() + 120
-    while not multiprocessing.active_children() and time.monotonic() < deadline:
+    workers = []
+    while not workers and time.monotonic() < deadline:
         time.sleep(0.02)
-    workers = multiprocessing.active_children()
+        workers = [p for p in multiprocessing.active_children() if p.pid not in before]
     assert workers, "no worker process started"
     os.kill(workers[0].pid, signal.SIGKILL)  # while it is still starting up or rendering
     thread.join(timeout=300)
