@@ -18,7 +18,7 @@ def _posed(body, db: dict, rows) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         out = body(rot, torch.from_numpy(db["shape"][rows]))
     trans = db["trans"][rows][:, None]
-    return out["vertices"].numpy() + trans, out["joints"].numpy() + trans
+    return out["verts"].numpy() + trans, out["joints"].numpy() + trans
 
 
 def _project(points: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:

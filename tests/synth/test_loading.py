@@ -32,13 +32,13 @@ def test_eval_clips_carry_the_rig_wide_theta(synth_run):
     assert s["instance_id"][0] == "seq_0000_p0/0" and s["paths"][0].endswith("frames/seq_0000/000000.jpg")
     assert s["kp_2d"][..., :2].abs().max() < 1.5  # the crop is centred on the person
     img = ImageDataset(out / "synth_test_db.pt", dataset_root=out, is_train=False, pose_layout=CMU)
-    assert img[0]["theta"].shape == (102,) and img[0]["image"].shape == (3, 224, 224)
+    assert img[0]["theta"].shape == (102,) and img[0]["images"].shape == (3, 224, 224)
 
 
 def test_training_flip_mirrors_pose_and_joints_consistently(synth_run, cmu_kit):
     """With the flip always on, the flipped pose drives the body onto the flipped 3D joints."""
     out, _ = synth_run
-    transforms = build_transforms("video_3d", random_flip=1.0, color_jitter=0.2)
+    transforms = build_transforms("video_3d", flip_prob=1.0, rot_jitter=0.0, color_jitter=0.2)
     ds = VideoDataset(
         out / "synth_train_db.pt", dataset_root=out, seqlen=4, sample_pool=4, transforms=transforms, pose_layout=CMU
     )

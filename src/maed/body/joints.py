@@ -47,6 +47,8 @@ JOINT_MAP = {
 
 #: index into the 54 smplx + extra joints for each of the 49 output joints
 SMPL_JOINT_MAP = [JOINT_MAP[name] for name in JOINT_NAMES]
+#: index of each output joint by name
+JOINT_IDS = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 NUM_EXTRA_JOINTS = 9
 

@@ -102,7 +102,7 @@ def build_kit(body_model: str = "anny", rig: str = "", body_model_dir: str | os.
     J = layout.num_joints
     with torch.no_grad():
         rest = body(torch.eye(3).expand(1, J, 3, 3).contiguous(), torch.zeros(1, body.num_betas))
-    verts = rest["vertices"][0].double().numpy()
+    verts = rest["verts"][0].double().numpy()
     joints = rest["joints"][0].double().numpy()
     if layout.body_model == "smpl":
         with torch.no_grad():

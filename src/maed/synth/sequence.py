@@ -224,7 +224,7 @@ def _pose_people(kit: BodyKit, rng: np.random.Generator, split: str, settings: S
                 torch.as_tensor(motion.rotmats, dtype=torch.float32),
                 torch.as_tensor(betas, dtype=torch.float32).expand(T, -1),
             )
-        verts = out["vertices"].double().numpy()  # (T, V, 3) with the root at c, unplaced
+        verts = out["verts"].double().numpy()  # (T, V, 3) with the root at c, unplaced
         joints = out["joints"].double().numpy()  # (T, 49, 3)
         centre = joints[:, JOINT_IDS["OP MidHip"]]  # the point the root rotates about
         lift = -verts[..., 1].min(axis=1)  # the lowest vertex touches the floor
