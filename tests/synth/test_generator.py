@@ -121,9 +121,12 @@ def test_a_rerun_with_other_arguments_is_refused_unless_forced(synth_run, tmp_pa
     (stranger / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="not empty and holds no maed synth run"):
         generator.prepare_out(stranger, generator.RunSpec(**run_args, body_model="anny", rig="cmu_mb"), False)
-    forced = tmp_path / "forced"
+    generator.prepare_out(stranger, generator.RunSpec(**run_args, body_model="anny", rig="cmu_mb"), True)
+    assert (stranger / "notes.txt").read_text() == "mine" and (stranger / "synth_run.json").is_file()
+    forced = tmp_path / "forced"  # an earlier run with other arguments
     (forced / "frames/seq_0009").mkdir(parents=True)
     (forced / "synth_train_db.pt").write_bytes(b"old")
+    (forced / "synth_run.json").write_text('{"sequences": 10}')
     (forced / "notes.txt").write_text("kept")
     generator.prepare_out(forced, generator.RunSpec(**run_args, body_model="anny", rig="cmu_mb"), True)
     assert not (forced / "frames").exists() and not (forced / "synth_train_db.pt").exists()

@@ -159,8 +159,9 @@ def _owned_paths(out: Path) -> list[Path]:
 
 
 def prepare_out(out: Path, spec: RunSpec, force: bool) -> None:
-    """Create ``out`` or check that it holds this same run (to resume); --force clears an earlier run.
-    Temporary files that a killed run left behind are removed."""
+    """Create ``out`` or check that it holds this same run (to resume); --force discards an earlier run
+    (the files a run writes) or writes into a folder that holds other files. Temporary files that a
+    killed run left behind are removed."""
     check_output_dir(out, option="--out")
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / RUN_FILE
@@ -181,7 +182,7 @@ def prepare_out(out: Path, spec: RunSpec, force: bool) -> None:
             f"--out {out} is not empty and holds no maed synth run; choose a new or empty folder, or add --force "
             "to write into it"
         )
-    if force:
+    if force and run_file.is_file():  # only an earlier run's files: a foreign folder keeps what it holds
         for path in _owned_paths(out):
             if path.is_dir():
                 shutil.rmtree(path)
@@ -419,7 +420,7 @@ def _crop_caches(out: Path, paths: dict[str, Path], size: int, workers: int, pro
 
 
 def _kit_info(spec: RunSpec) -> dict:
-    """Pose layout and joint mask of the run's body model, from tables (Anny) or the model (SMPL)."""
+    """Pose layout, shape labels and joint mask of the run's body model, from tables."""
     from maed.body.joints import pose_layout
 
     layout = pose_layout(spec.body_model, spec.rig)
