@@ -247,19 +247,10 @@ def _worker_render(index: int, split: str) -> int:
     return _render_one(w["kit"], w["renderer"], w["spec"], w["out"], index, split)
 
 
-def check_rendering(body_model: str) -> None:
-    """Fail fast, with the missing system packages named, when no headless OpenGL context can be made.
-
-    Libraries that bring their own LLVM (triton, Warp's clang for Anny) are loaded before the first
-    context: loaded after Mesa's llvmpipe they can crash the process."""
+def check_rendering() -> None:
+    """Fail fast, with the missing system packages named, when no headless OpenGL context can be made."""
     from maed.render.gl import offscreen_renderer
-    from maed.synth.render import load_triton_first
 
-    load_triton_first()
-    if body_model == "anny":
-        from maed.body.anny_model import import_anny
-
-        import_anny()
     offscreen_renderer(16, 16).delete()
 
 
@@ -486,7 +477,7 @@ def generate(
     )
     check_arguments(spec, int(workers))
     out = check_output_dir(out, option="--out")
-    check_rendering(spec.body_model)
+    check_rendering()
     if spec.body_model == "smpl":  # the user's files: say what is missing before writing anything
         from maed.body import build_body_model
 

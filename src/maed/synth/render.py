@@ -90,17 +90,6 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray, operator) -> np.ndar
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
-def load_triton_first() -> None:
-    """Load triton's compiler library before any OpenGL context exists.
-
-    Triton (imported by ``torch._dynamo``, which ``roma`` and so ``anny`` import) links its own LLVM;
-    loaded after Mesa's llvmpipe has started, it crashes the process (segmentation fault). Loaded first,
-    both work. Does nothing without triton.
-    """
-    with contextlib.suppress(ImportError):
-        import triton._C.libtriton  # noqa: F401
-
-
 def _light_pose(direction_gl: np.ndarray) -> np.ndarray:
     """4 x 4 pose of a pyrender directional light shining along ``direction_gl`` (its -z axis)."""
     z = -direction_gl / np.linalg.norm(direction_gl)
@@ -165,7 +154,6 @@ class FrameRenderer:
     def __init__(self, width: int, height: int, faces: np.ndarray, num_vertices: int):
         from maed.render.gl import import_pyrender, offscreen_renderer
 
-        load_triton_first()
         self.pyrender = import_pyrender()
         self.width, self.height = int(width), int(height)
         self.renderer = offscreen_renderer(self.width, self.height)
