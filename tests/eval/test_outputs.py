@@ -101,7 +101,7 @@ def test_the_same_run_is_accepted_and_another_refused(tmp_path):
 def test_file_sha256_reads_every_block(tmp_path):
     import hashlib
 
-    from maed.eval.outputs import file_sha256
+    from maed.utils.io import file_sha256
 
     data = os.urandom(3 << 20) * 3  # 9 MiB: two whole 4 MiB blocks and a short one
     path = tmp_path / "big_db.pt"

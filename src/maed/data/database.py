@@ -36,7 +36,6 @@ with a dataset root unchanged.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from maed.errors import DataError
-from maed.utils.io import atomic_path, atomic_write_text
+from maed.utils.io import atomic_path, atomic_write_text, file_sha256
 
 NUM_JOINTS = 49
 CHECKSUM_SUFFIX = ".sha256"
@@ -155,11 +154,6 @@ def checksum_path(path: str | os.PathLike) -> Path:
     """The checksum file :func:`save_database` writes beside a database: ``<file>.sha256`` (``sha256sum`` format)."""
     path = Path(path)
     return path.with_name(path.name + CHECKSUM_SUFFIX)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def save_database(db: dict, path: str | os.PathLike) -> Path:

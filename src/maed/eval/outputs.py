@@ -6,7 +6,6 @@ signature that keeps an output directory from mixing two evaluations.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from maed.errors import OutputError
-from maed.utils.io import atomic_path
+from maed.utils.io import atomic_path, file_sha256
 
 if TYPE_CHECKING:
     from maed.eval.evaluator import EvalResult, ProtocolResult
@@ -26,15 +25,6 @@ METRICS_FILE = "metrics.json"
 SEQUENCE_FILE = "per_sequence.csv"
 PREDICTIONS_FILE = "predictions.npz"
 INFERENCE_PKL = "inference.pkl"
-
-
-def file_sha256(path: str | os.PathLike, block: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes, read once in ``block``-byte pieces (never the whole file in memory)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _resolved(path: str | os.PathLike | None) -> str | None:

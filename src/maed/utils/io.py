@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -309,3 +310,12 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, recursive: bool = Fal
             if stat.S_ISREG(st.st_mode) and st.st_mtime < started and _remove_if_writer_gone(path):
                 removed.append(path)
     return removed
+
+
+def file_sha256(path: str | os.PathLike, block: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes, read once in ``block``-byte pieces (never the whole file in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
