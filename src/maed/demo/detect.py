@@ -36,7 +36,8 @@ DETECTOR_CHOICES = ("auto", *TIERS)
 BOX_FORMATS = ("xyxy", "cxcywh")
 #: crop box / detector box: the datasets' boxes are 1.1 x the extent of the person's keypoints
 DETECTOR_BOX_SCALE = 1.1
-#: the person inside a HOG detection window (64 x 128 with a margin): fraction of its width and height
+HOG_WINDOW = (64, 128)  # width, height of OpenCV's people detector window
+#: the person inside a HOG detection window (with a margin): fraction of its width and height
 HOG_PERSON_FRACTION = (0.5, 0.8)
 #: default score thresholds per tier (HOG scores are SVM margins, the others probabilities)
 DEFAULT_THRESHOLDS = {"torchvision": 0.7, "yolo": 0.5, "hog": 0.5}
@@ -313,7 +314,9 @@ class HogDetector(Detector):
 
         out = []
         for frame in frames:
-            k = _resize_factor(*frame.shape[:2], self.size)
+            h, w = frame.shape[:2]
+            # OpenCV crashes on images smaller than the 64 x 128 window: such frames are enlarged to fit it
+            k = max(_resize_factor(h, w, self.size), HOG_WINDOW[1] / h, HOG_WINDOW[0] / w)
             image = frame if k == 1.0 else cv2.resize(frame, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
             rects, weights = self.hog.detectMultiScale(
                 image, hitThreshold=0.0, winStride=(8, 8), padding=(8, 8), scale=1.05

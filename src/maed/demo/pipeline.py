@@ -354,15 +354,6 @@ def run_demo(
         "tracks": cache.load("tracks", trk_sig),
         "predictions": cache.load("predictions", inf_sig),
     }
-    if predictor is None and cached["predictions"] is None:
-        with run.clock("load_model"):
-            predictor = build_predictor(spec, options, inf_sig["model"])
-    body_model = predictor.body_model if predictor is not None else None
-    if body_model is None:
-        from maed.body import build_body_model
-
-        with run.clock("load_model"):
-            body_model = build_body_model(spec.config.MODEL.BODY_MODEL, model_dir=spec.body_model_dir).to(spec.device)
     device = spec.device if spec is not None else "cpu"
     out.mkdir(parents=True, exist_ok=True)
 
@@ -407,6 +398,21 @@ def run_demo(
                 f"every track ({dropped}) is shorter than {need} frames (--min-track-length); the outputs hold "
                 "no people (lower --min-track-length to keep short tracks)"
             )
+
+    # ------------------------------------------------------------------ model (only once there are people)
+    body_model = None
+    if tracks:
+        if predictor is None and cached["predictions"] is None:
+            with run.clock("load_model"):
+                predictor = build_predictor(spec, options, inf_sig["model"])
+        if predictor is not None:
+            body_model = predictor.body_model
+        else:  # predictions cached: the body model alone turns them into meshes
+            from maed.body import build_body_model
+
+            with run.clock("load_model"):
+                body_model = build_body_model(spec.config.MODEL.BODY_MODEL, model_dir=spec.body_model_dir)
+                body_model = body_model.to(device)
 
     # ------------------------------------------------------------------ infer
     if cached["predictions"] is not None:
@@ -491,11 +497,14 @@ def run_demo(
 
 
 def _model_summary(spec: ModelSpec | None, predictor, body_model) -> dict:
-    base = {
-        "body_model": getattr(body_model, "name", type(body_model).__name__),
-        "joints": int(body_model.num_joints),
-        "vertices": int(body_model.num_vertices),
-    }
+    if body_model is None:  # no person: the model was not needed
+        base = {"body_model": spec.config.MODEL.BODY_MODEL if spec is not None else None}
+    else:
+        base = {
+            "body_model": getattr(body_model, "name", type(body_model).__name__),
+            "joints": int(body_model.num_joints),
+            "vertices": int(body_model.num_vertices),
+        }
     if spec is None:
         return base | {"checkpoint": None, "predictor": type(predictor).__name__}
     return base | {

@@ -112,13 +112,16 @@ class FrameSource:
         return count
 
     def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Every frame from the start as ``(index, H x W x 3 uint8 RGB)``; :attr:`replaced` lists the frames
+        found unreadable so far (each pass finds the same ones)."""
         replaced: list[int] = []
         inner = self._video_frames(replaced) if self.info.kind == "video" else self._file_frames(replaced)
         count = 0
         for index, frame in inner:
             count += 1
+            self.replaced = sorted(set(self.replaced) | set(replaced))
             yield index, frame
-        self.replaced = replaced
+        self.replaced = sorted(set(self.replaced) | set(replaced))
         if count == 0:
             raise InputError(f"INPUT {self.info.path}: no readable frame (expected {EXPECTED})")
         self.info.num_frames = count
