@@ -178,3 +178,51 @@ def render_person_clip(
         masks=masks,
         boxes=boxes,
     )
+
+
+# --------------------------------------------------------------------------------------------- oracle
+def crop_cameras_from_truth(clip: PersonClip, body, frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The crop cameras (T x 3: s, tx, ty) a perfect model would predict for the clip's person.
+
+    Derived from the truth alone, independently of ``maed.demo``: the clip's pinhole projection of the
+    body's vertices, expressed in [-1, 1] of each frame's crop (the crop covers 1.3 x the square box
+    ``boxes``: cx, cy, side, side), then the weak-perspective camera ``u = s (X + tx), v = s (Y + ty)`` of the
+    body's own, untranslated vertices fitted by least squares.
+    """
+    import torch
+
+    with torch.inference_mode():
+        verts = body(torch.from_numpy(clip.rotmat[frames]), torch.from_numpy(clip.betas[frames])).vertices.numpy()
+    cams = np.zeros((len(frames), 3))
+    for k, (v, t, box) in enumerate(zip(verts.astype(np.float64), clip.trans[frames], boxes)):
+        p = v + t
+        pixels = np.stack([clip.width / 2 + clip.focal * p[:, 0] / p[:, 2],
+                           clip.height / 2 + clip.focal * p[:, 1] / p[:, 2]], axis=1)  # fmt: skip
+        half = 1.3 * box[2] / 2.0
+        u = (pixels - box[:2]) / half  # (V, 2) in [-1, 1] of the crop
+        n = len(v)
+        A = np.zeros((2 * n, 3))
+        A[:n, 0], A[:n, 1] = v[:, 0], 1.0
+        A[n:, 0], A[n:, 2] = v[:, 1], 1.0
+        (s, a, b), *_ = np.linalg.lstsq(A, np.concatenate([u[:, 0], u[:, 1]]), rcond=None)
+        cams[k] = [s, a / s, b / s]
+    return cams.astype(np.float32)
+
+
+class OraclePredictor:
+    """Stands in for the network: for each track, the clip's true pose and shape, and the crop camera that
+    fits the true projection (:func:`crop_cameras_from_truth`). Interface of ``maed.demo.infer.ModelPredictor``."""
+
+    def __init__(self, clip: PersonClip, body):
+        self.clip, self.body_model = clip, body
+        self.signature = {"oracle": str(clip.path)}
+
+    def predict(self, tracks, frames, **kw):
+        from maed.demo.infer import TrackPrediction
+
+        out = {}
+        for t in tracks:
+            cam = crop_cameras_from_truth(self.clip, self.body_model, t.frames, t.boxes)
+            out[t.track_id] = TrackPrediction(cam=cam, rotmat=self.clip.rotmat[t.frames],
+                                              betas=self.clip.betas[t.frames])  # fmt: skip
+        return out

@@ -92,9 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--renderer",
-        choices=("auto", "opengl", "opencv"),
+        choices=("auto", "gl", "opencv"),
         default="auto",
-        help="auto (default): shaded OpenGL when it works, else the mesh drawn with OpenCV",
+        help="auto (default): shaded OpenGL when it works, else flat-shaded meshes drawn without OpenGL",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

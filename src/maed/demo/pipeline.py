@@ -575,10 +575,69 @@ def _predictions_from_arrays(arrays: dict, tracks: list) -> dict:
 
 
 def _export(run: DemoRun, people: list, body_model, device: str) -> list[str]:
-    """person_<id>.glb and .bvh (maed.export)."""
-    return []
+    """``person_<id>.glb`` and ``person_<id>.bvh`` (maed.export): each person's skeleton for their mean shape,
+    animated by the predicted rotations and the root translation of ``maed.demo.outputs.camera_translation``.
+    Files of people an earlier run found and this one did not are removed."""
+    from maed.export.bvh import write_bvh
+    from maed.export.gltf import write_glb
+    from maed.export.rig import rig_from_body_model
+    from maed.render.overlay import track_color
+
+    files = []
+    fps = run.source.info.fps
+    with run.clock("export"):
+        for p in people:
+            rig = rig_from_body_model(body_model, p.betas.mean(axis=0))
+            name = f"person_{p.track_id}"
+            write_glb(run.out / f"{name}.glb", rig, p.rotmat, p.trans, fps, name=name, color=track_color(p.track_id))
+            write_bvh(run.out / f"{name}.bvh", rig, p.rotmat, p.trans, fps)
+            files += [f"{name}.glb", f"{name}.bvh"]
+        for stale in [*run.out.glob("person_*.glb"), *run.out.glob("person_*.bvh")]:
+            if stale.name not in files:
+                stale.unlink()
+    run.clock.count("export", sum(len(p.track) for p in people))
+    return files
 
 
-def _render(run: DemoRun, people: list, body_model, device: str) -> dict | None:
-    """overlay.mp4 (and overlay_side.mp4) through maed.render."""
-    return None
+def _render(run: DemoRun, people: list, body_model, device: str) -> dict:
+    """``overlay.mp4`` (every input frame, meshes over the people) and, with ``--side-view``,
+    ``overlay_side.mp4`` (the meshes turned 90 degrees, over a plain background), through maed.render."""
+    from maed.render.overlay import OverlayRenderer, PersonDraw, track_color
+    from maed.render.video import VideoWriter
+
+    info, clock = run.source.info, run.clock
+    size = {"width": info.width, "height": info.height}
+    files = [out_mod.OVERLAY_FILE] + ([out_mod.SIDE_FILE] if run.options.side_view else [])
+    renderer = None
+    if people:
+        with clock("render"):
+            renderer = OverlayRenderer(info.width, info.height, body_model.faces.cpu().numpy(),
+                                       backend=run.options.renderer)  # fmt: skip
+    streams = [(p, out_mod.VertexStream(p, body_model, device), track_color(p.track_id)) for p in people]
+    with contextlib.ExitStack() as stack:
+        if renderer is not None:
+            stack.callback(renderer.close)
+        writers = [stack.enter_context(VideoWriter(run.out / f, fps=info.fps, **size)) for f in files]
+        for index, frame in run.frames("render"):
+            with clock("render"):
+                draws = [PersonDraw(verts=vs.at(index), cam=p.cam_full[index - p.track.first], color=color)
+                         for p, vs, color in streams if p.track.first <= index <= p.track.last]  # fmt: skip
+                images = [renderer.render(frame, draws) if draws else frame]
+                if run.options.side_view:
+                    images.append(renderer.render_side(frame.shape, draws) if draws else _side_background(frame))
+            with clock("encode"):
+                for writer, image in zip(writers, images):
+                    writer.write(image)
+            clock.count("render", 1)
+            clock.count("encode", 1)
+    if renderer is None:
+        return {"backend": None, "fallback_reason": None, "note": "no person to draw", "files": files}
+    return {"backend": renderer.backend, "fallback_reason": renderer.fallback_reason, "files": files}
+
+
+def _side_background(frame: np.ndarray) -> np.ndarray:
+    from maed.render.overlay import SIDE_BACKGROUND
+
+    out = np.empty_like(frame)
+    out[:] = SIDE_BACKGROUND
+    return out
