@@ -193,3 +193,61 @@ def test_tracks_shorter_than_the_minimum_and_a_bad_frame(tmp_path, capsys, tiny_
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_people"] == 1 and summary["people"][0]["id"] == 3 and summary["stages"]["detect"]["cached"]
     assert summary["input"]["replaced_frames"] == [5] and "005.jpg" in summary["messages"][0]
+
+
+def test_the_documented_example_runs_on_the_outputs(first_run, person_clip, tmp_path, monkeypatch):
+    """docs/OUTPUTS.md's example (load tracks.npz, draw one person's 2D joints on a frame) works as written."""
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "OUTPUTS.md").read_text()
+    start = doc.index("### Example: draw one person's 2D joints on a frame")
+    code = doc[doc.index("```python", start) + len("```python") : doc.index("```", doc.index("```python", start) + 9)]
+    rc, out, _ = first_run
+    code = code.replace('"output/tracks.npz"', repr(str(out / "tracks.npz")))
+    code = code.replace('"input.mp4"', repr(str(person_clip.path)))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "OUTPUTS.md example", "exec"), namespace)
+    drawn = cv2.imread(str(tmp_path / "joints.png"))
+    assert drawn.shape == (192, 256, 3)
+    green = (drawn[..., 1] > 200) & (drawn[..., 0] < 60) & (drawn[..., 2] < 60)
+    assert green.sum() > 20  # the joints were drawn
+
+
+def test_overlay_has_every_input_frame_at_the_input_size_and_rate(first_run, person_clip):
+    from maed.demo.source import open_source
+
+    rc, out, summary = first_run
+    overlay = open_source(out / "overlay.mp4")
+    assert (overlay.info.width, overlay.info.height, overlay.info.fps) == (256, 192, 25.0)
+    frames = [f for _, f in overlay.frames()]
+    assert len(frames) == 24 == overlay.count_frames()
+    assert summary["renderer"]["backend"] in ("gl", "opencv") and "overlay.mp4" in summary["outputs"]
+    assert summary["stages"]["render"]["frames"] == summary["stages"]["encode"]["frames"] == 24
+
+
+def test_animation_files_hold_every_tracked_frame_and_the_body_models_joints(first_run, smpl_body):
+    import bvhio
+    import pygltflib
+
+    from maed.export.rig import CAMERA_TO_FILE, rig_from_body_model
+
+    rc, out, summary = first_run
+    pid = summary["people"][0]["id"]
+    with np.load(out / "tracks.npz") as z:
+        T = len(z[f"person_{pid}/frame_ids"])
+        trans, betas = z[f"person_{pid}/trans"], z[f"person_{pid}/betas"]
+    gltf = pygltflib.GLTF2().load(str(out / f"person_{pid}.glb"))
+    assert len(gltf.skins) == 1 and len(gltf.skins[0].joints) == smpl_body.num_joints == 24
+    (animation,) = gltf.animations
+    times = {gltf.accessors[s.input].count for s in animation.samplers}
+    assert times == {T}  # one key per tracked frame
+    assert gltf.accessors[animation.samplers[0].input].max[0] == pytest.approx((T - 1) / 25.0, rel=1e-5)
+    bvh = bvhio.readAsBvh(str(out / f"person_{pid}.bvh"))
+    assert bvh.FrameCount == T and bvh.FrameTime == pytest.approx(1 / 25.0)
+    assert len(list(bvh.Root.layout())) == 24
+    # the root moves by the camera-frame translation, turned y up, in centimetres
+    rig = rig_from_body_model(smpl_body, betas.mean(axis=0))
+    root = np.array([list(k.Position) for k in bvh.Root.Keyframes])
+    expected = (rig.joint_offsets()[0] + trans) @ CAMERA_TO_FILE.T * 100.0
+    np.testing.assert_allclose(root, expected, rtol=1e-4, atol=1e-2)
