@@ -62,7 +62,7 @@ def test_every_output_exists_and_loads(first_run, smpl_body):
     stages = summary["stages"]
     for name in ("decode", "detect", "track", "infer", "post"):
         assert stages[name]["seconds"] >= 0 and not stages[name]["cached"], name
-    assert stages["decode"]["frames"] == 48  # decoded twice: detection, then crops
+    assert stages["decode"]["frames"] == 72  # decoded three times: detection, crops, overlay
     assert summary["model"]["body_model"] == "smpl" and summary["model"]["checkpoint"].endswith("tiny.pt")
     assert set(summary["outputs"]) >= {"tracks.npz", "results.pkl", "summary.json"}
     assert all((out / name).is_file() for name in summary["outputs"])
