@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ def _fixtures():
     path = ROOT / "tests" / "demo" / "demo_fixtures.py"
     spec = importlib.util.spec_from_file_location("demo_fixtures", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it runs
     spec.loader.exec_module(module)
     return module
 
