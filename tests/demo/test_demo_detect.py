@@ -189,3 +189,19 @@ def test_hog_finds_the_generated_person(person_clip):
     assert hits >= 2 * len(frames) // 3 and wrong == 0, boxes
     empty = np.full((192, 256, 3), 120, np.uint8)
     assert len(detect.HogDetector()([empty])[0][0]) == 0
+
+
+def test_detecting_every_nth_frame_leaves_the_others_empty():
+    calls = []
+
+    class Counting(detect.Detector):
+        tier, batch_size = "hog", 2
+
+        def __call__(self, frames):
+            calls.append(len(frames))
+            return [(np.array([[0.0, 0, 10, 20]]), np.ones(1))] * len(frames)
+
+    frames = ((i, np.zeros((4, 4, 3), np.uint8)) for i in range(7))
+    det = detect.detect_frames(frames, Counting(), every=3)
+    assert det.num_frames == 7 and det.frame.tolist() == [0, 3, 6] and sum(calls) == 3
+    np.testing.assert_allclose(det.boxes[0], [5, 10, 10, 20])  # stored as centre and size

@@ -71,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="shorter side in pixels the detector works at (default: 800 torchvision, 640 yolo, 480 HOG)",
     )
     g.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        help="run the detector on every n-th frame only; the tracker fills the others (default 1)",
+    )
+    g.add_argument(
         "--min-track-length",
         type=int,
         default=25,
@@ -114,6 +120,7 @@ def options_from_args(args: argparse.Namespace):
         detector_weights=args.detector_weights,
         detector_threshold=args.detector_threshold,
         detector_size=args.detector_size,
+        detect_every=args.detect_every,
         iou_threshold=args.iou_threshold,
         max_age=args.max_age,
         min_track_length=args.min_track_length,

@@ -566,22 +566,32 @@ def detect_frames(
     frames: Iterable[tuple[int, np.ndarray]],
     detector: Detector,
     *,
+    every: int = 1,
     on_batch: Callable[[int], None] | None = None,
 ) -> Detections:
-    """Run ``detector`` over ``(index, frame)`` pairs in batches; ``on_batch(n)`` after each batch."""
-    per_frame: list[tuple[np.ndarray, np.ndarray]] = []
-    batch: list[np.ndarray] = []
+    """Run ``detector`` over ``(index, frame)`` pairs in batches, on every ``every``-th frame (the others get
+    no boxes; the tracker bridges them); ``on_batch(n)`` after each batch."""
+    every = max(int(every), 1)
+    per_frame: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    batch: list[tuple[int, np.ndarray]] = []
+    empty = (np.zeros((0, 4)), np.zeros(0))
 
     def flush():
-        per_frame.extend(detector(batch))
+        for (i, _), result in zip(batch, detector([f for _, f in batch])):
+            per_frame[i] = result
         if on_batch is not None:
             on_batch(len(batch))
         batch.clear()
 
-    for _, frame in frames:
-        batch.append(frame)
+    count = 0
+    for index, frame in frames:
+        count = index + 1
+        if index % every:
+            continue
+        batch.append((index, frame))
         if len(batch) >= detector.batch_size:
             flush()
     if batch:
         flush()
-    return Detections.from_lists(detector.tier, per_frame, detector.box_scale)
+    ordered = [per_frame.get(i, empty) for i in range(count)]
+    return Detections.from_lists(detector.tier, ordered, detector.box_scale)

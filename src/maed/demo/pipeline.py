@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -63,6 +64,7 @@ class DemoOptions:
     detector_weights: str | os.PathLike | None = None
     detector_threshold: float | None = None
     detector_size: int | None = None
+    detect_every: int = 1
     # tracking
     iou_threshold: float = trk_mod.IOU_THRESHOLD
     max_age: int = trk_mod.MAX_AGE
@@ -290,6 +292,31 @@ class DemoRun:
                 bar.update(1)
 
 
+def check_options(o: DemoOptions) -> None:
+    """One ConfigError naming the option for a value out of range (before any work)."""
+    from maed.errors import ConfigError
+
+    def need(ok: bool, option: str, value, expected: str) -> None:
+        if not ok:
+            raise ConfigError(f"{option} {value}: expected {expected}")
+
+    finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
+    need(o.batch_size >= 1, "--batch-size", o.batch_size, "an integer >= 1 (windows per forward pass)")
+    need(o.interp is None or o.interp >= 1, "--interp", o.interp, "an integer >= 1")
+    need(o.detect_every >= 1, "--detect-every", o.detect_every, "an integer >= 1")
+    need(o.min_track_length >= 1, "--min-track-length", o.min_track_length, "an integer >= 1")
+    need(o.max_age >= 0, "--max-age", o.max_age, "an integer >= 0")
+    need(finite(o.iou_threshold) and 0 < o.iou_threshold <= 1, "--iou-threshold", o.iou_threshold, "a number in (0, 1]")
+    need(o.detector_size is None or o.detector_size >= 32, "--detector-size", o.detector_size, "pixels >= 32")
+    need(o.detector_threshold is None or finite(o.detector_threshold), "--detector-threshold", o.detector_threshold,
+         "a finite number")  # fmt: skip
+    need(finite(o.smooth_min_cutoff) and o.smooth_min_cutoff > 0, "--smooth-min-cutoff", o.smooth_min_cutoff,
+         "a positive frequency in Hz")  # fmt: skip
+    need(finite(o.smooth_beta) and o.smooth_beta >= 0, "--smooth-beta", o.smooth_beta, "a number >= 0")
+    need(o.renderer in ("auto", "gl", "opencv"), "--renderer", o.renderer, "auto, gl or opencv")
+    need(o.precision in ("fp32", "bf16"), "--precision", o.precision, "fp32 or bf16")
+
+
 def check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: exists and is not a directory; choose a folder for the demo's outputs")
@@ -312,6 +339,7 @@ def run_demo(
     log = log or (lambda m: print(f"maed demo: {m}", file=sys.stderr))
     started = time.perf_counter()
     out = Path(options.out).expanduser()
+    check_options(options)
     check_out_dir(out)
     messages: list[str] = []
     source = open_source(input_path, fps=options.fps, warn=lambda m: (messages.append(m), log(m)))
@@ -330,6 +358,7 @@ def run_demo(
         "tier": choice.tier,
         "threshold": options.detector_threshold,
         "size": options.detector_size,
+        "every": options.detect_every,
         "weights": file_digest(choice.weights) if choice.weights else None,
         "boxes": file_digest(options.boxes) if choice.tier == "boxes" else None,
     }
@@ -548,7 +577,7 @@ def _detect(run: DemoRun, choice, user_boxes, device: str) -> det_mod.Detections
             run.clock.count("detect", len(batch))
             return result
 
-    dets = det_mod.detect_frames(frames, _Timed())
+    dets = det_mod.detect_frames(frames, _Timed(), every=run.options.detect_every)
     if choice.tier == "full-frame":
         dets.track_ids[:] = 1
     return dets
