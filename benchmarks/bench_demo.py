@@ -1,6 +1,6 @@
 """Demo benchmark: frames/s of each stage of ``maed demo`` on a generated 720p clip, and which stage dominates.
 
-The clip (default 1280 x 720, 96 frames at 30 fps) shows one person, the Anny body model rendered with
+The clip (default 1280 x 720, 128 frames at 30 fps: one evaluation window) shows one person, the Anny body model rendered with
 pyrender over a textured background (``tests/demo/demo_fixtures.py``, the demo tests' own generator). The
 model is a randomly initialised one of ``--config`` (default: the stage-2 architecture over the Anny body,
 13,718 vertices and 27,420 faces), or ``--checkpoint``. Random weights cost the same time as trained ones,
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data", default=None, help="folder for the generated clip and model (default: temporary)")
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
-    p.add_argument("--frames", type=int, default=96, help="frames of the generated clip (default 96)")
+    p.add_argument("--frames", type=int, default=128, help="frames of the generated clip (default 128)")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--config", default="stage2", help="architecture of the random model (default stage2)")
     p.add_argument("--checkpoint", default=None, help="time this checkpoint instead of a random model")
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=int, default=2, help="128-frame windows per forward (default 2)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--detector", default="auto", help="--detector of maed demo (default auto: HOG)")
+    p.add_argument("--detect-every", type=int, default=1, help="--detect-every of maed demo (default 1)")
     p.add_argument("--renderer", default="auto", help="--renderer of maed demo")
     p.add_argument("--side-view", action="store_true", help="also render the side view")
     p.add_argument("--out", default=None, help="write the results as JSON here")
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         body_model_dir=args.body_model_dir,
         device=args.device,
         detector=args.detector,
+        detect_every=args.detect_every,
         min_track_length=min(25, args.frames),
         batch_size=args.batch_size,
         precision=args.precision,
@@ -181,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
             "precision": args.precision,
             "batch_size": args.batch_size,
             "detector": summary["detector"]["tier"],
+            "detect_every": args.detect_every,
             "renderer": summary["renderer"],
             "people": summary["num_people"],
             "generate_clip_s": round(t_clip, 2),

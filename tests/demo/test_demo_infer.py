@@ -158,3 +158,29 @@ def test_demo_on_a_dataset_sequence_gives_the_evaluation_joints(eval_and_demo, s
     np.testing.assert_allclose(pose, eval_theta[:, 3:75], atol=1e-4)
     np.testing.assert_allclose(betas, eval_theta[:, 75:], atol=1e-5)
     assert np.abs(np.diff(verts, axis=0)).max() > 1e-4  # per-frame predictions, not one copy
+
+
+class TurningModel(FrameValueModel):
+    """Rotation about z by an angle that grows with the crop's brightness (so frames differ)."""
+
+    def forward(self, images, J_regressor=None):
+        out = super().forward(images)
+        angle = out["theta"][..., 0]  # (N, T), radians
+        c, s = torch.cos(angle), torch.sin(angle)
+        R = torch.zeros(*angle.shape, 3, 3)
+        R[..., 0, 0], R[..., 0, 1], R[..., 1, 0], R[..., 1, 1], R[..., 2, 2] = c, -s, s, c, 1.0
+        out["rotmat"] = R[:, :, None].expand(-1, -1, self.body_model.num_joints, 3, 3)
+        return out
+
+
+@pytest.mark.parametrize("interp, precision", [(2, "fp32"), (1, "bf16")])
+def test_interpolated_or_bf16_predictions_are_rotations(smpl_body, interp, precision):
+    frames = [np.full((40, 40, 3), 100 + 4 * i, np.uint8) for i in range(20)]
+    track = Track(1, np.arange(20), np.tile([20.0, 20, 16, 16], (20, 1)), np.ones(20, bool))
+    predictor = ModelPredictor(TurningModel(smpl_body), crop_width=16, crop_height=16, seqlen=4, sample_pool=16,
+                               interp=interp, precision=precision)  # fmt: skip
+    R = predictor.predict([track], enumerate(frames))[1].rotmat
+    assert R.shape == (20, 24, 3, 3)
+    np.testing.assert_allclose(R @ np.swapaxes(R, -1, -2), np.broadcast_to(np.eye(3), R.shape), atol=1e-5)
+    angle = np.unwrap(np.arctan2(R[:, 0, 1, 0], R[:, 0, 0, 0]))
+    assert np.all(np.diff(angle) > 0)  # brighter frames turn further, interpolated ones in between

@@ -65,7 +65,8 @@ def camera_translation(cam_full: np.ndarray, width: int, height: int, focal: flo
     y down, z forward) under a pinhole camera of focal length ``focal`` pixels (default :func:`nominal_focal`)."""
     f = nominal_focal(width, height) if focal is None else float(focal)
     cam_full = np.asarray(cam_full, dtype=np.float64)
-    tz = 2.0 * f / (width * np.clip(cam_full[:, 0], 1e-9, None))
+    # a negative scale (a mirrored body, which only an untrained model predicts) still lies in front
+    tz = 2.0 * f / (width * np.clip(np.abs(cam_full[:, 0]), 1e-6, None))
     return np.stack([cam_full[:, 2], cam_full[:, 3], tz], axis=1)
 
 
