@@ -1,7 +1,8 @@
 """Demo benchmark: frames/s of each stage of ``maed demo`` on a generated 720p clip, and which stage dominates.
 
-The clip (default 1280 x 720, 128 frames at 30 fps: one evaluation window) shows one person, the Anny body model rendered with
-pyrender over a textured background (``tests/demo/demo_fixtures.py``, the demo tests' own generator). The
+The clip (default 1280 x 720, 128 frames at 30 fps: one evaluation window) shows one person, the Anny body
+model rendered with pyrender over a textured background (``tests/demo/demo_fixtures.py``, the demo tests'
+own generator). The
 model is a randomly initialised one of ``--config`` (default: the stage-2 architecture over the Anny body,
 13,718 vertices and 27,420 faces), or ``--checkpoint``. Random weights cost the same time as trained ones,
 but their meshes would be drawn at random sizes: so the random model runs in full over every crop (timed
@@ -13,7 +14,7 @@ post (body model, cameras, files), export (GLB + BVH), render (meshes over the f
 The demo's total frames/s is input frames over the whole run's wall time (model loading excluded).
 
     python benchmarks/bench_demo.py --out bench_demo.json
-    python benchmarks/bench_demo.py --precision bf16 --frames 64 --data /tmp/maed_bench_demo
+    python benchmarks/bench_demo.py --precision bf16 --detect-every 2 --data /tmp/maed_bench_demo
 
 Generated files are kept in ``--data`` (default: a temporary directory) and reused by later runs.
 """
