@@ -256,3 +256,19 @@ def test_animation_files_hold_every_tracked_frame_and_the_body_models_joints(fir
     root = np.array([list(k.Position) for k in bvh.Root.Keyframes])
     expected = (rig.joint_offsets()[0] + trans) @ CAMERA_TO_FILE.T * 100.0
     np.testing.assert_allclose(root, expected, rtol=1e-4, atol=1e-2)
+
+
+def test_a_single_image_with_the_full_frame_tier(tmp_path, person_clip, tiny_checkpoint):
+    from maed.demo.source import open_source
+
+    _, frame = next(open_source(person_clip.path).frames())
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), frame[..., ::-1])
+    out = tmp_path / "out"
+    assert _demo(image, "--out", out, "--checkpoint", tiny_checkpoint, "--detector", "full-frame", "--no-export") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"]["kind"] == "image" and summary["frames"] == 1
+    assert summary["detector"]["tier"] == "full-frame" and summary["num_people"] == 1  # min length capped at 1
+    with np.load(out / "tracks.npz") as z:
+        np.testing.assert_allclose(z["person_1/boxes"][0], [128, 96, 192, 192])  # the centred square
+    assert len(list(open_source(out / "overlay.mp4").frames())) == 1
