@@ -235,6 +235,7 @@ def test_overlay_has_every_input_frame_at_the_input_size_and_rate(first_run, per
 def test_animation_files_hold_every_tracked_frame_and_the_body_models_joints(first_run, smpl_body):
     import bvhio
     import pygltflib
+
     from maed.export.rig import CAMERA_TO_FILE, rig_from_body_model
 
     rc, out, summary = first_run
