@@ -342,7 +342,13 @@ def run_demo(
     check_options(options)
     check_out_dir(out)
     messages: list[str] = []
-    source = open_source(input_path, fps=options.fps, warn=lambda m: (messages.append(m), log(m)))
+
+    def warn_once(message: str) -> None:  # every decoding pass meets the same damaged frames
+        if message not in messages:
+            messages.append(message)
+            log(message)
+
+    source = open_source(input_path, fps=options.fps, warn=warn_once)
     run = DemoRun(options=options, out=out, source=source, log=log, messages=messages)
     info = source.info
 
@@ -375,7 +381,6 @@ def run_demo(
         "model": model_sig,
         "interp": options.interp,
         "precision": options.precision,
-        "fps": options.fps,
     }
     cache = StageCache(out)
     cached = {
