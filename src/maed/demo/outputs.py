@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +89,7 @@ class Person:
     joints3d: np.ndarray  # (T, K, 3)
     joints2d: np.ndarray  # (T, K, 2) pixels
     pose: np.ndarray  # (T, 3J) axis-angle
-    extra: dict = field(default_factory=dict)
+    verts: np.ndarray | None = None  # (T, V, 3) when asked for; dropped once the files are written
 
     @property
     def track_id(self) -> int:
@@ -119,10 +119,12 @@ def make_person(
     height: int,
     fps: float,
     smooth: dict | None = None,
+    vertices: bool = False,
     device="cpu",
 ) -> Person:
     """Post-process one track's predictions: optional One-Euro smoothing (``smooth``: its keyword
-    arguments, None to skip), the body model's joints, 2D joints in pixels, full-image camera, translation."""
+    arguments, None to skip), the body model's joints (and ``vertices``, from the same forward pass), 2D
+    joints in pixels, full-image camera, translation."""
     from maed.body.geometry import rotmat_to_axis_angle, weak_perspective_projection
 
     cam, rotmat, betas = pred.cam, pred.rotmat, pred.betas
@@ -131,7 +133,7 @@ def make_person(
 
         cam = smooth_camera(cam, fps=fps, **smooth)
         rotmat = smooth_rotations(rotmat, fps=fps, **smooth)
-    _, joints = body_forward(body_model, rotmat, betas, vertices=False, device=device)
+    verts, joints = body_forward(body_model, rotmat, betas, vertices=vertices, device=device)
     uv = weak_perspective_projection(torch.from_numpy(joints), torch.from_numpy(np.asarray(cam, np.float32)))
     joints2d = crop_to_image_points(uv.numpy(), track.boxes)
     cam_full = full_image_camera(cam, track.boxes, width, height)
@@ -146,6 +148,7 @@ def make_person(
         joints3d=joints.astype(np.float32),
         joints2d=joints2d.astype(np.float32),
         pose=pose.astype(np.float32),
+        verts=verts,
     )
 
 
@@ -168,6 +171,9 @@ class VertexStream:
 
 
 def all_vertices(person: Person, body_model, device="cpu") -> np.ndarray:
+    """The person's vertices (T x V x 3): those computed with the joints, else from the body model."""
+    if person.verts is not None:
+        return person.verts
     verts, _ = body_forward(body_model, person.rotmat, person.betas, device=device)
     return verts
 

@@ -478,6 +478,7 @@ def run_demo(
                 height=info.height,
                 fps=info.fps,
                 smooth=smooth,
+                vertices=True,  # results.pkl holds them (VIBE's layout): one body-model pass for both
                 device=device,
             )
             for t in tracks
@@ -494,6 +495,8 @@ def run_demo(
             device=device,
         )
         out_mod.write_results_pkl(out / out_mod.RESULTS_FILE, people, body_model, device=device)
+        for p in people:  # rendering recomputes them a chunk at a time: long videos stay within memory
+            p.verts = None
     run.clock.count("post", sum(len(p.track) for p in people))
     outputs = [out_mod.TRACKS_FILE, out_mod.RESULTS_FILE]
 
