@@ -95,6 +95,8 @@ def write_3dpw(raw: Path, seed: int = 0, frames: int = 20) -> dict:
         path = raw / "sequenceFiles" / split / f"{seq}.pkl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(py2_pickle_bytes(data))
+        for f in range(n):
+            tiny_jpeg(raw / "imageFiles" / seq / f"image_{f:05d}.jpg")
         out[split] = {seq: data}
     return out
 
@@ -211,6 +213,8 @@ def write_h36m(raw: Path, seed: int = 0) -> dict:
     raw.mkdir(parents=True, exist_ok=True)
     np.savez(raw / "h36m_train.npz", **train)
     np.savez(raw / "h36m_valid_protocol2.npz", **test)
+    for name in names:
+        tiny_jpeg(raw / name)
     return {"train": train, "test": test}
 
 
@@ -366,6 +370,8 @@ def write_posetrack(raw: Path, seed: int = 0) -> dict:
     }
     (ann_dir / "000001_bonn_train.json").write_text(json.dumps(doc))
     (ann_dir / "021133_mpii_train.json").write_text("{broken")
+    for im in images:
+        tiny_jpeg(raw / "posetrack_data" / im["file_name"])
     return {"track0": track0}
 
 
@@ -460,6 +466,8 @@ def write_coco(raw: Path, seed: int = 0) -> dict:
             anns.append(a)
             if not (s == "train2014" and k in (1, 2)):
                 kept.append((f"{s}/{images[k % 2]['file_name']}", np.asarray(a["keypoints"]).reshape(17, 3), box))
+        for im in images:
+            tiny_jpeg(raw / s / im["file_name"])
         (raw / "annotations").mkdir(parents=True, exist_ok=True)
         (raw / "annotations" / f"person_keypoints_{s}.json").write_text(
             json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1}]})
@@ -523,6 +531,8 @@ def write_mpii(raw: Path, seed: int = 0) -> dict:
     d = raw / "mpii_human_pose_v1_u12_2"
     d.mkdir(parents=True, exist_ok=True)
     scipy.io.savemat(d / "mpii_human_pose_v1_u12_1.mat", {"RELEASE": release})
+    for name in names:
+        tiny_jpeg(raw / "images" / name)
     return {"people": people}
 
 

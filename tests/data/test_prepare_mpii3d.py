@@ -168,7 +168,7 @@ def test_split_without_extracted_frames_is_reported_not_fatal(tmp_path, capsys):
     assert main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "train: no usable frames, nothing written" in text and "without extracted frames" in text
-    assert sorted(p.name for p in out.iterdir()) == ["mpii3d_val_db.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["mpii3d_val_db.pt", "mpii3d_val_db.pt.sha256"]
     # nothing usable at all: one error saying what the raw tree should hold
     rc = main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--splits", "train", "--no-progress"])
     assert rc == 2 and "no usable frames" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from maed.errors import DataError
 
 SHOW_SIZE = 448  # pixels of the square picture ``maed data show`` writes
 SHOW_SCALE = 1.3  # crop side / box side (the training crop's scale)
+SHOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what ``maed data show`` writes
 
 
 def register(subparsers) -> None:
@@ -37,6 +38,11 @@ def register(subparsers) -> None:
     g.add_argument("--gendered", action="store_true", help="3dpw: ground truth from the actors' gendered SMPL")
     g.add_argument("--cameras", type=int, nargs="+", default=list(range(9)), help="mpii3d training cameras")
     g.add_argument("--h36m-protocol", type=int, choices=(1, 2), default=2, help="h36m test-set protocol file")
+    p.add_argument(
+        "--allow-missing-images",
+        action="store_true",
+        help="write a database even when some images it refers to are missing (default: stop with an error)",
+    )
     p.set_defaults(func=_run_prepare)
 
     d = subparsers.add_parser("data", help="inspect a database: info, show")
@@ -68,6 +74,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
         gendered=args.gendered,
         cameras=tuple(args.cameras),
         h36m_protocol=args.h36m_protocol,
+        allow_missing_images=args.allow_missing_images,
     )
     results = prepare_dataset(name, raw, out, splits=args.splits, force=args.force, options=options)
     if args.crop_cache:
@@ -80,7 +87,7 @@ def _crop_caches(results, raw: Path, args: argparse.Namespace) -> None:
     from maed.data.database import load_database
 
     for res in results:
-        if res.status not in ("written", "exists"):
+        if res.status not in ("written", "exists", "kept"):
             continue
         if "bbox" not in load_database(res.path):
             print(f"{res.path.name}: no boxes (the frames are crops already), no crop cache needed")
@@ -167,8 +174,14 @@ def _run_show(args: argparse.Namespace) -> int:
     import cv2
 
     from maed.data.database import find_image_prefix, image_path, load_database
-    from maed.utils.io import atomic_path
+    from maed.utils.io import atomic_path, check_output_file, remove_stale_temporaries
 
+    out = check_output_file(args.out)
+    ext = out.suffix.lower() if out.suffix else ".png"
+    if ext not in SHOW_SUFFIXES:
+        raise DataError(
+            f"--out {out}: cannot write an image with suffix {ext!r}; use one of {', '.join(SHOW_SUFFIXES)}"
+        )
     db_path = Path(args.db)
     db = load_database(db_path)
     n = len(db["img_name"])
@@ -183,11 +196,10 @@ def _run_show(args: argparse.Namespace) -> int:
     j2d = np.asarray(db["joints2D"][args.index]) if "joints2D" in db else np.zeros((49, 3))
     bbox = np.asarray(db["bbox"][args.index]) if "bbox" in db else None
     picture = draw_sample(image, j2d, bbox)
-    out = Path(args.out)
-    ext = out.suffix.lower() if out.suffix else ".png"
     ok, buf = cv2.imencode(ext, picture)
     if not ok:
         raise DataError(f"--out {out}: cannot encode an image with suffix {ext!r} (use .png or .jpg)")
+    remove_stale_temporaries(out.parent)
     with atomic_path(out) as tmp:
         tmp.write_bytes(buf.tobytes())
     print(f"wrote {out} (row {args.index}: {name})")

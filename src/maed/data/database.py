@@ -20,6 +20,10 @@ The format is the authors' so that their released files and ours load the same w
 Only ``img_name`` is required; every other field is optional but must have the shape above. Fields not
 listed (the authors' ``features``, ...) are kept if their first axis has n rows.
 
+Files are read through an allow-list unpickler (``maed.utils.safe_pickle``), never by a plain
+``joblib.load``. :func:`save_database` writes ``<file>.sha256`` beside each database; a database whose
+checksum matches is a finished one (:func:`verify_database_file`).
+
 The authors' files store ``img_name`` with the path they were built with (``data/3dpw/imageFiles/...``);
 loaders find the leading part to drop once per database (:func:`find_image_prefix`), so those files work
 with a dataset root unchanged.
@@ -27,18 +31,19 @@ with a dataset root unchanged.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
-import pickle
-import struct
-import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from maed.errors import DataError
-from maed.utils.io import atomic_joblib_dump
+from maed.utils.io import atomic_path, atomic_write_text
 
 NUM_JOINTS = 49
+CHECKSUM_SUFFIX = ".sha256"
 
 #: expected trailing shape of each known field (``None``: one value per row)
 FIELD_SHAPES: dict[str, tuple[int, ...]] = {
@@ -117,42 +122,103 @@ def validate_database(db: dict, label: str = "<database>") -> int:
     return n
 
 
-#: what unpickling a truncated or corrupt file raises (a cut-off array buffer, a bad opcode argument, a
-#: garbled class reference, ...)
-_UNREADABLE = (
-    EOFError, pickle.UnpicklingError, ValueError, OSError, zipfile.BadZipFile, KeyError, IndexError, TypeError,
-    AttributeError, ImportError, struct.error,
-)  # fmt: skip
-
-
 def load_database(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Load and validate a ``*_db.pt`` database (ours or the authors').
 
-    Returns a dict of arrays with n rows each (see the module docstring). A missing, truncated or
-    malformed file raises one ``DataError`` naming the file (and the field).
+    The file is read through the allow-list unpickler of ``maed.utils.safe_pickle`` (numpy arrays, dtypes,
+    scalars, strings, plain containers and joblib's array placeholders; any joblib compression or a plain
+    pickle), so loading never runs code from it. Returns a dict of arrays with n rows each (see the module
+    docstring). A missing, truncated, malformed or refused file raises one ``DataError`` naming the file
+    (and the field or the object it asked for).
     """
-    import joblib
+    from maed.utils.safe_pickle import load_joblib
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"database not found: {path}")
-    try:
-        db = joblib.load(path)
-    except _UNREADABLE as e:
-        raise DataError(
-            f"{path}: not a readable joblib database (truncated or corrupt?): {type(e).__name__}: {e}"
-        ) from None
+    db = load_joblib(path, error=DataError, what="database")
     validate_database(db, label=str(path))
     return db
 
 
+def checksum_path(path: str | os.PathLike) -> Path:
+    """The checksum file :func:`save_database` writes beside a database: ``<file>.sha256`` (``sha256sum`` format)."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def save_database(db: dict, path: str | os.PathLike) -> Path:
-    """Validate ``db`` and write it atomically as a joblib dict (the authors' format). Returns the path."""
+    """Validate ``db`` and write it atomically as a joblib dict (the authors' format). Returns the path.
+
+    Its checksum goes to ``<path>.sha256`` before the database is renamed into place, so a database
+    whose checksum file matches is complete (``sha256sum -c`` checks it too; see :func:`verify_database_file`).
+    """
+    import joblib
+
     path = Path(path)
     db = dict(db)
     validate_database(db, label=str(path))
-    atomic_joblib_dump(db, path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            joblib.dump(db, f)
+        atomic_write_text(checksum_path(path), f"{file_sha256(tmp)}  {path.name}\n")
     return path
+
+
+@dataclass
+class DatabaseCheck:
+    """What :func:`verify_database_file` found: ``status`` and, unless complete, why."""
+
+    status: str  # "complete", "unverified", "unreadable" or "absent"
+    detail: str = ""
+
+
+def verify_database_file(path: str | os.PathLike) -> DatabaseCheck:
+    """Whether an existing database file is a finished one, loading it only when its checksum cannot say.
+
+    - ``complete``: its ``.sha256`` file (written by :func:`save_database`) matches: the bytes are those
+      that were validated and written; not loaded again.
+    - ``unverified``: it loads and validates, but has no checksum file or one that does not match (the
+      authors' files, one copied in or written by other means).
+    - ``unreadable``: it does not load (truncated, corrupt, refused by the allow-list); ``detail`` says why.
+    - ``absent``: no file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return DatabaseCheck("absent")
+    record = checksum_path(path)
+    expected = ""
+    if record.is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError, IndexError):
+            expected = record.read_text().split()[0].lower()
+    if expected and expected == file_sha256(path):
+        return DatabaseCheck("complete")
+    try:
+        load_database(path)
+    except DataError as e:
+        return DatabaseCheck("unreadable", str(e))
+    if expected:
+        return DatabaseCheck("unverified", f"it loads, but does not match its checksum file {record.name}")
+    return DatabaseCheck("unverified", f"it loads, but has no checksum file {record.name} from `maed prepare`")
+
+
+def missing_images(img_names, root: str | os.PathLike, progress: bool = False) -> tuple[list[str], int]:
+    """The distinct ``img_name`` entries that are not files under ``root`` (existence only, nothing is
+    decoded), and the number of distinct entries."""
+    names = [_name(n) for n in np.unique(np.asarray(img_names))]
+    if progress:
+        from tqdm import tqdm
+
+        names_iter = tqdm(names, desc="checking images", leave=False, dynamic_ncols=True)
+    else:
+        names_iter = names
+    root = os.fspath(root)
+    return [n for n in names_iter if not os.path.isfile(os.path.join(root, n))], len(names)
 
 
 def concat_databases(parts: list[dict], keys: list[str] | None = None) -> dict[str, np.ndarray]:

@@ -64,7 +64,13 @@ class LoadReport:
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint file safely (no code execution). Numpy scalars, which the authors' files may
-    hold for 'performance', are allowed; nothing else beyond torch's weights-only set."""
+    hold for 'performance', are allowed; nothing else beyond torch's weights-only set.
+
+    A file that is not a PyTorch checkpoint (empty, text, a plain pickle, random bytes, another zip),
+    a truncated one and one asking for other objects each raise one ``CheckpointError`` that names the
+    file and what was expected. PyTorch's own message, which suggests ``weights_only=False``, is never
+    passed on: following it would run code from the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise AssetError(
@@ -72,12 +78,31 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             "https://github.com/ziniuwan/maed (README, 'Pretrained model'); our own runs write "
             "results/<run>/checkpoints/best.pt"
         )
+    expected = (
+        "expected a PyTorch checkpoint written by torch.save (the authors' model_best.pth.tar or a maed run's .pt)"
+    )
+
+    def describe(head: bytes) -> str:
+        if not head:
+            return "is empty"
+        if head.startswith(b"\x80") or head[:1] in (b"(", b"}", b"]"):
+            return "is a plain Python pickle, not torch.save's format"
+        text = head.decode("utf-8", "replace")
+        if "\ufffd" not in text and all(c.isprintable() or c in "\r\n\t" for c in text):
+            return f"is a text file (it starts with {text[:24]!r})"
+        return "starts with bytes of no known format"
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    except (RuntimeError, EOFError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({e.__class__.__name__}: {e})") from None
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror or e}") from None
+    # torch.save writes a zip archive (torch >= 1.6) or its legacy pickle stream, which opens with a
+    # pickled magic number
+    legacy_magic = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+    if not head.startswith(b"PK\x03\x04") and not (head.startswith(b"\x80") and legacy_magic in head[:32]):
+        raise CheckpointError(f"{path} is not a checkpoint: it {describe(head)}; {expected}")
+
     import numpy as np
 
     allowed = [np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32)), type(np.dtype(np.int64))]
@@ -90,8 +115,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        refused = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if refused:
+            raise CheckpointError(
+                f"checkpoint {path}: refused to load, it asks for '{refused.group(1)}', which is not a tensor, "
+                "number or plain container (a damaged file, or one holding other objects or code); loading a "
+                "checkpoint never runs code from it"
+            ) from None
         raise CheckpointError(
-            f"checkpoint {path} holds objects that are not plain tensors and numbers; refusing to unpickle it ({e})"
+            f"checkpoint {path} is truncated or damaged, it cannot be unpickled; {expected}"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        # c10's "[enforce fail at file.cc:123] . " prefix, then the first sentence
+        message = re.sub(r"^\[enforce fail[^\]]*\][\s.]*", "", str(e).strip())
+        first = message.splitlines()[0].split(". ")[0] if message else type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read: a truncated or damaged file, or a zip archive torch.save did not "
+            f"write ({first}); {expected}"
         ) from None
 
 
