@@ -142,11 +142,16 @@ def test_detector_choice(tmp_path):
         detect.choose_detector("boxes", boxes=None, weights=None)
     with pytest.raises(AssetError, match="nothing is downloaded"):
         detect.choose_detector("auto", boxes=None, weights=tmp_path / "yolov8n.pt")
-    # a pickled model object (how ultralytics stores YOLO) is taken for YOLO, which needs its package
-    pickled = tmp_path / "yolo.pt"
-    torch.save({"model": torch.nn.Linear(2, 2)}, pickled)
-    choice = detect.choose_detector("auto", boxes=None, weights=pickled)
+    # a torch archive naming ultralytics classes (how YOLO .pt files are stored) is taken for YOLO, which
+    # needs its package; any other pickled object is refused, and never unpickled
+    yolo = tmp_path / "yolo.pt"
+    torch.save({"model": "ultralytics.nn.tasks.DetectionModel"}, yolo)
+    choice = detect.choose_detector("auto", boxes=None, weights=yolo)
     assert choice.tier == "yolo"
+    other = tmp_path / "module.pt"
+    torch.save({"model": torch.nn.Linear(2, 2)}, other)
+    with pytest.raises(CheckpointError, match=r"--detector-weights: checkpoint .*module\.pt: refused to load"):
+        detect.choose_detector("auto", boxes=None, weights=other)
     try:
         import ultralytics  # noqa: F401
     except ImportError:

@@ -24,7 +24,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,7 @@ class Detections:
     scores: np.ndarray
     track_ids: np.ndarray
     box_scale: float = 1.0
+    settings: dict = field(default_factory=dict)  # what ran (Detector.describe), for the summary
 
     @property
     def xyxy(self) -> np.ndarray:
@@ -80,6 +81,7 @@ class Detections:
             "scores": self.scores,
             "track_ids": self.track_ids,
             "box_scale": np.array(self.box_scale, dtype=np.float64),
+            "settings": np.array(json.dumps(self.settings, sort_keys=True)),
         }
 
     @classmethod
@@ -92,6 +94,7 @@ class Detections:
             scores=np.asarray(z["scores"], dtype=np.float32),
             track_ids=np.asarray(z["track_ids"], dtype=np.int64),
             box_scale=float(z["box_scale"]),
+            settings=json.loads(str(z["settings"])) if "settings" in z else {},
         )
 
     @classmethod
@@ -377,13 +380,35 @@ def torchvision_architecture(state: dict, filename: str = "") -> str | None:
 
 def read_torchvision_state(path: Path) -> dict:
     """A torchvision detector's state dict from a ``.pth`` (plain, or under 'model' as the reference
-    training scripts save it). Raises CheckpointError when the file holds something else."""
+    training scripts save it), read without running code. Raises CheckpointError naming ``--detector-weights``
+    for a damaged file or one that holds something else."""
     from maed.models.checkpoint import read_checkpoint
 
-    state = read_checkpoint(path)
+    try:
+        state = read_checkpoint(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"--detector-weights: {e}") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     return state
+
+
+def looks_like_yolo(path: Path) -> bool:
+    """Whether ``path`` is a torch.save archive whose pickle names ultralytics classes (how YOLO ``.pt``
+    files are stored). Reads the archive's bytes only; nothing is unpickled."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith("data.pkl"):
+                    with archive.open(name) as fh:
+                        return b"ultralytics." in fh.read()
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        return False
+    return False
 
 
 class TorchvisionDetector(Detector):
@@ -399,18 +424,14 @@ class TorchvisionDetector(Detector):
         size: int | None = None,
         device: str = "cpu",
         batch_size: int = 4,
+        state: dict | None = None,
     ):
         import torch
         from torchvision.models import detection
 
         path = Path(weights)
-        state = read_torchvision_state(path)
-        arch = torchvision_architecture(state, path.name) if isinstance(state, dict) else None
-        if arch is None:
-            raise CheckpointError(
-                f"--detector-weights {path}: not a torchvision Faster R-CNN or Keypoint R-CNN state dict "
-                "(fasterrcnn_resnet50_fpn[_v2], fasterrcnn_mobilenet_v3_large[_320]_fpn, keypointrcnn_resnet50_fpn)"
-            )
+        state = _torchvision_state(path) if state is None else state
+        arch = torchvision_architecture(state, path.name)
         self.threshold = DEFAULT_THRESHOLDS["torchvision"] if threshold is None else float(threshold)
         self.size = DEFAULT_SIZES["torchvision"] if size is None else int(size)
         kwargs = {"num_classes": int(state["roi_heads.box_predictor.cls_score.weight"].shape[0])}
@@ -499,6 +520,7 @@ class DetectorChoice:
     tier: str
     reason: str
     weights: Path | None = None
+    state: dict | None = None  # the torchvision state dict, read once when the choice was made
 
 
 def choose_detector(
@@ -529,20 +551,21 @@ def choose_detector(
             raise ConfigError(
                 f"--detector {requested} needs --detector-weights PATH, a local weights file (nothing is downloaded)"
             )
+        if requested == "torchvision":  # read now: a damaged file fails before any work
+            return DetectorChoice(requested, "--detector torchvision", path, _torchvision_state(path))
         return DetectorChoice(requested, f"--detector {requested}", path)
     if requested in ("hog", "full-frame"):
         return DetectorChoice(requested, f"--detector {requested}")
     # auto
     if path is not None:
-        try:
-            state = read_torchvision_state(path)
-        except CheckpointError:  # pickled objects, as ultralytics' .pt files: not a plain state dict
-            return DetectorChoice("yolo", "--detector-weights is not a plain state dict (a YOLO file)", path)
+        if looks_like_yolo(path):
+            return DetectorChoice("yolo", "--detector-weights is an ultralytics YOLO file", path)
+        state = read_torchvision_state(path)  # a damaged file: one error naming it
         if not (isinstance(state, dict) and torchvision_architecture(state, path.name)):
             raise CheckpointError(
                 f"--detector-weights {path}: neither a torchvision Faster/Keypoint R-CNN state dict nor a YOLO file"
             )
-        return DetectorChoice("torchvision", "--detector-weights holds a torchvision detector", path)
+        return DetectorChoice("torchvision", "--detector-weights holds a torchvision detector", path, state)
     if hog_available():
         return DetectorChoice("hog", "no --boxes or --detector-weights: OpenCV's bundled HOG people detector")
     return DetectorChoice(
@@ -550,9 +573,19 @@ def choose_detector(
     )
 
 
+def _torchvision_state(path: Path) -> dict:
+    state = read_torchvision_state(path)
+    if not (isinstance(state, dict) and torchvision_architecture(state, path.name)):
+        raise CheckpointError(
+            f"--detector-weights {path}: not a torchvision Faster R-CNN or Keypoint R-CNN state dict "
+            "(fasterrcnn_resnet50_fpn[_v2], fasterrcnn_mobilenet_v3_large[_320]_fpn, keypointrcnn_resnet50_fpn)"
+        )
+    return state
+
+
 def build_detector(choice: DetectorChoice, *, threshold: float | None, size: int | None, device: str) -> Detector:
     if choice.tier == "torchvision":
-        return TorchvisionDetector(choice.weights, threshold=threshold, size=size, device=device)
+        return TorchvisionDetector(choice.weights, threshold=threshold, size=size, device=device, state=choice.state)
     if choice.tier == "yolo":
         return YoloDetector(choice.weights, threshold=threshold, size=size, device=device)
     if choice.tier == "hog":

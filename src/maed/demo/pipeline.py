@@ -41,8 +41,7 @@ from maed.demo import detect as det_mod
 from maed.demo import outputs as out_mod
 from maed.demo import track as trk_mod
 from maed.demo.source import FrameSource, open_source
-from maed.errors import OutputError
-from maed.utils.io import atomic_path
+from maed.utils.io import atomic_path, check_output_dir, remove_stale_temporaries
 
 CACHE_DIR = "cache"
 CACHE_VERSION = 1
@@ -317,11 +316,6 @@ def check_options(o: DemoOptions) -> None:
     need(o.precision in ("fp32", "bf16"), "--precision", o.precision, "fp32 or bf16")
 
 
-def check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a directory; choose a folder for the demo's outputs")
-
-
 def run_demo(
     input_path: str | os.PathLike,
     options: DemoOptions | None = None,
@@ -338,9 +332,8 @@ def run_demo(
     options = options or DemoOptions()
     log = log or (lambda m: print(f"maed demo: {m}", file=sys.stderr))
     started = time.perf_counter()
-    out = Path(options.out).expanduser()
     check_options(options)
-    check_out_dir(out)
+    out = check_output_dir(options.out)
     messages: list[str] = []
 
     def warn_once(message: str) -> None:  # every decoding pass meets the same damaged frames
@@ -390,6 +383,8 @@ def run_demo(
     }
     device = spec.device if spec is not None else "cpu"
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / CACHE_DIR):  # what killed earlier runs left half-written
+        remove_stale_temporaries(folder)
 
     # ------------------------------------------------------------------ detect
     if cached["detections"] is not None:
@@ -516,6 +511,7 @@ def run_demo(
             "weights": str(choice.weights) if choice.weights else None,
             "boxes": str(options.boxes) if options.boxes else None,
             "detections": int(len(detections.frame)),
+            "settings": detections.settings,
         },
         "num_people": len(people),
         "people": out_mod.people_table(people),
@@ -564,12 +560,14 @@ def _detect(run: DemoRun, choice, user_boxes, device: str) -> det_mod.Detections
                 f"{n} frames (frames count from 0)"
             )
         user_boxes.num_frames = n
+        user_boxes.settings = {"tier": "boxes", "file": str(run.options.boxes)}
         return user_boxes
     if choice.tier == "full-frame" and info.kind != "video":
         n = info.num_frames
         box = det_mod.full_frame_box_xyxy(info.width, info.height)[None]
         dets = det_mod.Detections.from_lists("full-frame", [(box, np.ones(1))] * n, 1.0)
         dets.track_ids[:] = 1
+        dets.settings = {"tier": "full-frame"}
         return dets
     detector = det_mod.build_detector(
         choice, threshold=run.options.detector_threshold, size=run.options.detector_size, device=device
@@ -588,6 +586,7 @@ def _detect(run: DemoRun, choice, user_boxes, device: str) -> det_mod.Detections
     dets = det_mod.detect_frames(frames, _Timed(), every=run.options.detect_every)
     if choice.tier == "full-frame":
         dets.track_ids[:] = 1
+    dets.settings = {**detector.describe(), "every": run.options.detect_every}
     return dets
 
 
