@@ -176,6 +176,7 @@ def test_torchvision_weights_load_strictly_and_run(tmp_path):
     assert len(out) == 2 and all(b.shape[1:] == (4,) and len(b) == len(s) for b, s in out)
     del state["roi_heads.box_predictor.bbox_pred.bias"]
     torch.save(state, path)
+    choice = detect.choose_detector("torchvision", boxes=None, weights=path)
     with pytest.raises(CheckpointError, match=r"does not fit fasterrcnn_mobilenet_v3_large_320_fpn.*bbox_pred\.bias"):
         detect.build_detector(choice, threshold=None, size=None, device="cpu")
 
