@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = [
     "maed.train.cli",
     "maed.eval.cli",
     "maed.demo.cli",
+    "maed.render.cli",
 ]
 
 
