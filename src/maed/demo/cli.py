@@ -89,7 +89,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--smooth", action="store_true", help="One-Euro filter on pose and camera (forward and back)")
     g.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One-Euro cut-off at rest, Hz (1.0)")
     g.add_argument("--smooth-beta", type=float, default=5.0, help="One-Euro speed coefficient (5.0)")
-    g.add_argument("--fps", type=float, default=None, help="frame rate of a folder or image input (default 30)")
+    g.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate of a folder or image input (default 30); overrides a video's own",
+    )
     g.add_argument("--save-verts", action="store_true", help="also store every frame's vertices in tracks.npz")
     g.add_argument("--no-export", action="store_true", help="no person_<id>.glb / .bvh")
     g.add_argument("--no-render", action="store_true", help="no overlay video: files only")
