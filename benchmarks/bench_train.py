@@ -35,7 +35,7 @@ def _batch(n: int, t: int | None, *, generator, with_3d: bool) -> dict:
     )
     images = torch.randn(*lead, 3, 224, 224, generator=generator)
     return {
-        "images" if t is not None else "image": images,
+        "images": images,
         "kp_2d": kp_2d,
         "kp_3d": kp_3d,
         "theta": theta,
@@ -60,7 +60,6 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
 
     import torch
-    from torch.utils.data import DataLoader
 
     from maed.body.synthetic import write_random_smpl_dir
     from maed.config import load_config
@@ -69,8 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
     from maed.train.engine import Trainer, TrainSettings
     from maed.train.losses import MAEDLoss
     from maed.train.streams import BatchStream
+    from maed.utils.device import resolve_device
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     dtypes = (args.dtypes or ("fp32,bf16" if device.type == "cuda" else "fp32")).split(",")
     if any(d not in ("fp32", "bf16") for d in dtypes):
         p.error(f"--dtypes {args.dtypes}: expected fp32 and/or bf16")
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
             settings = TrainSettings.from_config(cfg)
             settings.amp = "bf16" if dtype == "bf16" else "none"
             # the trainer needs a stream only to size an epoch; the timed steps use the batches above
-            streams = {"3d": BatchStream(DataLoader([0], batch_size=1), name="3d", seed=0)}
+            streams = {"3d": BatchStream([0], name="3d", batch_size=1, seed=0)}
             trainer = Trainer(
                 model=model,
                 criterion=MAEDLoss.from_config(cfg.LOSS),

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seqlen", type=int, default=16, help="frames per clip (default 16)")
     p.add_argument("--iters", type=int, default=3, help="timed forwards per setting, best kept (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed forwards first (default 1)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     p.add_argument("--dtypes", default=None, help="comma list of fp32,bf16 (default: fp32 on CPU, fp32,bf16 on GPU)")
     p.add_argument("--no-reference", action="store_true", help="skip the eager-attention reference row")
     p.add_argument("--body-model-dir", default=None, help="use real SMPL files instead of a random stand-in")
@@ -101,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
     from maed.body.synthetic import write_random_smpl_dir
     from maed.errors import ConfigError
     from maed.models import build_model
+    from maed.utils.device import resolve_device
     from maed.utils.io import atomic_write_text
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     dtypes = (args.dtypes or ("fp32,bf16" if device.type == "cuda" else "fp32")).split(",")
     unknown = [d for d in dtypes if d not in ("fp32", "bf16")]
     if unknown:

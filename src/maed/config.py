@@ -152,11 +152,11 @@ class PathsConfig:
 class Config:
     OUTPUT_DIR: str = "results"
     EXP_NAME: str = "default"
-    DEVICE: str = "cuda"
-    DEBUG: bool = True
-    LOGDIR: str = ""
+    DEVICE: str = "cuda"  # without CUDA, the CPU (maed.utils.device)
+    DEBUG: bool = True  # accepted so that the original YAML files load; not used
+    LOGDIR: str = ""  # set by training to the run directory (a record; changing it changes nothing)
     NUM_WORKERS: int = 8
-    DEBUG_FREQ: int = 1000
+    DEBUG_FREQ: int = 1000  # accepted so that the original YAML files load; not used
     SEED_VALUE: int = -1
     SAVE_FREQ: int = 5
     CUDNN: CudnnConfig = field(default_factory=CudnnConfig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -100,13 +101,13 @@ def gltf_validator():
     Installed once into ``$MAED_CACHE_DIR/npm`` (default ~/.cache/maed/npm) with ``npm install --prefix``;
     skipped with the reason when node/npm are absent or the install fails (no network to the npm registry).
     """
-    from maed.paths import cache_dir
     from maed.utils.io import atomic_write_text
 
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("the Khronos glTF validator needs node and npm, which are not installed")
-    prefix = cache_dir() / "npm"
+    # a test tool's cache, not the package's: maed itself reads no cache directory
+    prefix = Path(os.environ.get("MAED_CACHE_DIR", Path.home() / ".cache" / "maed")) / "npm"
     package = prefix / "node_modules" / "gltf-validator"
     if not (package / "package.json").is_file():
         prefix.mkdir(parents=True, exist_ok=True)

@@ -88,7 +88,7 @@ def _body_output(body, rotmats, betas):
         torch.as_tensor(rotmats, dtype=torch.float32),
         torch.as_tensor(betas, dtype=torch.float32).expand(len(rotmats), -1),
     )
-    return out.vertices.double().numpy(), out.joints.double().numpy()
+    return out.verts.double().numpy(), out.joints.double().numpy()
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,7 @@ def render(evaluated, out, *extra) -> int:
 def test_one_video_per_folder_with_every_frame(evaluated, tmp_path, capsys):
     with np.load(evaluated["eval"] / "predictions.npz", allow_pickle=False) as pred:
         # the original protocol also keeps the reflect-padded copies of these short videos' frames
-        assert pred["vertices"].shape[0] > 2 * FRAMES and pred["vertices"].shape[1] == 6890
+        assert pred["verts"].shape[0] > 2 * FRAMES and pred["verts"].shape[1] == 6890
     out = tmp_path / "visual"
     # the SMPL stand-in's random triangles overlap hundreds of times: multisampling would cost seconds
     assert render(evaluated, out, "--side-view", "--no-antialias") == 0
@@ -113,7 +113,7 @@ def test_png_frames_meshes_from_theta_and_selection(evaluated, tmp_path):
     no_verts.mkdir()
     (no_verts / "metrics.json").write_bytes((evaluated["eval"] / "metrics.json").read_bytes())
     with np.load(evaluated["eval"] / "predictions.npz", allow_pickle=False) as pred:
-        np.savez(no_verts / "predictions.npz", **{k: pred[k] for k in pred.files if k != "vertices"})
+        np.savez(no_verts / "predictions.npz", **{k: pred[k] for k in pred.files if k != "verts"})
     assert (
         main(
             ["render", str(no_verts), "--root", str(evaluated["images"]), "--body-model-dir", str(evaluated["smpl"])]
@@ -163,7 +163,7 @@ def test_body_from_predictions_lands_on_its_silhouette(tmp_path, smpl_body, smpl
     boxes = np.array([[110.0, 120.0, 150.0, 150.0], [250.0, 100.0, 120.0, 120.0]], np.float32)
     with torch.no_grad():
         verts = smpl_body(axis_angle_to_rotmat(torch.from_numpy(pose).reshape(2, 24, 3)), torch.from_numpy(betas))
-        ndc = weak_perspective_projection(verts.vertices, torch.from_numpy(crop_cam)).numpy().astype(np.float64)
+        ndc = weak_perspective_projection(verts.verts, torch.from_numpy(crop_cam)).numpy().astype(np.float64)
     faces = smpl_body.faces.numpy()
 
     image = np.zeros((height, width, 3), np.uint8)

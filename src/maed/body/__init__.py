@@ -1,43 +1,46 @@
 """Body models (SMPL, Anny) behind one interface, joint conventions and geometry.
 
-Importing this package imports neither smplx nor anny; they are loaded when a model is built.
+Importing this package imports neither torch, smplx nor anny: the re-exported names load their module on
+first use, and the body models load theirs when one is built.
 """
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from maed.body.base import BodyModel, BodyOutput, ancestors
-from maed.body.geometry import (
-    axis_angle_to_rotmat,
-    batch_rodrigues,
-    convert_crop_cam_to_orig_img,
-    rot6d_to_rotmat,
-    rotmat_to_6d,
-    rotmat_to_axis_angle,
-    similarity_procrustes,
-    weak_perspective_projection,
-)
 from maed.errors import ConfigError
+
+if TYPE_CHECKING:
+    from maed.body.base import BodyModel
 
 BODY_MODELS = ("smpl", "anny")
 
-__all__ = [
-    "BODY_MODELS",
-    "BodyModel",
-    "BodyOutput",
-    "ancestors",
-    "axis_angle_to_rotmat",
-    "batch_rodrigues",
-    "body_model_from_config",
-    "build_body_model",
-    "convert_crop_cam_to_orig_img",
-    "rot6d_to_rotmat",
-    "rotmat_to_6d",
-    "rotmat_to_axis_angle",
-    "similarity_procrustes",
-    "weak_perspective_projection",
-]
+#: re-exported names -> the submodule defining them, imported on first use so that importing
+#: ``maed.body.joints`` (plain lists) or this package does not import torch
+_EXPORTS = {
+    "BodyModel": "maed.body.base",
+    "BodyOutput": "maed.body.base",
+    "ancestors": "maed.body.base",
+    "axis_angle_to_rotmat": "maed.body.geometry",
+    "batch_rodrigues": "maed.body.geometry",
+    "convert_crop_cam_to_orig_img": "maed.body.geometry",
+    "rot6d_to_rotmat": "maed.body.geometry",
+    "rotmat_to_6d": "maed.body.geometry",
+    "rotmat_to_axis_angle": "maed.body.geometry",
+    "similarity_procrustes": "maed.body.geometry",
+    "weak_perspective_projection": "maed.body.geometry",
+}
+
+__all__ = ["BODY_MODELS", "body_model_from_config", "build_body_model", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'maed.body' has no attribute {name!r}")
 
 
 def build_body_model(

@@ -39,7 +39,7 @@ def import_anny():
 class AnnyBody(BodyModel):
     """Anny behind the ``BodyModel`` interface.
 
-    Outputs (metres, SMPL-like axes): vertices B x 13718 x 3, joints B x 104 x 3 = the posed bone heads.
+    Outputs (metres, SMPL-like axes): verts B x 13718 x 3, joints B x 104 x 3 = the posed bone heads.
     ``parents`` is anny's bone hierarchy (104 entries, root -1), ``num_betas`` its phenotype count (6),
     ``phenotype_labels`` their names, ``bone_labels`` the bone names.
 
@@ -71,7 +71,7 @@ class AnnyBody(BodyModel):
 
     def forward(self, rotmat: torch.Tensor, betas: torch.Tensor) -> BodyOutput:
         """rotmat: B x 104 x 3 x 3 bone rotations (root first, world-aligned axes); betas: B x 6 offsets
-        from the average phenotype. Returns vertices B x V x 3 and bone heads B x 104 x 3 in metres."""
+        from the average phenotype. Returns verts B x V x 3 and bone heads B x 104 x 3 in metres."""
         B, J = rotmat.shape[:2]
         if J != self.num_joints or betas.shape[-1] != self.num_betas:
             raise ValueError(
@@ -84,6 +84,6 @@ class AnnyBody(BodyModel):
         delta[..., :3, :3] = C.T @ rotmat.to(dtype) @ C  # rotation expressed in anny's axes
         delta[..., 3, 3] = 1.0
         out = self.anny(pose_parameters=delta, phenotype_kwargs=0.5 + betas.to(dtype))
-        vertices = out["vertices"] @ C.T  # (B, V, 3) in SMPL-like axes
+        verts = out["vertices"] @ C.T  # (B, V, 3) in SMPL-like axes
         joints = out["bone_poses"][..., :3, 3] @ C.T  # posed bone heads, (B, J, 3)
-        return BodyOutput(vertices=vertices, joints=joints)
+        return BodyOutput(verts=verts, joints=joints)

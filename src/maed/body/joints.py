@@ -45,9 +45,7 @@ JOINT_MAP = {
 
 #: index into the 54 smplx + extra joints for each of the 49 output joints
 SMPL_JOINT_MAP = [JOINT_MAP[name] for name in JOINT_NAMES]
-JOINT_IDS = {name: i for i, name in enumerate(JOINT_NAMES)}
 
-NUM_SMPLX_JOINTS = 45  # 24 SMPL + 21 vertex joints
 NUM_EXTRA_JOINTS = 9
 
 # Index maps from the 17 joints of J_regressor_h36m. The original's H36M_TO_J17 ends with
@@ -58,17 +56,8 @@ H36M_TO_J17 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 0, 7, 9, 10]
 H36M_TO_MPII3D = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10, 0, 7, 9]
 H36M_TO_J17_FIXED = list(H36M_TO_MPII3D)
 
-#: OpenPose-25 -> J14 (-1: no OpenPose head top). Unused by the original, kept for completeness.
-OP_TO_J14 = [11, 10, 9, 12, 13, 14, 4, 3, 2, 5, 6, 7, 1, -1]
 J49_TO_J14 = list(range(25, 39))
 #: J14 + pelvis, spine, head (H36M)
 J49_TO_MPII3D = list(range(25, 39)) + [39, 41, 43]
 #: rankle .. lwrist, neck, pelvis, spine, jaw, head
 J49_TO_H36M = [25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 39, 41, 42, 43]
-
-#: file name of the joint regressor applied to predicted vertices at evaluation (None: the 49 joints)
-REGRESSOR_DICT = {"3dpw": "J_regressor_h36m.npy", "mpii3d": None, "h36m": "J_regressor_h36m.npy"}
-#: index map applied to the evaluated joints, per dataset (the original's, including the H36M order bug)
-JID_DICT = {"3dpw": H36M_TO_J14, "h36m": H36M_TO_J17, "mpii3d": J49_TO_MPII3D}
-#: the same with the H36M order fixed
-JID_DICT_FIXED = {"3dpw": H36M_TO_J14, "h36m": H36M_TO_J17_FIXED, "mpii3d": J49_TO_MPII3D}

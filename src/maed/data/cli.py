@@ -11,20 +11,21 @@ import numpy as np
 from maed.errors import DataError
 
 SHOW_SIZE = 448  # pixels of the square picture ``maed data show`` writes
-SHOW_SCALE = 1.3  # crop side / box side (the training crop's scale)
 SHOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what ``maed data show`` writes
 
 
 def register(subparsers) -> None:
-    from maed.data.prepare import READERS
+    from maed.data.registry import DATASETS
 
+    readers = [d for d in DATASETS.values() if d.reader is not None]
+    spellings = "; ".join(f"{d.name} = {', '.join(d.aliases)}" for d in readers if d.aliases)
     p = subparsers.add_parser(
         "prepare",
         help="build <dataset>_<split>_db.pt databases from a raw dataset (docs/DATA.md)",
         description="Read a raw dataset and write its databases in the authors' format. Every split found "
         "in the raw tree is prepared; finished databases are skipped unless --force.",
     )
-    p.add_argument("dataset", help=f"one of: {', '.join(READERS)} (coco2014 = coco2014-all)")
+    p.add_argument("dataset", help=f"one of: {', '.join(d.name for d in readers)} ({spellings})")
     p.add_argument("--raw", help="raw dataset directory (default: $MAED_DATA_DIR/<dataset directory>)")
     p.add_argument("--out", help="database directory (default: $MAED_DATA_DIR/database)")
     p.add_argument("--body-model-dir", help="SMPL files, for 3dpw (default: $MAED_DATA_DIR/smpl_data)")
@@ -61,11 +62,12 @@ def register(subparsers) -> None:
 
 # ------------------------------------------------------------------------------------------- prepare
 def _run_prepare(args: argparse.Namespace) -> int:
-    from maed.data.prepare import PrepareOptions, canonical_name, prepare_dataset
-    from maed.paths import DEFAULT_DATASET_DIRS, data_dir
+    from maed.data.prepare import PrepareOptions, prepare_dataset
+    from maed.data.registry import canonical_name, dataset_info
+    from maed.paths import data_dir
 
     name = canonical_name(args.dataset)
-    raw = Path(args.raw) if args.raw else data_dir() / DEFAULT_DATASET_DIRS[name]
+    raw = Path(args.raw) if args.raw else data_dir() / dataset_info(name).directory
     out = Path(args.out) if args.out else data_dir() / "database"
     options = PrepareOptions(
         body_model_dir=args.body_model_dir or str(data_dir() / "smpl_data"),
@@ -134,11 +136,14 @@ def _run_info(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- show
 def _default_root(db_path: Path) -> Path:
-    from maed.paths import DEFAULT_DATASET_DIRS, data_dir
+    """The dataset root of a database file, from its name (``$MAED_DATA_DIR/<dataset directory>``)."""
+    from maed.data.database import parse_database_filename
+    from maed.data.registry import DATASETS
+    from maed.paths import data_dir
 
-    stem = db_path.name.removesuffix("_db.pt")
-    name = stem.rsplit("_", 1)[0]
-    return data_dir() / DEFAULT_DATASET_DIRS.get(name, name)
+    parsed = parse_database_filename(db_path)
+    name = parsed[0] if parsed else db_path.stem
+    return data_dir() / (DATASETS[name].directory if name in DATASETS else name)
 
 
 def draw_sample(image: np.ndarray, joints2d: np.ndarray, bbox: np.ndarray | None, size: int = SHOW_SIZE):
@@ -147,12 +152,13 @@ def draw_sample(image: np.ndarray, joints2d: np.ndarray, bbox: np.ndarray | None
     import cv2
 
     from maed.data.keypoints import SPIN_DRAW_BONES, SPIN_JOINT_NAMES
+    from maed.data.transforms import BASE_SCALE  # the training crop's side / box side
 
     h, w = image.shape[:2]
     if bbox is None:
         cx, cy, side = w / 2.0, h / 2.0, float(max(w, h))
     else:
-        cx, cy, side = float(bbox[0]), float(bbox[1]), float(max(bbox[2], bbox[3])) * SHOW_SCALE
+        cx, cy, side = float(bbox[0]), float(bbox[1]), float(max(bbox[2], bbox[3])) * BASE_SCALE
     s = size / side
     affine = np.array([[s, 0.0, size / 2.0 - s * cx], [0.0, s, size / 2.0 - s * cy]])
     out = cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))

@@ -36,11 +36,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maed.data.database import as_str
+from maed.data.transforms import BASE_SCALE
 from maed.errors import DataError
 from maed.utils.io import atomic_path, atomic_write_text, check_output_dir, remove_stale_temporaries
 
 CACHE_VERSION = 1
-BASE_SCALE = 1.3
 
 
 def cache_margin(size_jitter: float = 0.0, rot_jitter: float = 0.0, slack: float = 0.05) -> float:
@@ -60,13 +61,9 @@ def database_fingerprint(db: dict) -> str:
     h = hashlib.sha1()
     names = np.asarray(db["img_name"])
     h.update(str(len(names)).encode())
-    h.update("\n".join(_as_str(n) for n in names).encode("utf-8", "surrogateescape"))
+    h.update("\n".join(as_str(n) for n in names).encode("utf-8", "surrogateescape"))
     h.update(np.ascontiguousarray(np.asarray(db["bbox"], dtype=np.float64)).tobytes())
     return h.hexdigest()[:16]
-
-
-def _as_str(name) -> str:
-    return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -220,7 +217,7 @@ def build_crop_cache(
     out_dir = Path(out_dir)
     if "bbox" not in db:
         raise DataError(f"{db_label}: no 'bbox' field; its images are already crops and need no crop cache")
-    names = [_as_str(n) for n in np.asarray(db["img_name"])]
+    names = [as_str(n) for n in np.asarray(db["img_name"])]
     n = len(names)
     margin = cache_margin(size_jitter, rot_jitter)
     center, zoom = _cache_frames(db["bbox"], size, margin)

@@ -60,23 +60,22 @@ FIELD_SHAPES: dict[str, tuple[int, ...]] = {
     "cam": (3,),
 }
 
-#: the dataset names ``maed prepare`` knows and the splits each can produce
-DATASET_SPLITS: dict[str, tuple[str, ...]] = {
-    "3dpw": ("train", "val", "test"),
-    "mpii3d": ("train", "val"),
-    "h36m": ("train", "test"),
-    "insta": ("train", "test"),
-    "posetrack": ("train", "val"),
-    "pennaction": ("train",),
-    "coco2014-all": ("train",),
-    "mpii": ("train",),
-    "lspet": ("train",),
-}
+DATABASE_SUFFIX = "_db.pt"
 
 
 def database_filename(dataset: str, split: str) -> str:
     """The authors' file name of a database: ``3dpw_test_db.pt``, ``mpii3d_train_db.pt``, ..."""
-    return f"{dataset}_{split}_db.pt"
+    return f"{dataset}_{split}{DATABASE_SUFFIX}"
+
+
+def parse_database_filename(path: str | os.PathLike) -> tuple[str, str] | None:
+    """(dataset, split) of a database file name (``coco2014-all_train_db.pt`` -> ``coco2014-all``, ``train``);
+    None for a name that does not follow :func:`database_filename`."""
+    name = Path(path).name
+    if not name.endswith(DATABASE_SUFFIX) or "_" not in name[: -len(DATABASE_SUFFIX)]:
+        return None
+    dataset, split = name[: -len(DATABASE_SUFFIX)].rsplit("_", 1)
+    return dataset, split
 
 
 def _field_shape_ok(key: str, shape: tuple[int, ...], n: int) -> bool:
@@ -210,7 +209,7 @@ def verify_database_file(path: str | os.PathLike) -> DatabaseCheck:
 def missing_images(img_names, root: str | os.PathLike, progress: bool = False) -> tuple[list[str], int]:
     """The distinct ``img_name`` entries that are not files under ``root`` (existence only, nothing is
     decoded), and the number of distinct entries."""
-    names = [_name(n) for n in np.unique(np.asarray(img_names))]
+    names = [as_str(n) for n in np.unique(np.asarray(img_names))]
     if progress:
         from tqdm import tqdm
 
@@ -233,12 +232,9 @@ def concat_databases(parts: list[dict], keys: list[str] | None = None) -> dict[s
     return out
 
 
-def select_rows(db: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """A database restricted to ``rows`` (an index or boolean array)."""
-    return {k: np.asarray(v)[rows] for k, v in db.items()}
-
-
-def _name(name) -> str:
+def as_str(name) -> str:
+    """A database string entry (``img_name``, ``vid_name``, ``frame_id``) as ``str``: older and python-2 built
+    files hold ``bytes``, decoded as UTF-8 (undecodable bytes kept through ``surrogateescape``)."""
     return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
 
 
@@ -257,7 +253,7 @@ def find_image_prefix(img_names, root: str | os.PathLike, probes: int = 8) -> st
     if len(names) == 0:
         return ""
     for row in np.unique(np.linspace(0, len(names) - 1, min(len(names), probes)).astype(np.int64)):
-        name = _name(names[row])
+        name = as_str(names[row])
         if (root / name).is_file():
             return ""
         parts = name.split("/")
@@ -272,7 +268,7 @@ def image_path(root: str | os.PathLike | None, name, prefix: str = "") -> str:
 
     Without a root the name is returned as stored (the original's paths relative to its working directory).
     """
-    name = _name(name)
+    name = as_str(name)
     if root is None:
         return name
     if prefix and name.startswith(prefix):
@@ -286,7 +282,7 @@ def rebase_image_names(db: dict, strip_prefix: str, new_prefix: str = "") -> dic
     The authors' files bake paths such as ``data/3dpw/imageFiles/...`` in; ``strip_prefix="data/3dpw/"``
     makes them relative to the 3DPW root like ours. Entries without the prefix are left as they are.
     """
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(db["img_name"])]
+    names = [as_str(n) for n in np.asarray(db["img_name"])]
     rebased = [new_prefix + n[len(strip_prefix) :] if n.startswith(strip_prefix) else n for n in names]
     out = dict(db)
     out["img_name"] = np.array(rebased)

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from maed.config import DatasetConfig
 from maed.data.crop_cache import CropCache, read_image
-from maed.data.database import find_image_prefix, image_path
-from maed.data.transforms import ClipAugmentation, build_transforms
+from maed.data.database import as_str, find_image_prefix, image_path
+from maed.data.transforms import ClipAugmentation
 from maed.errors import ConfigError, DataError
 
 NUM_JOINTS = 49
@@ -149,16 +150,12 @@ def _pose_axis_angle(pose: np.ndarray) -> np.ndarray:
     return pose.astype(np.float32).reshape(pose.shape[0], 72)
 
 
-def _str(name) -> str:
-    return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
-
-
 def _frame_str(frame) -> str:
     """A ``frame_id`` for ``instance_id``: frame numbers as integers, names (MPI-INF-3DHP's
     ``frame_000001``) as they are."""
     if isinstance(frame, (int, np.integer)) or (isinstance(frame, (float, np.floating)) and float(frame).is_integer()):
         return str(int(frame))
-    return _str(frame)
+    return as_str(frame)
 
 
 class _FrameSource:
@@ -204,11 +201,12 @@ class VideoDataset(Dataset):
     Args:
         db: a ``*_db.pt`` path or a loaded database dict.
         dataset_root: directory the ``img_name`` entries are relative to.
-        seqlen: frames per clip (16); ``None`` or ``sample_pool`` returns whole windows (evaluation).
-        sample_pool: window length (128); ``sample_freq = sample_pool // seqlen``.
+        seqlen: frames per clip (16 in the presets); ``None`` or ``sample_pool`` returns whole windows.
+        sample_pool: window length (128 in the presets); ``sample_freq = sample_pool // seqlen``.
         overlap: fraction of window overlap (0.5 -> stride 64), or an integer stride >= 1.
         random_start, random_sample: frame sampling inside a window (at most one of them).
         transforms: a :class:`ClipAugmentation` (default: the evaluation crop and normalisation).
+        The sampling defaults are the config schema's ``DATASET.*``.
         is_train: without it, samples also carry ``bbox``, ``paths``, ``instance_id`` and ``valid``.
         crop_cache_dir: a crop cache of this database (``maed.data.crop_cache``), used when complete.
         pad: reflect-pad every video to a multiple of the window (the original always does).
@@ -227,11 +225,11 @@ class VideoDataset(Dataset):
         db: str | os.PathLike | dict,
         *,
         dataset_root: str | os.PathLike | None,
-        seqlen: int | None = 16,
-        sample_pool: int = 128,
-        overlap: float = 0.5,
-        random_start: bool = False,
-        random_sample: bool = False,
+        seqlen: int | None = DatasetConfig.SEQLEN,
+        sample_pool: int = DatasetConfig.SAMPLE_POOL,
+        overlap: float = DatasetConfig.OVERLAP,
+        random_start: bool = DatasetConfig.RANDOM_START,
+        random_sample: bool = DatasetConfig.RANDOM_SAMPLE,
         transforms: ClipAugmentation | None = None,
         is_train: bool = True,
         crop_cache_dir: str | os.PathLike | None = None,
@@ -252,7 +250,7 @@ class VideoDataset(Dataset):
             raise ConfigError(f"seqlen {self.seqlen} is longer than the sample pool {self.sample_pool}")
         self.stride = stride_from_overlap(self.sample_pool, overlap)
         self.random_start, self.random_sample = bool(random_start), bool(random_sample)
-        self.transforms = transforms if transforms is not None else build_transforms("eval")
+        self.transforms = transforms if transforms is not None else ClipAugmentation.identity()
         self.is_train = bool(is_train)
         self.valid_mode = valid_mode
         self.chunks, self.real = split_into_chunks(self.db["vid_name"], self.sample_pool, self.stride, pad)
@@ -313,7 +311,7 @@ class VideoDataset(Dataset):
             )
             target["paths"] = [self.source.path(r) for r in rows]
             frame_ids = db["frame_id"][rows] if "frame_id" in db else rows
-            target["instance_id"] = [f"{_str(v)}/{_frame_str(f)}" for v, f in zip(db["vid_name"][rows], frame_ids)]
+            target["instance_id"] = [f"{as_str(v)}/{_frame_str(f)}" for v, f in zip(db["vid_name"][rows], frame_ids)]
             valid = valid_mask(self.chunks[index], self.real[index], self.valid_mode)[pos]
             target["valid"] = torch.from_numpy(valid)
         return target
@@ -322,9 +320,10 @@ class VideoDataset(Dataset):
 class ImageDataset(Dataset):
     """Single images (ORIGINAL.md §4): the rows of an image database, or every ``frame_step``-th row.
 
-    Sample: ``image`` 3 x H x W, ``kp_2d`` 49 x 3 ([-1, 1]), ``kp_3d`` 49 x 4, ``theta`` 85 (the
-    database's ``cam`` or (1, 0, 0), pose, shape), ``w_smpl`` and ``w_3d`` (scalars), ``bbox`` 4 (frame
-    pixels), ``index`` (1,); evaluation adds ``path`` and ``instance_id``. Arguments as
+    Sample: the fields of a :class:`VideoDataset` sample without the T axis: ``images`` 3 x H x W,
+    ``kp_2d`` 49 x 3 ([-1, 1]), ``kp_3d`` 49 x 4, ``theta`` 85 (the database's ``cam`` or (1, 0, 0), pose,
+    shape), ``w_smpl`` and ``w_3d`` (scalars), ``bbox`` 4 (frame pixels, always: image crops are made
+    from boxes), ``index`` (1,); evaluation adds ``paths`` (one path) and ``instance_id``. Arguments as
     :class:`VideoDataset`; ``pose`` may be stored as 24 x 3 x 3 rotation matrices (converted).
     """
 
@@ -345,7 +344,7 @@ class ImageDataset(Dataset):
         if "bbox" not in self.db:
             raise DataError(f"{self.label}: image databases need a 'bbox' field")
         self.rows = np.arange(0, n, max(int(frame_step), 1))
-        self.transforms = transforms if transforms is not None else build_transforms("eval")
+        self.transforms = transforms if transforms is not None else ClipAugmentation.identity()
         self.is_train = bool(is_train)
         self.source = _FrameSource(self.db, dataset_root, crop_cache_dir, self.label, self.transforms)
         self.has_pose = "pose" in self.db
@@ -375,7 +374,7 @@ class ImageDataset(Dataset):
         cam = np.asarray(db["cam"][row], dtype=np.float32) if "cam" in db else np.array([1.0, 0.0, 0.0], np.float32)
         kp_3d = torch.as_tensor(out["kp_3d"][0]).float()
         target = {
-            "image": out["images"][0],
+            "images": out["images"][0],
             "kp_2d": torch.as_tensor(out["kp_2d"][0]).float(),
             "kp_3d": kp_3d,
             "theta": torch.cat(
@@ -387,8 +386,8 @@ class ImageDataset(Dataset):
             "index": torch.tensor([index]),
         }
         if not self.is_train:
-            target["path"] = self.source.path(row)
-            vid = _str(db["vid_name"][row]) if "vid_name" in db else self.name
+            target["paths"] = self.source.path(row)
+            vid = as_str(db["vid_name"][row]) if "vid_name" in db else self.name
             frame = _frame_str(db["frame_id"][row]) if "frame_id" in db else row
             target["instance_id"] = f"{vid}/{frame}"
         return target

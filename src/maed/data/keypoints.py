@@ -128,9 +128,7 @@ def joint_names(fmt: str) -> list[str]:
         raise DataError(f"unknown keypoint format {fmt!r}; expected one of {sorted(JOINT_NAMES)}") from None
 
 
-_SIDE_SWAPS = [
-    ("OP R", "OP L"), ("right", "left"), ("Right", "Left"), ("r", "l"),
-]  # fmt: skip
+_SIDE_SWAPS = [("OP R", "OP L"), ("right", "left"), ("Right", "Left"), ("r", "l")]
 
 
 def _mirror_name(name: str, names: list[str]) -> str:
@@ -160,7 +158,6 @@ def flipped_joint_names(fmt: str) -> list[str]:
 SPIN_FLIP_PERM = flip_permutation("spin")
 SPIN_FLIPPED_JOINT_NAMES = flipped_joint_names("spin")
 SMPL_FLIP_PERM = flip_permutation("smpl")
-SMPL_FLIPPED_JOINT_NAMES = flipped_joint_names("smpl")
 
 # ------------------------------------------------------------------------------------------ skeletons
 #: bones as index pairs into each format

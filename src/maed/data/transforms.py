@@ -23,11 +23,13 @@ consistent (the original rotated only the image and the 2D keypoints).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 import torch
+
+from maed.config import DatasetConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -257,24 +259,78 @@ class ClipAugmentation:
     random order. Random erase picks one side per clip; each frame is erased with probability
     ``erase_prob`` over a fraction U(0, erase_part), filled with zeros (or noise with ``erase_fill``).
     The flip happens with probability ``flip_prob``.
+
+    Defaults are the config schema's ``DATASET.*`` (the original MAED's): ``ClipAugmentation()`` equals
+    ``ClipAugmentation.from_config(Config().DATASET)``. :meth:`identity` is the evaluation crop.
     """
 
-    width: int = 224
-    height: int = 224
-    size_jitter: float = 0.0
-    rot_jitter: float = 0.0
-    random_crop_p: float = 0.0
-    random_crop_size: float = 0.5
-    color_jitter: float = 0.0
-    erase_prob: float = 0.0
-    erase_part: float = 0.0
-    erase_fill: bool = False
-    erase_kp: bool = False
-    erase_margin: float = 0.1
-    flip_prob: float = 0.0
+    width: int = DatasetConfig.WIDTH
+    height: int = DatasetConfig.HEIGHT
+    size_jitter: float = DatasetConfig.SIZE_JITTER
+    rot_jitter: float = DatasetConfig.ROT_JITTER
+    random_crop_p: float = DatasetConfig.RANDOM_CROP_P
+    random_crop_size: float = DatasetConfig.RANDOM_CROP_SIZE
+    color_jitter: float = DatasetConfig.COLOR_JITTER
+    erase_prob: float = DatasetConfig.ERASE_PROB
+    erase_part: float = DatasetConfig.ERASE_PART
+    erase_fill: bool = DatasetConfig.ERASE_FILL
+    erase_kp: bool = DatasetConfig.ERASE_KP
+    erase_margin: float = DatasetConfig.ERASE_MARGIN
+    flip_prob: float = DatasetConfig.RANDOM_FLIP
     normalize: bool = True
     mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
     std: tuple[float, float, float] = field(default=IMAGENET_STD)
+
+    @classmethod
+    def from_config(cls, dataset_cfg, *, normalize: bool = True) -> ClipAugmentation:
+        """The full pipeline (``video_3d``) of a ``DatasetConfig`` (``cfg.DATASET``)."""
+        return cls(
+            width=dataset_cfg.WIDTH,
+            height=dataset_cfg.HEIGHT,
+            size_jitter=dataset_cfg.SIZE_JITTER,
+            rot_jitter=dataset_cfg.ROT_JITTER,
+            random_crop_p=dataset_cfg.RANDOM_CROP_P,
+            random_crop_size=dataset_cfg.RANDOM_CROP_SIZE,
+            color_jitter=dataset_cfg.COLOR_JITTER,
+            erase_prob=dataset_cfg.ERASE_PROB,
+            erase_part=dataset_cfg.ERASE_PART,
+            erase_fill=dataset_cfg.ERASE_FILL,
+            erase_kp=dataset_cfg.ERASE_KP,
+            erase_margin=dataset_cfg.ERASE_MARGIN,
+            flip_prob=dataset_cfg.RANDOM_FLIP,
+            normalize=normalize,
+        )
+
+    @classmethod
+    def identity(
+        cls, *, width: int = DatasetConfig.WIDTH, height: int = DatasetConfig.HEIGHT, normalize: bool = True
+    ) -> ClipAugmentation:
+        """The evaluation crop: the box x 1.3 onto ``width`` x ``height``, then normalisation; nothing random."""
+        return cls(
+            width=width,
+            height=height,
+            size_jitter=0.0,
+            rot_jitter=0.0,
+            random_crop_p=0.0,
+            color_jitter=0.0,
+            erase_prob=0.0,
+            erase_part=0.0,
+            erase_kp=False,
+            flip_prob=0.0,
+            normalize=normalize,
+        )
+
+    def for_pipeline(self, kind: str) -> ClipAugmentation:
+        """This augmentation as the original's pipeline ``kind`` (see :func:`build_transforms`)."""
+        if kind not in PIPELINES:
+            from maed.errors import ConfigError
+
+            raise ConfigError(f"transform pipeline {kind!r}: expected one of {PIPELINES}")
+        if kind == "eval":
+            return ClipAugmentation.identity(width=self.width, height=self.height, normalize=self.normalize)
+        if kind == "video_3d":
+            return self
+        return replace(self, color_jitter=0.0)  # the original's 2D-video and image pipelines have no colour jitter
 
     def draw(self, num_frames: int, rng: np.random.Generator) -> ClipParams:
         """Draw the parameters of one clip of ``num_frames`` frames."""
@@ -402,68 +458,12 @@ def normalize_images(images: np.ndarray, *, mean: tuple = IMAGENET_MEAN, std: tu
     return torch.from_numpy(out)
 
 
-def build_transforms(
-    kind: str,
-    *,
-    width: int = 224,
-    height: int = 224,
-    size_jitter: float = 0.0,
-    rot_jitter: float = 0.0,
-    random_crop_p: float = 0.0,
-    random_crop_size: float = 0.5,
-    color_jitter: float = 0.0,
-    erase_prob: float = 0.0,
-    erase_part: float = 0.0,
-    erase_fill: bool = False,
-    erase_kp: bool = False,
-    erase_margin: float = 0.1,
-    random_flip: float = 0.0,
-    normalize: bool = True,
-) -> ClipAugmentation:
-    """The original's pipelines by name (ORIGINAL.md §5).
+def build_transforms(kind: str, **fields) -> ClipAugmentation:
+    """The original's pipelines by name (ORIGINAL.md §5), from :class:`ClipAugmentation` ``fields``
+    (the schema's defaults for the rest).
 
     ``video_3d``: crop, colour jitter, erase, flip, normalise. ``video_2d``: the same without colour
     jitter. ``image``: crop, erase, flip, normalise (the original's image pipeline has no colour jitter).
     ``eval``: the crop with default parameters (scale 1.3, no jitter) and normalisation only.
     """
-    if kind not in PIPELINES:
-        from maed.errors import ConfigError
-
-        raise ConfigError(f"transform pipeline {kind!r}: expected one of {PIPELINES}")
-    if kind == "eval":
-        return ClipAugmentation(width=width, height=height, normalize=normalize)
-    return ClipAugmentation(
-        width=width,
-        height=height,
-        size_jitter=size_jitter,
-        rot_jitter=rot_jitter,
-        random_crop_p=random_crop_p,
-        random_crop_size=random_crop_size,
-        color_jitter=color_jitter if kind == "video_3d" else 0.0,
-        erase_prob=erase_prob,
-        erase_part=erase_part,
-        erase_fill=erase_fill,
-        erase_kp=erase_kp,
-        erase_margin=erase_margin,
-        flip_prob=random_flip,
-        normalize=normalize,
-    )
-
-
-def transform_kwargs_from_config(dataset_cfg) -> dict:
-    """Translate a ``DatasetConfig`` (``cfg.DATASET``) into :func:`build_transforms` keyword arguments."""
-    return {
-        "width": dataset_cfg.WIDTH,
-        "height": dataset_cfg.HEIGHT,
-        "size_jitter": dataset_cfg.SIZE_JITTER,
-        "rot_jitter": dataset_cfg.ROT_JITTER,
-        "random_crop_p": dataset_cfg.RANDOM_CROP_P,
-        "random_crop_size": dataset_cfg.RANDOM_CROP_SIZE,
-        "color_jitter": dataset_cfg.COLOR_JITTER,
-        "erase_prob": dataset_cfg.ERASE_PROB,
-        "erase_part": dataset_cfg.ERASE_PART,
-        "erase_fill": dataset_cfg.ERASE_FILL,
-        "erase_kp": dataset_cfg.ERASE_KP,
-        "erase_margin": dataset_cfg.ERASE_MARGIN,
-        "random_flip": dataset_cfg.RANDOM_FLIP,
-    }
+    return ClipAugmentation(**fields).for_pipeline(kind)

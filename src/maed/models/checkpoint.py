@@ -30,6 +30,13 @@ PROJECT_FORMAT = "maed"
 
 #: keys of foreign checkpoints that are dropped on purpose (the original's SMPL layer buffers)
 IGNORED_KEY_PATTERNS = (re.compile(r"^decoder\.smpl\."),)
+#: encoder parameters an ImageNet file does not have, which keep their initialisation: the attention fusion
+#: of the parallel mode, the temporal embedding, and ``pre_logits`` (absent from current timm files)
+INIT_WEIGHTS_MAY_LACK = (
+    re.compile(r"^blocks\.\d+\.attn\.ts_attn\."),
+    re.compile(r"^temp_embed$"),
+    re.compile(r"^pre_logits\."),
+)
 
 
 @dataclass
@@ -46,20 +53,27 @@ class LoadReport:
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
-    def summary(self, limit: int = 12) -> str:
-        def block(title: str, keys: list[str]) -> str:
-            if not keys:
-                return ""
-            shown = "\n".join(f"    {k}" for k in keys[:limit])
-            more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
-            return f"\n  {title} ({len(keys)}):\n{shown}{more}"
-
+    def summary(self, limit: int = 12, missing_title: str = "missing from the checkpoint") -> str:
         return (
             f"loaded {len(self.loaded)} tensors, ignored {len(self.ignored)}"
-            + block("missing from the checkpoint", self.missing)
-            + block("unexpected in the checkpoint", self.unexpected)
-            + block("shape mismatch (model vs checkpoint)", self.mismatched)
+            + key_block(missing_title, self.missing, limit)
+            + key_block("unexpected in the checkpoint", self.unexpected, limit)
+            + key_block("shape mismatch (model vs checkpoint)", self.mismatched, limit)
         )
+
+
+def key_block(title: str, keys: list[str], limit: int = 12) -> str:
+    """One block of a key report: a title with the count, then at most ``limit`` keys, one per line."""
+    if not keys:
+        return ""
+    shown = "".join(f"\n    {k}" for k in keys[:limit])
+    more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"\n  {title} ({len(keys)}):{shown}{more}"
+
+
+def strip_module_prefix(key: str) -> str:
+    """A state-dict key without the ``module.`` that DDP (and the authors' checkpoint) put in front."""
+    return key[len("module.") :] if key.startswith("module.") else key
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -156,7 +170,7 @@ def checkpoint_filter(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, to
     buffers (the original's ``decoder.smpl.*``). Returns (filtered state dict, ignored keys)."""
     out, ignored = {}, []
     for k, v in state_dict.items():
-        name = k[len("module.") :] if k.startswith("module.") else k
+        name = strip_module_prefix(k)
         if any(p.search(name) for p in IGNORED_KEY_PATTERNS):
             ignored.append(k)
             continue
@@ -210,8 +224,10 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
 
     ``ste``: timm's R50+ViT-B/16 (``vit_base_r50_s16_224``, ImageNet-21k; ``.pth``/``.bin`` or
     ``.safetensors``), its first ``num_blocks`` blocks mapped as the original did. ``cnn``: torchvision's
-    ResNet-50 ImageNet file. Parameters the file cannot provide (the attention-fusion ``ts_attn``,
-    ``temp_embed``, and ``pre_logits`` when absent) keep their initialisation and are listed in the report.
+    ResNet-50 ImageNet file. Parameters the file cannot provide and that are on the allow-list
+    (``INIT_WEIGHTS_MAY_LACK``: the attention-fusion ``ts_attn``, ``temp_embed``, ``pre_logits``) keep their
+    initialisation and are listed in the report's ``missing``; any other missing key, any unexpected key
+    and any shape mismatch raise ``CheckpointError`` with the key report, before anything is loaded.
     """
     from maed.models.ste import SpatioTemporalEncoder, timm_hybrid_filter
 
@@ -236,9 +252,11 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
     report = LoadReport()
     report.unexpected = [k for k in state if k not in own]
     report.mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
-    if report.unexpected or report.mismatched:
+    report.missing = [k for k in own if k not in state and not any(p.search(k) for p in INIT_WEIGHTS_MAY_LACK)]
+    if not report.ok:
         raise CheckpointError(f"--init-weights {path} does not fit the encoder: " + report.summary())
+    # every key the file lacks is on the allow-list now, so strict=False hides nothing
     encoder.load_state_dict(state, strict=False)
     report.loaded = [k for k in own if k in state]
-    report.missing = [k for k in own if k not in state]  # informational: kept at their initialisation
+    report.missing = [k for k in own if k not in state]  # kept at their initialisation
     return report

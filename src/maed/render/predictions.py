@@ -2,7 +2,7 @@
 (the original's ``visualize.py``, ORIGINAL.md §8, without its cut to the first 16 entries).
 
 Input: an evaluation directory holding ``predictions.npz`` (theta N x (3 + 3J + S) = crop camera (s, tx,
-ty), axis-angle pose, shape; boxes N x 4 = cx, cy, w, h pixels; paths, instance_id, sequence; vertices
+ty), axis-angle pose, shape; boxes N x 4 = cx, cy, w, h pixels; paths, instance_id, sequence; verts
 N x V x 3 metres when ``maed eval --save-verts`` was given) and ``metrics.json`` (its ``run`` record names
 the body model). Frames are grouped into videos by their folder (frames without predictions are left
 out); every person of a frame is composited into one image, one colour per ``sequence`` (a person's
@@ -62,7 +62,7 @@ class EvalPredictions:
     boxes: np.ndarray
     paths: np.ndarray
     sequence: np.ndarray
-    vertices: np.ndarray | None = None
+    verts: np.ndarray | None = None
     body_model: str | None = None
     dataset: str | None = None
 
@@ -87,7 +87,7 @@ def load_predictions(eval_dir: str | os.PathLike) -> EvalPredictions:
             missing = [k for k in _REQUIRED if k not in names]
             if missing:
                 raise DataError(f"{path}: missing {', '.join(missing)}; expected the file `maed eval` writes")
-            arrays = {k: _npz_member(path, zf, k) for k in (*_REQUIRED, "vertices") if k in names}
+            arrays = {k: _npz_member(path, zf, k) for k in (*_REQUIRED, "verts") if k in names}
     except (zipfile.BadZipFile, ValueError, OSError, KeyError, EOFError) as e:
         raise DataError(f"{path}: not a readable predictions file ({type(e).__name__}: {e})") from None
 
@@ -100,9 +100,9 @@ def load_predictions(eval_dir: str | os.PathLike) -> EvalPredictions:
     for key in ("paths", "sequence"):
         if np.shape(arrays[key]) != (n,):
             raise DataError(f"{path}: {key} has shape {np.shape(arrays[key])}; expected ({n},)")
-    verts = arrays.get("vertices")
+    verts = arrays.get("verts")
     if verts is not None and (verts.ndim != 3 or verts.shape[0] != n or verts.shape[2] != 3):
-        raise DataError(f"{path}: vertices has shape {verts.shape}; expected {n} x V x 3")
+        raise DataError(f"{path}: verts has shape {verts.shape}; expected {n} x V x 3")
 
     body_model = dataset = None
     metrics = eval_dir / METRICS_FILE
@@ -122,7 +122,7 @@ def load_predictions(eval_dir: str | os.PathLike) -> EvalPredictions:
         boxes=boxes.astype(np.float32),
         paths=np.asarray(arrays["paths"]).astype(str),
         sequence=np.asarray(arrays["sequence"]).astype(str),
-        vertices=verts,
+        verts=verts,
         body_model=body_model,
         dataset=dataset,
     )
@@ -132,10 +132,10 @@ def infer_body_model(pred: EvalPredictions) -> str:
     """The body model of the predictions: ``metrics.json``'s, else recognised from the array sizes."""
     if pred.body_model:
         return pred.body_model
-    if pred.vertices is not None:
+    if pred.verts is not None:
         by_vertices = {6890: "smpl", 13718: "anny"}
-        if pred.vertices.shape[1] in by_vertices:
-            return by_vertices[pred.vertices.shape[1]]
+        if pred.verts.shape[1] in by_vertices:
+            return by_vertices[pred.verts.shape[1]]
     by_theta = {3 + 72 + 10: "smpl", 3 + 3 * 104 + 6: "anny"}
     if pred.theta.shape[1] in by_theta:
         return by_theta[pred.theta.shape[1]]
@@ -232,13 +232,13 @@ def select_videos(videos: list[Video], pred: EvalPredictions, name: str | None) 
 def vertex_source(pred: EvalPredictions, body) -> Callable[[np.ndarray], np.ndarray]:
     """``rows -> R x V x 3`` vertices (metres, model frame): the saved ones, or the body model applied to
     theta (pose as axis-angle, then shape) when none were saved."""
-    if pred.vertices is not None:
-        if body is not None and pred.vertices.shape[1] < body.num_vertices:
+    if pred.verts is not None:
+        if body is not None and pred.verts.shape[1] < body.num_vertices:
             raise DataError(
-                f"{pred.directory / PREDICTIONS_FILE}: vertices have {pred.vertices.shape[1]} points per mesh, "
+                f"{pred.directory / PREDICTIONS_FILE}: vertices have {pred.verts.shape[1]} points per mesh, "
                 f"the {body.name} body model {body.num_vertices}; pass the --body-model the evaluation used"
             )
-        return lambda rows: np.asarray(pred.vertices[rows], dtype=np.float32)
+        return lambda rows: np.asarray(pred.verts[rows], dtype=np.float32)
 
     import torch
 
@@ -258,7 +258,7 @@ def vertex_source(pred: EvalPredictions, body) -> Callable[[np.ndarray], np.ndar
         for start in range(0, len(rows), _CHUNK):
             theta = torch.from_numpy(pred.theta[rows[start : start + _CHUNK]])
             rotmat = axis_angle_to_rotmat(theta[:, 3 : 3 + 3 * J].reshape(-1, J, 3))  # (R, J, 3, 3)
-            out.append(body(rotmat, theta[:, 3 + 3 * J :]).vertices.float().numpy())
+            out.append(body(rotmat, theta[:, 3 + 3 * J :]).verts.float().numpy())
         return np.concatenate(out) if out else np.zeros((0, body.num_vertices, 3), np.float32)
 
     return from_theta

@@ -5,9 +5,10 @@
     train("stage2", pretrained=run_dir / "checkpoints" / "last.pt")
     train(resume=run_dir)          # continue an interrupted run where it stopped
 
-Submodules: ``losses`` (the objective), ``engine`` (loop, settings, run directory), ``distributed``
-(torchrun / Slurm / DDP), ``streams`` (resumable data order), ``checkpointing``, ``validation``,
-``run_log``, ``cli`` (``maed train``). Importing this package imports none of them.
+Submodules: ``losses`` (the objective), ``engine`` (the loop and its settings), ``run`` (a run from plan to
+finish: data, model, run directory), ``distributed`` (torchrun / Slurm / DDP), ``streams`` (resumable
+data order), ``checkpointing``, ``validation``, ``run_log``, ``cli`` (``maed train``). Importing this
+package imports none of them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ __all__ = ["MAEDLoss", "Trainer", "TrainingError", "train"]
 
 
 def __getattr__(name: str):
-    if name in ("train", "Trainer", "TrainingError"):
+    if name == "train":
+        from maed.train.run import train
+
+        return train
+    if name in ("Trainer", "TrainingError"):
         from maed.train import engine
 
         return getattr(engine, name)

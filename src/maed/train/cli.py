@@ -14,8 +14,9 @@ examples:
   maed train --resume results/<run>/                              # continue where it stopped
 
 A run writes OUTPUT_DIR/<timestamp>_<EXP_NAME>/ (or --out): config.yaml, train_log.txt, log.jsonl,
-tb/ (with tensorboard installed) and checkpoints/ (last.pt, best.pt by validation PA-MPJPE,
-epoch_XXXX.pt every SAVE_FREQ epochs). SIGTERM or SIGUSR1 (Slurm preemption) saves last.pt and stops.
+tb/ (with tensorboard installed), best.txt (the best validation PA-MPJPE, mm) and checkpoints/ (last.pt,
+best.pt by validation PA-MPJPE, epoch_XXXX.pt every SAVE_FREQ epochs). SIGTERM or SIGUSR1 (Slurm
+preemption) saves last.pt and stops.
 """
 
 
@@ -61,8 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device",
         default=None,
-        choices=("cpu", "cuda"),
-        help="default: DEVICE from the config, cpu when CUDA is absent",
+        help="cpu, cuda, cuda:N (default: DEVICE from the config, cpu when CUDA is absent)",
     )
     p.add_argument(
         "--max-steps",
@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from maed.errors import ConfigError
-    from maed.train.engine import train
+    from maed.train.run import train
 
     if args.config is None and args.resume is None:
         raise ConfigError("maed train: give --config (a YAML file or preset: stage1, stage2, ...) or --resume RUN_DIR")

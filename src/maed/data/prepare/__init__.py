@@ -1,8 +1,9 @@
 """Raw dataset readers that write the processed databases (``<dataset>_<split>_db.pt``, ORIGINAL.md §4).
 
-Each ``prepare/<dataset>.py`` module exposes ``NAME``, ``SPLITS``, ``RAW_TREE`` (the layout ``--raw``
-expects, for messages and docs), ``find_splits(raw) -> {split: source}`` (the splits present in the raw
-tree) and ``read_split(raw, split, source, options) -> database dict``. :func:`prepare_dataset` drives
+Each reader module (``prepare/<reader>.py``, named by the dataset's entry in ``maed.data.registry``, which
+also lists its splits) exposes ``RAW_TREE`` (the layout ``--raw`` expects, for messages and docs),
+``find_splits(raw) -> {split: source}`` (the splits present in the raw tree) and
+``read_split(raw, split, source, options) -> database dict``. :func:`prepare_dataset` drives
 them: every requested split present is read and written atomically, finished databases are skipped
 unless ``force``, and an absent split is reported, not fatal.
 
@@ -20,22 +21,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maed.errors import DataError, OutputError
-
-#: ``maed prepare`` name -> reader module
-READERS = {
-    "3dpw": "maed.data.prepare.threedpw",
-    "mpii3d": "maed.data.prepare.mpii3d",
-    "h36m": "maed.data.prepare.h36m",
-    "insta": "maed.data.prepare.insta",
-    "posetrack": "maed.data.prepare.posetrack",
-    "pennaction": "maed.data.prepare.pennaction",
-    "coco2014-all": "maed.data.prepare.coco",
-    "mpii": "maed.data.prepare.mpii",
-    "lspet": "maed.data.prepare.lspet",
-}
-#: other accepted spellings
-ALIASES = {"coco2014": "coco2014-all", "coco": "coco2014-all", "pw3d": "3dpw", "mpi_inf_3dhp": "mpii3d"}
+from maed.data.registry import canonical_name, dataset_info
+from maed.errors import ConfigError, DataError, OutputError
 
 
 @dataclass
@@ -72,17 +59,12 @@ class SplitResult:
         return f"{self.split}: not in the raw tree, skipped ({self.note})"
 
 
-def canonical_name(name: str) -> str:
-    """The dataset's database name (``coco2014`` -> ``coco2014-all``); unknown names raise ``DataError``."""
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in READERS:
-        raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(READERS)}")
-    return key
-
-
 def reader(name: str):
-    """The reader module of a dataset."""
-    return importlib.import_module(READERS[canonical_name(name)])
+    """The reader module of a dataset (a name or one of its aliases)."""
+    info = dataset_info(canonical_name(name))
+    if info.reader_module is None:
+        raise ConfigError(f"dataset {info.name!r} has no raw reader; nothing for `maed prepare` to do")
+    return importlib.import_module(info.reader_module)
 
 
 def prepare_dataset(
@@ -108,14 +90,15 @@ def prepare_dataset(
 
     name = canonical_name(name)
     mod = reader(name)
+    known_splits = dataset_info(name).splits
     options = options or PrepareOptions()
     raw = Path(raw_dir).expanduser()
     if not raw.is_dir():
         raise DataError(f"raw {name} directory not found: {raw}; expected:\n{mod.RAW_TREE}")
-    wanted = list(splits) if splits else list(mod.SPLITS)
-    unknown = [s for s in wanted if s not in mod.SPLITS]
+    wanted = list(splits) if splits else list(known_splits)
+    unknown = [s for s in wanted if s not in known_splits]
     if unknown:
-        raise DataError(f"{name}: unknown split(s) {unknown}; expected some of {list(mod.SPLITS)}")
+        raise DataError(f"{name}: unknown split(s) {unknown}; expected some of {list(known_splits)}")
     sources = mod.find_splits(raw)
     if not sources:
         raise DataError(f"{raw}: no {name} split found; expected:\n{mod.RAW_TREE}")

@@ -18,10 +18,10 @@ import numpy as np
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import progress, rel
 from maed.data.prepare.tfrecord import iter_records, parse_example
+from maed.data.registry import dataset_info
 from maed.errors import DataError
 
-NAME = "insta"
-SPLITS = ("train", "test")
+SPLITS = dataset_info("insta").splits
 RAW_TREE = """\
   <raw>/train/*.tfrecord     (InstaVariety TFRecords)
   <raw>/test/*.tfrecord

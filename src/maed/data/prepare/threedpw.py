@@ -23,8 +23,6 @@ from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import check_shape, progress
 from maed.errors import DataError
 
-NAME = "3dpw"
-SPLITS = ("train", "val", "test")
 SPLIT_DIRS = {"train": "train", "val": "validation", "test": "test"}
 RAW_TREE = """\
   <raw>/sequenceFiles/train/*.pkl         (3DPW sequence files, python-2 pickles)
@@ -119,7 +117,7 @@ def camera_frame_body(
             p = pose[s : s + chunk].float()
             out = model.forward_axis_angle(p, betas_t.expand(len(p), -1))
             joints.append(out.joints.double())
-            verts.append(out.vertices.double())
+            verts.append(out.verts.double())
     joints = torch.cat(joints)
     verts = torch.cat(verts)
     # SMPL rotates about its root joint J0, so R_c (M(pose_w) + trans) + t_c = M(pose_c) + shift

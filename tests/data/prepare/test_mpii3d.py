@@ -5,9 +5,9 @@ from __future__ import annotations
 import joblib
 import numpy as np
 import pytest
-from fixtures_raw import MPII3D_TO_SPIN, write_mpii3d, write_mpii3d_test
 
 from maed.cli import main
+from tests.data.prepare.raw_data import MPII3D_TO_SPIN, write_mpii3d, write_mpii3d_test
 
 #: 17-joint test-set index of each 49-joint index it fills
 TEST_TO_SPIN = {

@@ -26,9 +26,9 @@ def test_anny_interface(anny_body):
 def test_anny_forward_is_finite_metric_and_smpl_oriented(anny_body):
     b = anny_body
     out = b(torch.eye(3).expand(2, 104, 3, 3), torch.zeros(2, 6))
-    assert out.vertices.shape == (2, b.num_vertices, 3) and out.joints.shape == (2, 104, 3)
-    assert torch.isfinite(out.vertices).all() and torch.isfinite(out.joints).all()
-    height = out.vertices[0, :, 1].max() - out.vertices[0, :, 1].min()
+    assert out.verts.shape == (2, b.num_vertices, 3) and out.joints.shape == (2, 104, 3)
+    assert torch.isfinite(out.verts).all() and torch.isfinite(out.joints).all()
+    height = out.verts[0, :, 1].max() - out.verts[0, :, 1].min()
     assert 1.4 < height < 2.0  # metres, y up
     torch.testing.assert_close(out.joints[0, 0], torch.zeros(3))  # root (pelvis) at the origin
     head, toe = b.bone_labels.index("head"), b.bone_labels.index("toe1-1.L")
@@ -57,5 +57,5 @@ def test_anny_betas_change_shape(anny_body):
     betas = torch.zeros(2, 6)
     betas[1, b.phenotype_labels.index("height")] = 0.5  # the tallest
     out = b(R, betas)
-    heights = out.vertices[..., 1].amax(1) - out.vertices[..., 1].amin(1)
+    heights = out.verts[..., 1].amax(1) - out.verts[..., 1].amin(1)
     assert heights[1] > heights[0] + 0.05

@@ -1,7 +1,8 @@
 """Tiny raw datasets in each dataset's real on-disk format, written by the tests themselves.
 
 Each ``write_*`` function writes a raw tree under a directory and returns the arrays it wrote, so that
-tests can compute the expected databases independently of the code under test.
+tests can compute the expected databases independently of the code under test. Imported by the tests as
+``tests.data.prepare.raw_data``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,26 @@ import numpy as np
 from maed.body.synthetic import py2_pickle_bytes  # noqa: F401  (re-exported for the tests)
 
 # -------------------------------------------------------------------------------------------- helpers
+#: index of each ground-truth joint in the 49-joint format, written out independently of maed.data.keypoints
+SPIN = {
+    "rankle": 25, "rknee": 26, "rhip": 27, "lhip": 28, "lknee": 29, "lankle": 30, "rwrist": 31, "relbow": 32,
+    "rshoulder": 33, "lshoulder": 34, "lelbow": 35, "lwrist": 36, "neck": 37, "headtop": 38, "hip": 39,
+    "thorax": 40, "nose": 44, "leye": 45, "reye": 46, "lear": 47, "rear": 48,
+}  # fmt: skip
+
+
+def prepare(name: str, raw, out, *extra: str) -> int:
+    """``maed prepare NAME --raw RAW --out OUT --no-progress EXTRA...``; returns the exit code."""
+    from maed.cli import main
+
+    return main(["prepare", name, "--raw", str(raw), "--out", str(out), "--no-progress", *extra])
+
+
+def square(points: np.ndarray, scale: float) -> np.ndarray:
+    """The square box (cx, cy, w, h) around 2D points, side ``scale`` x their longer extent."""
+    lo, hi = points.min(0), points.max(0)
+    side = (hi - lo).max() * scale
+    return np.array([*(lo + hi) / 2, side, side])
 
 
 def tiny_jpeg(path: Path, h: int = 8, w: int = 8, value: int = 128) -> bytes:

@@ -9,10 +9,10 @@ import time
 import joblib
 import numpy as np
 import pytest
-from fixtures_raw import write_3dpw, write_h36m, write_mpii3d_test, write_pennaction
 
 from maed.cli import main
 from maed.data import database
+from tests.data.prepare.raw_data import write_3dpw, write_h36m, write_mpii3d_test, write_pennaction
 
 DB = "pennaction_train_db.pt"
 
