@@ -121,7 +121,7 @@ def render_person_clip(
         depth=depth,
     )
     with torch.inference_mode():
-        verts = body(torch.from_numpy(rot), torch.from_numpy(betas)).vertices.numpy()
+        verts = body(torch.from_numpy(rot), torch.from_numpy(betas)).verts.numpy()
     faces = body.faces.cpu().numpy()
     y = verts[0][:, 1] - verts[0][:, 1].min()  # depth below the top of the head (y points down)
     colors = np.where((y > 0.55 * np.ptp(y))[:, None], TROUSERS, SHIRT)
@@ -192,7 +192,7 @@ def crop_cameras_from_truth(clip: PersonClip, body, frames: np.ndarray, boxes: n
     import torch
 
     with torch.inference_mode():
-        verts = body(torch.from_numpy(clip.rotmat[frames]), torch.from_numpy(clip.betas[frames])).vertices.numpy()
+        verts = body(torch.from_numpy(clip.rotmat[frames]), torch.from_numpy(clip.betas[frames])).verts.numpy()
     cams = np.zeros((len(frames), 3))
     for k, (v, t, box) in enumerate(zip(verts.astype(np.float64), clip.trans[frames], boxes)):
         p = v + t

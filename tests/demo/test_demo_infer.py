@@ -144,7 +144,7 @@ def test_demo_on_a_dataset_sequence_gives_the_evaluation_joints(eval_and_demo, s
         ids = [int(i.rsplit("/", 1)[1]) for i in z["instance_id"]]
         first = {f: k for k, f in reversed(list(enumerate(ids)))}  # eval counts some padded frames twice
         rows = [first[f] for f in range(FRAMES)]
-        eval_theta, eval_verts = z["theta"][rows], z["vertices"][rows]
+        eval_theta, eval_verts = z["theta"][rows], z["verts"][rows]
     with np.load(root / "demo" / "tracks.npz", allow_pickle=False) as z:
         assert z["person_ids"].tolist() == [0]
         np.testing.assert_array_equal(z["person_0/frame_ids"], np.arange(FRAMES))
@@ -173,12 +173,12 @@ class TurningModel(FrameValueModel):
         return out
 
 
-@pytest.mark.parametrize("interp, precision", [(2, "fp32"), (1, "bf16")])
-def test_interpolated_or_bf16_predictions_are_rotations(smpl_body, interp, precision):
+@pytest.mark.parametrize("frame_step, precision", [(2, "fp32"), (1, "bf16")])
+def test_interpolated_or_bf16_predictions_are_rotations(smpl_body, frame_step, precision):
     frames = [np.full((40, 40, 3), 100 + 4 * i, np.uint8) for i in range(20)]
     track = Track(1, np.arange(20), np.tile([20.0, 20, 16, 16], (20, 1)), np.ones(20, bool))
     predictor = ModelPredictor(TurningModel(smpl_body), crop_width=16, crop_height=16, seqlen=4, sample_pool=16,
-                               interp=interp, precision=precision)  # fmt: skip
+                               frame_step=frame_step, precision=precision)  # fmt: skip
     R = predictor.predict([track], enumerate(frames))[1].rotmat
     assert R.shape == (20, 24, 3, 3)
     np.testing.assert_allclose(R @ np.swapaxes(R, -1, -2), np.broadcast_to(np.eye(3), R.shape), atol=1e-5)

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
     g.add_argument("--batch-size", type=int, default=2, help="128-frame windows per forward pass (default 2)")
     g.add_argument(
-        "--interp",
+        "--frame-step",
         type=int,
         default=None,
         help="predict every n-th frame and interpolate the rest (default: EVAL.INTERPOLATION, 1)",
@@ -131,7 +131,7 @@ def options_from_args(args: argparse.Namespace):
         min_track_length=args.min_track_length,
         box_smoothing=not args.no_box_smoothing,
         batch_size=args.batch_size,
-        interp=args.interp,
+        frame_step=args.frame_step,
         precision=args.precision,
         smooth=args.smooth,
         smooth_min_cutoff=args.smooth_min_cutoff,

@@ -25,8 +25,9 @@ from maed.data.datasets import split_into_chunks
 from maed.data.transforms import ClipParams, build_transforms, normalize_images
 from maed.demo.track import Track
 
-# the evaluation's clip scheme and device check: the one place the demo imports from maed.eval
-from maed.eval.evaluator import file_sha256, predict_windows, resolve_device  # noqa: F401  (re-exported)
+# the evaluation's clip scheme and its file hash: the one place the demo imports from maed.eval
+from maed.eval.evaluator import predict_windows
+from maed.eval.outputs import file_sha256  # noqa: F401  (re-exported for the stage cache)
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -69,7 +70,7 @@ class ModelPredictor:
         crop_height: int = 224,
         seqlen: int = 16,
         sample_pool: int = 128,
-        interp: int = 1,
+        frame_step: int = 1,
         batch_size: int = 2,
         device: str = "cpu",
         precision: str = "fp32",
@@ -82,7 +83,7 @@ class ModelPredictor:
         self.model = model
         self.body_model = model.body_model
         self.transform = build_transforms("eval", width=crop_width, height=crop_height, normalize=False)
-        self.seqlen, self.sample_pool, self.interp = int(seqlen), int(sample_pool), int(interp)
+        self.seqlen, self.sample_pool, self.frame_step = int(seqlen), int(sample_pool), int(frame_step)
         self.batch_size = max(int(batch_size), 1)
         self.device = torch.device(device)
         self.precision = precision
@@ -174,12 +175,12 @@ class ModelPredictor:
                     self.model,
                     images,
                     seqlen=self.seqlen,
-                    interp=self.interp,
+                    frame_step=self.frame_step,
                     device=self.device,
                     keys=("theta", "rotmat"),
                 )
             theta, rotmat = pred["theta"], pred["rotmat"]
-            if self.interp > 1:  # linearly interpolated matrices are not rotations: project back onto them
+            if self.frame_step > 1:  # linearly interpolated matrices are not rotations: project back onto them
                 from maed.body.geometry import rot6d_to_rotmat, rotmat_to_6d
 
                 R = torch.from_numpy(rotmat)

@@ -106,7 +106,7 @@ def body_forward(body_model, rotmat: np.ndarray, betas: np.ndarray, *, vertices:
         out = body_model(R, b)
         joints.append(out.joints.float().cpu().numpy())
         if vertices:
-            verts.append(out.vertices.float().cpu().numpy())
+            verts.append(out.verts.float().cpu().numpy())
     return (np.concatenate(verts) if vertices else None), np.concatenate(joints)
 
 

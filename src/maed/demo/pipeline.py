@@ -71,7 +71,7 @@ class DemoOptions:
     box_smoothing: bool = True
     # inference
     batch_size: int = 2
-    interp: int | None = None
+    frame_step: int | None = None
     precision: str = "fp32"
     # post-processing and outputs
     smooth: bool = False
@@ -207,12 +207,10 @@ class ModelSpec:
 
 def resolve_model(options: DemoOptions) -> ModelSpec:
     """Checkpoint (``--checkpoint`` or the shipped default), its config, body-model directory and device."""
-    import torch
-
     from maed.config import load_config
-    from maed.demo.infer import resolve_device
     from maed.models.checkpoint import read_checkpoint
     from maed.paths import default_checkpoint, resolve_paths
+    from maed.utils.device import resolve_device
 
     checkpoint = Path(options.checkpoint).expanduser() if options.checkpoint else default_checkpoint()
     data = read_checkpoint(checkpoint)
@@ -222,8 +220,7 @@ def resolve_model(options: DemoOptions) -> ModelSpec:
         stored = data.get("config") if isinstance(data, dict) else None
         cfg = load_config(stored if isinstance(stored, dict) and stored else "stage2")
     body_dir = options.body_model_dir or resolve_paths(cfg.PATHS)["body_model_dir"]
-    explicit = options.device is not None
-    device = resolve_device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"), explicit=explicit)
+    device = str(resolve_device(options.device))  # None: CUDA when present, else the CPU
     return ModelSpec(
         checkpoint=checkpoint,
         checkpoint_data=data,
@@ -246,7 +243,7 @@ def build_predictor(spec: ModelSpec, options: DemoOptions, signature: dict):
         crop_height=cfg.DATASET.HEIGHT,
         seqlen=cfg.EVAL.SEQLEN,
         sample_pool=cfg.EVAL.SAMPLE_POOL,
-        interp=options.interp if options.interp is not None else cfg.EVAL.INTERPOLATION,
+        frame_step=options.frame_step if options.frame_step is not None else cfg.EVAL.INTERPOLATION,
         batch_size=options.batch_size,
         device=spec.device,
         precision=options.precision,
@@ -301,7 +298,7 @@ def check_options(o: DemoOptions) -> None:
 
     finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
     need(o.batch_size >= 1, "--batch-size", o.batch_size, "an integer >= 1 (windows per forward pass)")
-    need(o.interp is None or o.interp >= 1, "--interp", o.interp, "an integer >= 1")
+    need(o.frame_step is None or o.frame_step >= 1, "--frame-step", o.frame_step, "an integer >= 1")
     need(o.detect_every >= 1, "--detect-every", o.detect_every, "an integer >= 1")
     need(o.min_track_length >= 1, "--min-track-length", o.min_track_length, "an integer >= 1")
     need(o.max_age >= 0, "--max-age", o.max_age, "an integer >= 0")
@@ -372,7 +369,7 @@ def run_demo(
     inf_sig = {
         "track": _digest(trk_sig),
         "model": model_sig,
-        "interp": options.interp,
+        "frame_step": options.frame_step,
         "precision": options.precision,
     }
     cache = StageCache(out)
