@@ -273,3 +273,13 @@ def test_a_single_image_with_the_full_frame_tier(tmp_path, person_clip, tiny_che
     with np.load(out / "tracks.npz") as z:
         np.testing.assert_allclose(z["person_1/boxes"][0], [128, 96, 192, 192])  # the centred square
     assert len(list(open_source(out / "overlay.mp4").frames())) == 1
+
+
+def test_command_line_defaults_are_the_options_defaults():
+    """maed demo's parser takes every default from DemoOptions: parsing no option gives DemoOptions()."""
+    from maed.cli import build_parser
+    from maed.demo.cli import options_from_args
+    from maed.demo.options import DemoOptions
+
+    args = build_parser().parse_args(["demo", "in.mp4", "--out", "o"])
+    assert options_from_args(args) == DemoOptions(out="o")

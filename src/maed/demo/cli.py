@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-# literal copies of maed.demo.detect's and maed.demo.track's, so that ``maed --help`` does not import them
-DETECTOR_CHOICES = ("auto", "boxes", "torchvision", "yolo", "hog", "full-frame")
-PRECISIONS = ("fp32", "bf16")
+from maed.demo.detect import DEFAULT_SIZES, DEFAULT_THRESHOLDS, DETECTOR_CHOICES
+from maed.demo.options import PRECISIONS, DemoOptions
+from maed.demo.source import DEFAULT_FPS
+from maed.render.overlay import BACKENDS
+
+D = DemoOptions()  # the defaults, stated once there
 
 EPILOG = """\
 examples:
@@ -33,67 +36,93 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="INPUT", help="video file (mp4, mov, avi, mkv, webm), folder of frames, or image")
     p.add_argument("--out", required=True, help="output folder (created; finished stages are reused from it)")
     g = p.add_argument_group("model")
-    g.add_argument("--checkpoint", default=None, help="a maed checkpoint or the authors' model (default: shipped)")
-    g.add_argument("--config", default=None, help="architecture YAML or preset (default: the checkpoint's own)")
-    g.add_argument("--body-model-dir", default=None, help="SMPL files (default: the config's PATHS)")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
-    g.add_argument("--batch-size", type=int, default=2, help="128-frame windows per forward pass (default 2)")
+    g.add_argument(
+        "--checkpoint", default=D.checkpoint, help="a maed checkpoint or the authors' model (default: shipped)"
+    )
+    g.add_argument("--config", default=D.config, help="architecture YAML or preset (default: the checkpoint's own)")
+    g.add_argument("--body-model-dir", default=D.body_model_dir, help="SMPL files (default: the config's PATHS)")
+    g.add_argument("--device", default=D.device, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=D.batch_size,
+        help=f"EVAL.SAMPLE_POOL-frame windows per forward pass (default {D.batch_size})",
+    )
     g.add_argument(
         "--frame-step",
         type=int,
-        default=None,
-        help="predict every n-th frame and interpolate the rest (default: EVAL.INTERPOLATION, 1)",
+        default=D.frame_step,
+        help="predict every n-th frame and interpolate the rest (default: EVAL.INTERPOLATION)",
     )
-    g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: autocast, faster on recent CPUs")
+    g.add_argument(
+        "--precision", choices=PRECISIONS, default=D.precision, help=f"bf16: autocast, faster on recent CPUs "
+        f"(default {D.precision})"
+    )  # fmt: skip
     g = p.add_argument_group("detection and tracking")
-    g.add_argument("--boxes", default=None, help="JSON file of per-frame boxes (and track ids): skips detection")
+    g.add_argument("--boxes", default=D.boxes, help="JSON file of per-frame boxes (and track ids): skips detection")
     g.add_argument(
         "--detector",
         choices=DETECTOR_CHOICES,
-        default="auto",
-        help="auto (default): --boxes, else --detector-weights, else OpenCV HOG, else the whole frame",
+        default=D.detector,
+        help=f"{D.detector} (default): --boxes, else --detector-weights, else OpenCV HOG, else the whole frame",
     )
     g.add_argument(
         "--detector-weights",
-        default=None,
+        default=D.detector_weights,
         help="local torchvision Faster/Keypoint R-CNN .pth, or YOLO .pt (needs ultralytics)",
     )
     g.add_argument(
         "--detector-threshold",
         type=float,
-        default=None,
-        help="minimum detection score (default: 0.7 torchvision, 0.5 yolo, 0.5 HOG margin)",
+        default=D.detector_threshold,
+        help="minimum detection score (default: " + ", ".join(f"{v} {k}" for k, v in DEFAULT_THRESHOLDS.items()) + ")",
     )
     g.add_argument(
         "--detector-size",
         type=int,
-        default=None,
-        help="shorter side in pixels the detector works at (default: 800 torchvision, 640 yolo, 480 HOG)",
+        default=D.detector_size,
+        help="shorter side in pixels the detector works at (default: "
+        + ", ".join(f"{v} {k}" for k, v in DEFAULT_SIZES.items())
+        + ")",
     )
     g.add_argument(
         "--detect-every",
         type=int,
-        default=1,
-        help="run the detector on every n-th frame only; the tracker fills the others (default 1)",
+        default=D.detect_every,
+        help=f"run the detector on every n-th frame only; the tracker fills the others (default {D.detect_every})",
     )
     g.add_argument(
         "--min-track-length",
         type=int,
-        default=25,
-        help="drop tracks shorter than this many frames (default 25; capped at the input's length)",
+        default=D.min_track_length,
+        help=f"drop tracks shorter than this many frames (default {D.min_track_length}; capped at the input's length)",
     )
-    g.add_argument("--max-age", type=int, default=15, help="frames a track survives without a detection (15)")
-    g.add_argument("--iou-threshold", type=float, default=0.3, help="minimum IoU to link a box to a track (0.3)")
+    g.add_argument(
+        "--max-age", type=int, default=D.max_age, help=f"frames a track survives without a detection ({D.max_age})"
+    )
+    g.add_argument(
+        "--iou-threshold",
+        type=float,
+        default=D.iou_threshold,
+        help=f"minimum IoU to link a box to a track ({D.iou_threshold})",
+    )
     g.add_argument("--no-box-smoothing", action="store_true", help="use the detector's boxes unsmoothed")
     g = p.add_argument_group("outputs")
     g.add_argument("--smooth", action="store_true", help="One-Euro filter on pose and camera (forward and back)")
-    g.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One-Euro cut-off at rest, Hz (1.0)")
-    g.add_argument("--smooth-beta", type=float, default=5.0, help="One-Euro speed coefficient (5.0)")
+    g.add_argument(
+        "--smooth-min-cutoff",
+        type=float,
+        default=D.smooth_min_cutoff,
+        help=f"One-Euro cut-off at rest, Hz ({D.smooth_min_cutoff})",
+    )
+    g.add_argument(
+        "--smooth-beta", type=float, default=D.smooth_beta, help=f"One-Euro speed coefficient ({D.smooth_beta})"
+    )
     g.add_argument(
         "--fps",
         type=float,
-        default=None,
-        help="frame rate of a folder or image input (default 30); overrides a video's own",
+        default=D.fps,
+        help=f"frame rate of a folder or image input (default {DEFAULT_FPS:g}); overrides a video's own",
     )
     g.add_argument("--save-verts", action="store_true", help="also store every frame's vertices in tracks.npz")
     g.add_argument("--no-export", action="store_true", help="no person_<id>.glb / .bvh")
@@ -103,17 +132,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--renderer",
-        choices=("auto", "gl", "opencv"),
-        default="auto",
-        help="auto (default): shaded OpenGL when it works, else flat-shaded meshes drawn without OpenGL",
+        choices=BACKENDS,
+        default=D.renderer,
+        help=f"{D.renderer} (default): shaded OpenGL when it works, else flat-shaded meshes drawn without OpenGL",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
-def options_from_args(args: argparse.Namespace):
-    from maed.demo.pipeline import DemoOptions
-
+def options_from_args(args: argparse.Namespace) -> DemoOptions:
     return DemoOptions(
         out=args.out,
         checkpoint=args.checkpoint,

@@ -21,15 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from maed.config import DatasetConfig, EvalConfig
 from maed.data.datasets import split_into_chunks
 from maed.data.transforms import ClipParams, build_transforms, normalize_images
+from maed.demo.options import BATCH_SIZE, PRECISIONS
 from maed.demo.track import Track
 
 # the evaluation's clip scheme and its file hash: the one place the demo imports from maed.eval
 from maed.eval.evaluator import predict_windows
 from maed.eval.outputs import file_sha256  # noqa: F401  (re-exported for the stage cache)
-
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -66,12 +66,12 @@ class ModelPredictor:
         self,
         model: torch.nn.Module,
         *,
-        crop_width: int = 224,
-        crop_height: int = 224,
-        seqlen: int = 16,
-        sample_pool: int = 128,
-        frame_step: int = 1,
-        batch_size: int = 2,
+        crop_width: int = DatasetConfig.WIDTH,
+        crop_height: int = DatasetConfig.HEIGHT,
+        seqlen: int = EvalConfig.SEQLEN,
+        sample_pool: int = EvalConfig.SAMPLE_POOL,
+        frame_step: int = EvalConfig.INTERPOLATION,
+        batch_size: int = BATCH_SIZE,
         device: str = "cpu",
         precision: str = "fp32",
         signature: dict | None = None,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import sys
 import time
@@ -40,50 +39,12 @@ import numpy as np
 from maed.demo import detect as det_mod
 from maed.demo import outputs as out_mod
 from maed.demo import track as trk_mod
+from maed.demo.options import DemoOptions
 from maed.demo.source import FrameSource, open_source
 from maed.utils.io import atomic_path, check_output_dir, remove_stale_temporaries
 
 CACHE_DIR = "cache"
 CACHE_VERSION = 1
-
-
-# --------------------------------------------------------------------------------------------- options
-@dataclass
-class DemoOptions:
-    """Every setting of a demo run (the command line's options; defaults as documented there)."""
-
-    out: str | os.PathLike = "output"
-    checkpoint: str | os.PathLike | None = None
-    config: str | None = None
-    body_model_dir: str | os.PathLike | None = None
-    device: str | None = None
-    # detection
-    boxes: str | os.PathLike | None = None
-    detector: str = "auto"
-    detector_weights: str | os.PathLike | None = None
-    detector_threshold: float | None = None
-    detector_size: int | None = None
-    detect_every: int = 1
-    # tracking
-    iou_threshold: float = trk_mod.IOU_THRESHOLD
-    max_age: int = trk_mod.MAX_AGE
-    min_track_length: int = trk_mod.MIN_TRACK_LENGTH
-    box_smoothing: bool = True
-    # inference
-    batch_size: int = 2
-    frame_step: int | None = None
-    precision: str = "fp32"
-    # post-processing and outputs
-    smooth: bool = False
-    smooth_min_cutoff: float = 1.0
-    smooth_beta: float = 5.0
-    fps: float | None = None
-    save_verts: bool = False
-    export: bool = True
-    render: bool = True
-    side_view: bool = False
-    renderer: str = "auto"
-    progress: bool = True
 
 
 # --------------------------------------------------------------------------------------------- timing
@@ -288,31 +249,6 @@ class DemoRun:
                 bar.update(1)
 
 
-def check_options(o: DemoOptions) -> None:
-    """One ConfigError naming the option for a value out of range (before any work)."""
-    from maed.errors import ConfigError
-
-    def need(ok: bool, option: str, value, expected: str) -> None:
-        if not ok:
-            raise ConfigError(f"{option} {value}: expected {expected}")
-
-    finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)  # noqa: E731
-    need(o.batch_size >= 1, "--batch-size", o.batch_size, "an integer >= 1 (windows per forward pass)")
-    need(o.frame_step is None or o.frame_step >= 1, "--frame-step", o.frame_step, "an integer >= 1")
-    need(o.detect_every >= 1, "--detect-every", o.detect_every, "an integer >= 1")
-    need(o.min_track_length >= 1, "--min-track-length", o.min_track_length, "an integer >= 1")
-    need(o.max_age >= 0, "--max-age", o.max_age, "an integer >= 0")
-    need(finite(o.iou_threshold) and 0 < o.iou_threshold <= 1, "--iou-threshold", o.iou_threshold, "a number in (0, 1]")
-    need(o.detector_size is None or o.detector_size >= 32, "--detector-size", o.detector_size, "pixels >= 32")
-    need(o.detector_threshold is None or finite(o.detector_threshold), "--detector-threshold", o.detector_threshold,
-         "a finite number")  # fmt: skip
-    need(finite(o.smooth_min_cutoff) and o.smooth_min_cutoff > 0, "--smooth-min-cutoff", o.smooth_min_cutoff,
-         "a positive frequency in Hz")  # fmt: skip
-    need(finite(o.smooth_beta) and o.smooth_beta >= 0, "--smooth-beta", o.smooth_beta, "a number >= 0")
-    need(o.renderer in ("auto", "gl", "opencv"), "--renderer", o.renderer, "auto, gl or opencv")
-    need(o.precision in ("fp32", "bf16"), "--precision", o.precision, "fp32 or bf16")
-
-
 def run_demo(
     input_path: str | os.PathLike,
     options: DemoOptions | None = None,
@@ -329,7 +265,7 @@ def run_demo(
     options = options or DemoOptions()
     log = log or (lambda m: print(f"maed demo: {m}", file=sys.stderr))
     started = time.perf_counter()
-    check_options(options)
+    options.check()
     out = check_output_dir(options.out)
     messages: list[str] = []
 
