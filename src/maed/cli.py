@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "maed.eval.cli",
     "maed.demo.cli",
     "maed.render.cli",
+    "maed.synth.cli",
 ]
 
 

@@ -127,6 +127,7 @@ class ModelConfig:
     DECODER: DecoderConfig = field(default_factory=DecoderConfig)
     ENCODER: EncoderConfig = field(default_factory=EncoderConfig)
     BODY_MODEL: str = "smpl"  # 'smpl' | 'anny'
+    BODY_RIG: str = ""  # '' = the body model's default rig; anny: 'anny' (104 bones) | 'cmu_mb' (31 bones)
 
 
 @dataclass

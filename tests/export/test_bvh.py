@@ -83,13 +83,13 @@ def test_bvh_hierarchy_evaluated_by_bvhio_follows_the_body_model(written, key):
         np.testing.assert_allclose(rest[rig.joint_names[j]] - rest[parent], offsets[j], atol=1e-3)
     rot_file, root_file = animation_tracks(rig, c["rotmats"], c["trans"], FPS, "camera", writer="test")
     _, expected = rig.forward_kinematics(rot_file, root_file - rig.joint_offsets()[0])
-    if key != "smpl":  # Anny's output joints are its bone heads: compare with the body model itself
+    if key != "smpl":  # Anny's bone heads are the rig's joints: compare with the body model itself
         body = c["body"]
         out = body(
             torch.as_tensor(c["rotmats"], dtype=torch.float32),
             torch.as_tensor(c["betas"], dtype=torch.float32).expand(T, -1),
         )
-        from_body = (out.joints.double().numpy() + c["trans"][:, None]) @ CAMERA_TO_FILE.T
+        from_body = (out.bone_heads.double().numpy() + c["trans"][:, None]) @ CAMERA_TO_FILE.T
         np.testing.assert_allclose(expected, from_body, atol=5e-5)
     for t in range(T):
         root.loadPose(t)

@@ -30,6 +30,8 @@ _EXPORTS = {
     "rotmat_to_axis_angle": "maed.body.geometry",
     "similarity_procrustes": "maed.body.geometry",
     "weak_perspective_projection": "maed.body.geometry",
+    "PoseLayout": "maed.body.joints",
+    "pose_layout": "maed.body.joints",
 }
 
 __all__ = ["BODY_MODELS", "body_model_from_config", "build_body_model", *_EXPORTS]
@@ -44,16 +46,22 @@ def __getattr__(name: str):
 
 
 def build_body_model(
-    name: str = "smpl", model_dir: str | os.PathLike | None = None, gender: str = "neutral"
+    name: str = "smpl", model_dir: str | os.PathLike | None = None, gender: str = "neutral", rig: str = ""
 ) -> BodyModel:
     """Build a body model by name.
 
     ``smpl``: the user's SMPL files from ``model_dir`` (default ``$MAED_DATA_DIR/smpl_data``; see
     ``maed.body.smpl``; a missing file raises one ``AssetError`` listing what is expected and where to get
-    it). ``anny``: the free Anny model from the
-    ``anny`` package (``pip install maed[anny]``); ``model_dir`` and ``gender`` are not used.
+    it); ``rig`` must be empty. ``anny``: the free Anny model from the ``anny`` package (``pip install
+    maed[anny]``) with ``rig`` ``"anny"`` (104 bones, the default for ``""``) or ``"cmu_mb"`` (31 bones);
+    ``model_dir`` and ``gender`` are not used.
     """
+    from maed.body.joints import pose_layout
+
     key = str(name).lower()
+    if key not in BODY_MODELS:
+        raise ConfigError(f"MODEL.BODY_MODEL: unknown body model {name!r}; expected one of {BODY_MODELS}")
+    layout = pose_layout(key, rig)  # checks the rig
     if key == "smpl":
         from maed.body.smpl import SMPL
 
@@ -62,15 +70,16 @@ def build_body_model(
 
             model_dir = data_dir() / "smpl_data"
         return SMPL(model_dir=model_dir, gender=gender)
-    if key == "anny":
-        from maed.body.anny_model import AnnyBody
+    from maed.body.anny_model import AnnyBody
 
-        return AnnyBody()
-    raise ConfigError(f"MODEL.BODY_MODEL: unknown body model {name!r}; expected one of {BODY_MODELS}")
+    return AnnyBody(rig=layout.rig)
 
 
 def body_model_from_config(cfg) -> BodyModel:
-    """``MODEL.BODY_MODEL`` built from ``PATHS.BODY_MODEL_DIR`` (or ``<data dir>/smpl_data``)."""
+    """``MODEL.BODY_MODEL`` with ``MODEL.BODY_RIG``, built from ``PATHS.BODY_MODEL_DIR`` (or
+    ``<data dir>/smpl_data``)."""
     from maed.paths import resolve_paths
 
-    return build_body_model(cfg.MODEL.BODY_MODEL, model_dir=resolve_paths(cfg.PATHS)["body_model_dir"])
+    return build_body_model(
+        cfg.MODEL.BODY_MODEL, model_dir=resolve_paths(cfg.PATHS)["body_model_dir"], rig=cfg.MODEL.BODY_RIG
+    )

@@ -14,7 +14,7 @@ class BodyOutput:
     """What a body model returns.
 
     verts: B x V x 3 mesh vertices in metres.
-    joints: B x K x 3 output joints in metres (49 for SMPL, the bone heads for Anny).
+    joints: B x K x 3 output joints in metres (the 49 of ``maed.body.joints.JOINT_NAMES`` for SMPL and Anny).
     Mapping access (``out["verts"]``) works too.
     """
 

@@ -9,12 +9,16 @@ The format is the authors' so that their released files and ours load the same w
 ``img_name``    n (str)                image path, relative to the dataset root given at load time
 ``joints2D``    n x 49 x 3             x, y in pixels of the full image, confidence (``spin`` format)
 ``joints3D``    n x 49 x 4             x, y, z in metres (camera axes), confidence
-``pose``        n x 72 (or n x 24x3x3) SMPL axis-angle (global orientation in the camera frame)
-``shape``       n x 10                 SMPL betas
+``pose``        n x 3J (or n x J x 3x3) axis-angle of the body model's J joints, global orientation
+                                       (root) first, in the camera frame (SMPL: n x 72 or n x 24x3x3)
+``shape``       n x S                  shape parameters (SMPL: 10 betas; Anny: 6 phenotype offsets)
 ``bbox``        n x 4                  cx, cy, w, h in pixels (square)
 ``valid``       n                      1 where the frame's annotation can be trusted (3DPW camera)
 ``valid_i``     n                      MPI-INF-3DHP test: the dataset's valid-frame flag
 ``cam``         n x 3                  weak-perspective camera (image databases only)
+``trans``       n x 3                  camera-frame translation (metres): body_model(pose, shape)
+                                       joints + trans = joints3D (synthetic databases)
+``intrinsics``  n x 4                  pinhole camera fx, fy, cx, cy (pixels; x right, y down)
 ==============  =====================  ==========================================================
 
 Only ``img_name`` is required; every other field is optional but must have the shape above. Fields not
@@ -45,19 +49,22 @@ from maed.utils.io import atomic_path, atomic_write_text
 NUM_JOINTS = 49
 CHECKSUM_SUFFIX = ".sha256"
 
-#: expected trailing shape of each known field (``None``: one value per row)
+#: expected trailing shape of each known field (``()``: one value per row; -1: any size >= 1, ``pose``'s a
+#: multiple of 3)
 FIELD_SHAPES: dict[str, tuple[int, ...]] = {
     "vid_name": (),
     "frame_id": (),
     "img_name": (),
     "joints2D": (NUM_JOINTS, 3),
     "joints3D": (NUM_JOINTS, 4),
-    "pose": (72,),
-    "shape": (10,),
+    "pose": (-1,),
+    "shape": (-1,),
     "bbox": (4,),
     "valid": (),
     "valid_i": (),
     "cam": (3,),
+    "trans": (3,),
+    "intrinsics": (4,),
 }
 
 DATABASE_SUFFIX = "_db.pt"
@@ -85,11 +92,13 @@ def _field_shape_ok(key: str, shape: tuple[int, ...], n: int) -> bool:
     expected = FIELD_SHAPES.get(key)
     if expected is None:
         return True
-    if key == "pose" and tail == (24, 3, 3):
+    if key == "pose" and len(tail) == 3 and tail[0] >= 1 and tail[1:] == (3, 3):
         return True
+    if key == "pose" and len(tail) == 1 and tail[0] % 3 != 0:
+        return False
     if expected == ():
         return tail in ((), (1,))
-    return tail == expected
+    return len(tail) == len(expected) and all(e == t or (e == -1 and t >= 1) for e, t in zip(expected, tail))
 
 
 def validate_database(db: dict, label: str = "<database>") -> int:
@@ -113,7 +122,9 @@ def validate_database(db: dict, label: str = "<database>") -> int:
             expected = FIELD_SHAPES.get(key)
             want = f"({n}{''.join(', ' + str(s) for s in expected)})" if expected is not None else f"({n}, ...)"
             if key == "pose":
-                want += f" or ({n}, 24, 3, 3)"
+                want = f"({n}, 3J) or ({n}, J, 3, 3) for J joints (SMPL: ({n}, 72) or ({n}, 24, 3, 3))"
+            elif key == "shape":
+                want = f"({n}, S)"
             raise DataError(f"{label}: field '{key}' has shape {value.shape}, expected {want}")
     for key, expected in FIELD_SHAPES.items():  # one value per row, stored as n x 1 (h5py reads, older files)
         if expected == () and key in db and db[key].ndim == 2:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
+from maed.body.joints import PoseLayout, pose_layout, pose_layout_from_config
 from maed.config import Config, DatasetConfig, EvalConfig, TrainConfig
 from maed.data.crop_cache import default_crop_cache_dir
 from maed.data.database import database_filename
@@ -109,7 +110,8 @@ class TrainDataSettings:
     """What the training streams read, translated once from ``TRAIN.*``, ``DATASET.*`` and ``NUM_WORKERS``.
 
     ``augmentation`` is the full (``video_3d``) pipeline; the 2D-video and image pipelines are derived
-    from it (:meth:`ClipAugmentation.for_pipeline`). Batch sizes are per process.
+    from it (:meth:`ClipAugmentation.for_pipeline`). Batch sizes are per process. ``pose_layout`` is the
+    body model's (``MODEL.BODY_MODEL`` / ``MODEL.BODY_RIG``): the width of ``theta`` and the pose flip.
     """
 
     datasets_2d: list[str] = field(default_factory=lambda: list(TrainConfig().DATASETS_2D))
@@ -125,6 +127,7 @@ class TrainDataSettings:
     random_sample: bool = DatasetConfig.RANDOM_SAMPLE
     augmentation: ClipAugmentation = field(default_factory=ClipAugmentation)
     num_workers: int = Config.NUM_WORKERS
+    pose_layout: PoseLayout = field(default_factory=lambda: pose_layout("smpl"))
 
     @classmethod
     def from_config(cls, cfg: Config) -> TrainDataSettings:
@@ -147,6 +150,7 @@ class TrainDataSettings:
             random_sample=cfg.DATASET.RANDOM_SAMPLE,
             augmentation=ClipAugmentation.from_config(cfg.DATASET),
             num_workers=cfg.NUM_WORKERS,
+            pose_layout=pose_layout_from_config(cfg),
         )
 
     def batch_size(self, stream: str) -> int:
@@ -203,6 +207,7 @@ def build_train_datasets(
                     is_train=True,
                     crop_cache_dir=_cache_dir(path, use_crop_cache),
                     name=f"{name}_{split}",
+                    pose_layout=s.pose_layout,
                 )
             )
         return ConcatDataset(parts)
@@ -221,6 +226,7 @@ def build_train_datasets(
                     crop_cache_dir=_cache_dir(path, use_crop_cache),
                     frame_step=dataset_info(name).image_frame_step,
                     name=f"{name}_{split}",
+                    pose_layout=s.pose_layout,
                 )
             )
         return ConcatDataset(parts)
@@ -247,8 +253,10 @@ def build_eval_dataset(
     width: int = DatasetConfig.WIDTH,
     height: int = DatasetConfig.HEIGHT,
     use_crop_cache: bool = True,
+    pose_layout: PoseLayout | None = None,
 ) -> VideoDataset:
-    """Whole non-overlapping ``sample_pool``-frame windows with the evaluation crop (ORIGINAL.md §7)."""
+    """Whole non-overlapping ``sample_pool``-frame windows with the evaluation crop (ORIGINAL.md §7);
+    ``pose_layout``: the body model's (default SMPL)."""
     path = check_database_file(db_dir, dataset, split)
     return VideoDataset(
         path,
@@ -263,6 +271,7 @@ def build_eval_dataset(
         crop_cache_dir=_cache_dir(path, use_crop_cache),
         valid_mode=valid_mode,
         name=f"{dataset}_{split}",
+        pose_layout=pose_layout,
     )
 
 
@@ -283,6 +292,7 @@ def build_eval_loader(
     width: int = DatasetConfig.WIDTH,
     height: int = DatasetConfig.HEIGHT,
     use_crop_cache: bool = True,
+    pose_layout: PoseLayout | None = None,
 ) -> DataLoader:
     """In-order loader of whole windows for evaluation (``valid_mode``: ``original`` or ``strict``, see
     :func:`maed.data.datasets.valid_mask`); a distributed one gives each rank its own windows."""
@@ -296,6 +306,7 @@ def build_eval_loader(
         width=width,
         height=height,
         use_crop_cache=use_crop_cache,
+        pose_layout=pose_layout,
     )
     return _eval_loader(
         ds,
@@ -341,4 +352,5 @@ def eval_loader_from_config(
         pin_memory=pin_memory,
         width=cfg.DATASET.WIDTH,
         height=cfg.DATASET.HEIGHT,
+        pose_layout=pose_layout_from_config(cfg),
     )

@@ -6,7 +6,8 @@ A sample entering a pipeline is a dict of numpy arrays for T frames (an image is
     bbox    T x 4 (cx, cy, w, h) pixels, or None (the frames are already crops: no crop is applied)
     kp_2d   T x 49 x 3 (x, y pixels, confidence)
     kp_3d   T x 49 x 4 (metres, confidence), optional
-    pose    T x 72 SMPL axis-angle (global orientation first), optional
+    pose    T x 3J axis-angle of the body model's J joints (global orientation first; SMPL: T x 72),
+            optional
 
 :class:`ClipAugmentation` draws one :class:`ClipParams` per clip and applies it to every frame, in the
 original's order: crop (scale/rotation jitter, random crop; each frame with its own box) -> colour jitter
@@ -76,7 +77,17 @@ def flip_smpl_pose(pose: np.ndarray) -> np.ndarray:
     """Mirror SMPL axis-angle poses ... x 72 about the x = 0 plane: every joint (all 24, root included)
     takes its mirror joint's rotation with the y and z components negated."""
     _, perm = _flip_permutations()
-    aa = np.asarray(pose, dtype=np.float32).reshape(*pose.shape[:-1], 24, 3)
+    return flip_pose(pose, perm)
+
+
+def flip_pose(pose: np.ndarray, perm) -> np.ndarray:
+    """Mirror axis-angle poses ... x 3J about the x = 0 plane: joint j takes joint ``perm[j]``'s rotation
+    with the y and z components negated. ``perm`` is the body model's left/right permutation
+    (``maed.body.joints.PoseLayout.flip_permutation``). Right for any body model whose rotations are
+    expressed in frames that the mirror maps onto each other, as SMPL's and Anny's (world-aligned at rest,
+    mirror-symmetric rest pose)."""
+    perm = np.asarray(perm, dtype=np.int64)
+    aa = np.asarray(pose, dtype=np.float32).reshape(*pose.shape[:-1], len(perm), 3)
     out = aa[..., perm, :] * np.array([1.0, -1.0, -1.0], dtype=np.float32)
     return out.reshape(pose.shape)
 
@@ -258,7 +269,9 @@ class ClipAugmentation:
     saturation factors in [max(0, 1 - c), 1 + c] and hue in [-c, c] (``c = color_jitter``), applied in one
     random order. Random erase picks one side per clip; each frame is erased with probability
     ``erase_prob`` over a fraction U(0, erase_part), filled with zeros (or noise with ``erase_fill``).
-    The flip happens with probability ``flip_prob``.
+    The flip happens with probability ``flip_prob``; it mirrors the pose with ``pose_flip_perm``, the body
+    model's left/right joint permutation (``None``: SMPL's 24 joints; datasets fill it in from their
+    ``pose_layout``).
 
     Defaults are the config schema's ``DATASET.*`` (the original MAED's): ``ClipAugmentation()`` equals
     ``ClipAugmentation.from_config(Config().DATASET)``. :meth:`identity` is the evaluation crop.
@@ -280,6 +293,7 @@ class ClipAugmentation:
     normalize: bool = True
     mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
     std: tuple[float, float, float] = field(default=IMAGENET_STD)
+    pose_flip_perm: tuple[int, ...] | None = None
 
     @classmethod
     def from_config(cls, dataset_cfg, *, normalize: bool = True) -> ClipAugmentation:
@@ -430,7 +444,7 @@ class ClipAugmentation:
             if kp_3d is not None:
                 kp_3d = flip_keypoints_3d(kp_3d)
             if pose is not None:
-                pose = flip_smpl_pose(pose)
+                pose = flip_smpl_pose(pose) if self.pose_flip_perm is None else flip_pose(pose, self.pose_flip_perm)
 
         out = {k: v for k, v in sample.items() if k not in ("frames", "kp_2d", "kp_3d", "pose")}
         if not self.normalize:
