@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = [
     "maed.data.cli",
     "maed.train.cli",
     "maed.eval.cli",
+    "maed.demo.cli",
     "maed.render.cli",
     "maed.synth.cli",
 ]
