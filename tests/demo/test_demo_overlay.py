@@ -61,9 +61,9 @@ def test_mesh_from_the_true_pose_and_camera_covers_the_true_silhouette(oracle_ru
 
 def test_side_view_and_another_renderer_from_the_cache(oracle_run, person_clip, anny_body):
     from demo_fixtures import OraclePredictor
-    from maed.render.overlay import SIDE_BACKGROUND
 
     from maed.demo.pipeline import DemoOptions, run_demo
+    from maed.render.overlay import SIDE_BACKGROUND
 
     out, first = oracle_run
     side = _frames(out / "overlay_side.mp4")

@@ -29,7 +29,6 @@ from maed.demo.track import Track
 
 # the evaluation's clip scheme and its file hash: the one place the demo imports from maed.eval
 from maed.eval.evaluator import predict_windows
-from maed.eval.outputs import file_sha256  # noqa: F401  (re-exported for the stage cache)
 
 
 @dataclass

@@ -100,7 +100,7 @@ def _digest(obj: Any) -> str:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    from maed.demo.infer import file_sha256
+    from maed.utils.io import file_sha256
 
     return file_sha256(path)
 
