@@ -2,6 +2,7 @@
 # The project's entry point on a fresh clone: installs what it needs into .venv, then runs.
 #   ./run.sh bench [maed bench options]   inference benchmark on a generated clip (no data needed)
 #   ./run.sh test  [pytest options]       lint + the test suite (CPU)
+#   ./run.sh demo  [maed demo options]    meshes from a video: ./run.sh demo input.mp4 --out output/
 #   ./run.sh maed  ARGS...                any maed command inside the environment
 # Environment: PYTHON (interpreter for the venv, default python3), MAED_VENV (default .venv).
 set -euo pipefail
@@ -40,9 +41,12 @@ case "$cmd" in
         "$VENV/bin/python" -m ruff check src tests benchmarks
         "$VENV/bin/python" -m ruff format --check src tests benchmarks
         exec "$VENV/bin/python" -m pytest -q "$@" ;;
+    demo)
+        setup
+        exec "$VENV/bin/maed" demo "$@" ;;
     maed)
         setup
         exec "$VENV/bin/maed" "$@" ;;
     *)
-        sed -n '2,6p' "$0"; exit 2 ;;
+        sed -n '2,7p' "$0"; exit 2 ;;
 esac

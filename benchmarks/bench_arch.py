@@ -148,15 +148,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _config_body_model(cfg):
-    """The config's body model, with its rig where the config names one (``MODEL.BODY_RIG``)."""
-    from maed.body import build_body_model
+    """The config's body model (``MODEL.BODY_MODEL`` with ``MODEL.BODY_RIG``)."""
+    from maed.body import body_model_from_config
 
-    rig = getattr(cfg.MODEL, "BODY_RIG", "")
-    if cfg.MODEL.BODY_MODEL == "anny":
-        from maed.body.anny_model import AnnyBody
-
-        return AnnyBody(rig=rig or "cmu_mb")
-    return build_body_model(cfg.MODEL.BODY_MODEL)
+    return body_model_from_config(cfg)
 
 
 def _format_row(row: dict, amps: list[str]) -> str:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     from maed.data.crop_cache import build_crop_cache, cache_margin
     from maed.data.datasets import VideoDataset
     from maed.data.synthetic import write_synthetic_dataset
-    from maed.data.transforms import build_transforms, transform_kwargs_from_config
+    from maed.data.transforms import ClipAugmentation
 
     cfg = load_config(args.config)
     tmp = None
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     t_cache = time.perf_counter() - t0
 
-    transforms = build_transforms("video_3d", **transform_kwargs_from_config(cfg.DATASET))
+    transforms = ClipAugmentation.from_config(cfg.DATASET)  # the 3D-video pipeline
     common = dict(
         dataset_root=synth.dataset_root,
         seqlen=cfg.DATASET.SEQLEN,

@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> dict:
     from maed.body.synthetic import write_random_smpl_dir
     from maed.config import load_config
     from maed.models import build_model
+    from maed.utils.device import resolve_device
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     dtypes = (args.dtypes or ("fp32,bf16" if device.type == "cuda" else "fp32")).split(",")
     if any(d not in ("fp32", "bf16") for d in dtypes):
         p.error(f"--dtypes {args.dtypes}: expected fp32 and/or bf16")

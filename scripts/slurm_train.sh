@@ -15,7 +15,8 @@
 # A job whose allocation does not match NODES x GPUS_PER_NODE (a plain `sbatch script 2 4 ...` gets one
 # task) resubmits itself once with --nodes/--ntasks-per-node/--gres and ends. Partition, time limit,
 # account: sbatch options on the command line or SBATCH_PARTITION / SBATCH_TIMELIMIT / SBATCH_ACCOUNT.
-# Slurm sends SIGUSR1 two minutes before the time limit; training then saves last.pt and stops, and
+# Slurm sends SIGUSR1 two minutes before the time limit; training then saves last.pt and stops with exit
+# status 143 (so the job ends as failed, not as finished), and
 # `sbatch scripts/slurm_train.sh N G --resume RUN_DIR` continues it.
 # Environment: PYTHON (default python), MASTER_PORT (default derived from the job id).
 set -euo pipefail

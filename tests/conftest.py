@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 
 
@@ -18,3 +23,30 @@ def smpl_body(smpl_dir):
     from maed.body import build_body_model
 
     return build_body_model("smpl", model_dir=smpl_dir)
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """A small tmpfs at ``path`` (needs root); skipped where it cannot be mounted."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A directory this process cannot write in: read-only mode, or a read-only tmpfs for root."""
+    if os.geteuid() != 0:
+        d = tmp_path / "locked"
+        d.mkdir()
+        d.chmod(0o555)
+        yield d
+        d.chmod(0o755)
+    else:
+        with tmpfs(tmp_path / "ro", "ro,size=16k") as d:
+            yield d

@@ -79,3 +79,80 @@ def test_dump_round_trips(tmp_path):
     cfg.dump(tmp_path / "config.yaml")
     again = load_config(tmp_path / "config.yaml")
     assert again == cfg and isinstance(again, Config)
+
+
+# ------------------------------------------------------------------------------------------ one home per default
+def test_settings_objects_default_to_the_schema():
+    """``X()`` and ``X.from_config(Config())`` are the same object: the schema is the one home of each default."""
+    from maed.data.loaders import TrainDataSettings
+    from maed.data.transforms import ClipAugmentation
+    from maed.train.engine import TrainSettings
+    from maed.train.losses import MAEDLoss
+
+    cfg = Config()
+    assert MAEDLoss() == MAEDLoss.from_config(cfg.LOSS)
+    assert MAEDLoss().kp_2d_weight == 60.0  # the original config.py's, not the paper's 300
+    assert TrainSettings() == TrainSettings.from_config(cfg)
+    assert ClipAugmentation() == ClipAugmentation.from_config(cfg.DATASET)
+    assert TrainDataSettings() == TrainDataSettings.from_config(cfg)
+    assert TrainDataSettings().augmentation == ClipAugmentation()
+
+
+def test_keyword_defaults_are_the_schema_values():
+    """Functions and constructors taking a setting the schema has use the schema's value as their default."""
+    import inspect
+
+    from maed.data.datasets import VideoDataset
+    from maed.data.loaders import build_eval_dataset, build_eval_loader
+    from maed.eval.evaluator import Evaluator, predict_windows, run_evaluation
+    from maed.train.validation import Validator
+
+    cfg = Config()
+    schema = {
+        "seqlen": cfg.EVAL.SEQLEN,
+        "frame_step": cfg.EVAL.INTERPOLATION,
+        "sample_pool": cfg.EVAL.SAMPLE_POOL,
+        "batch_size": cfg.EVAL.BATCH_SIZE,
+        "protocol": cfg.EVAL.PROTOCOL,
+        "num_workers": cfg.NUM_WORKERS,
+        "width": cfg.DATASET.WIDTH,
+        "height": cfg.DATASET.HEIGHT,
+    }
+    video = {
+        "seqlen": cfg.DATASET.SEQLEN,
+        "sample_pool": cfg.DATASET.SAMPLE_POOL,
+        "overlap": cfg.DATASET.OVERLAP,
+        "random_start": cfg.DATASET.RANDOM_START,
+        "random_sample": cfg.DATASET.RANDOM_SAMPLE,
+    }
+    checked = 0
+    for fn, expected in (
+        (predict_windows, schema),
+        (Evaluator.__init__, schema),
+        (run_evaluation, schema),
+        (build_eval_loader, schema),
+        (build_eval_dataset, schema),
+        (Validator.__init__, schema),
+        (VideoDataset.__init__, video),
+    ):
+        for name, param in inspect.signature(fn).parameters.items():
+            if name in expected and param.default is not inspect.Parameter.empty:
+                assert param.default == expected[name], f"{fn.__qualname__}({name}={param.default!r})"
+                checked += 1
+    assert checked >= 20
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+@pytest.mark.parametrize("stage, deliberate", [("stage2", set()), ("stage1", {"MODEL.ENCODER.BACKBONE"})])
+def test_presets_state_the_papers_recipe(stage, deliberate):
+    """The shipped presets train as the authors' YAML files do (stage 1 keeps the stage-2 encoder, on purpose)."""
+    preset = _flat(load_config(stage).to_dict())
+    authors = _flat(load_config(REPO / "configs" / f"config_{stage}.yaml").to_dict())
+    differ = {k for k in preset if preset[k] != authors[k]}
+    assert differ - {"DEBUG", "DEBUG_FREQ", "EXP_NAME", "OUTPUT_DIR"} == deliberate

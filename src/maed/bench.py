@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seqlen", type=int, default=16, help="frames per clip (default 16)")
     p.add_argument("--iters", type=int, default=3, help="timed runs per setting, best kept (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     p.add_argument(
         "--precisions",
         "--dtypes",
@@ -72,9 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--frame-size", default="1920x1080", help="generated frame size WxH (default 1920x1080)")
     t.add_argument("--loader-batches", type=int, default=8, help="timed loader batches (default 8; 0: no loader)")
     t.add_argument("--data", default=None, help="keep the generated frames here and reuse them (default: temporary)")
-    p.add_argument(
-        "--json", "--out", dest="json", default="results/bench.json", help="results file (default %(default)s)"
-    )
+    p.add_argument("--json", default="results/bench.json", help="results file (default %(default)s)")
+    p.add_argument("--out", default=None, help=argparse.SUPPRESS)  # the earlier name of --json
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.set_defaults(func=run)
 
@@ -345,7 +344,6 @@ def train_step_fn(model, cfg, *, amp: str = "none", run_dir: str | Path):
     import contextlib
 
     import torch
-    from torch.utils.data import DataLoader
 
     from maed.train.distributed import DistEnv
     from maed.train.engine import Trainer, TrainSettings
@@ -359,7 +357,7 @@ def train_step_fn(model, cfg, *, amp: str = "none", run_dir: str | Path):
         model=model,
         criterion=MAEDLoss.from_config(cfg.LOSS),
         # the trainer needs a stream only to size an epoch; the steps take their batches as arguments
-        streams={"3d": BatchStream(DataLoader([0], batch_size=1), name="3d", seed=0)},
+        streams={"3d": BatchStream([0], name="3d", batch_size=1, seed=0)},
         env=DistEnv(device=device),
         settings=settings,
         run_dir=run_dir,
@@ -444,7 +442,7 @@ def build_bench_loader(
     from maed.data.crop_cache import build_crop_cache
     from maed.data.datasets import VideoDataset
     from maed.data.synthetic import write_synthetic_dataset
-    from maed.data.transforms import build_transforms, transform_kwargs_from_config
+    from maed.data.transforms import ClipAugmentation
 
     width, height = frame_size
     root = data_dir / f"{width}x{height}_{frames}f"
@@ -473,7 +471,7 @@ def build_bench_loader(
         overlap=cfg.DATASET.OVERLAP,
         random_start=cfg.DATASET.RANDOM_START,
         random_sample=cfg.DATASET.RANDOM_SAMPLE,
-        transforms=build_transforms("video_3d", **transform_kwargs_from_config(cfg.DATASET)),
+        transforms=ClipAugmentation.from_config(cfg.DATASET),  # the 3D-video pipeline
         is_train=True,
         crop_cache_dir=cache,
     )
@@ -507,17 +505,22 @@ def _parse_precisions(text: str | None, device) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from maed.utils.io import check_output_file
+
+    if args.out:
+        args.json = args.out
+    # a directory or an unwritable place is refused before any work
+    check_output_file(args.json, option="--out" if args.out else "--json", example="bench.json")
     import torch
 
     from maed.body.synthetic import write_random_smpl_dir
     from maed.config import load_config
     from maed.errors import ConfigError
     from maed.models import build_model
+    from maed.utils.device import resolve_device
     from maed.utils.io import atomic_write_text
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {args.device}: CUDA is not available here")
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     for opt in ("seqlen", "iters"):

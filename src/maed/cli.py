@@ -19,6 +19,9 @@ SUBCOMMAND_MODULES = [
     "maed.data.cli",
     "maed.train.cli",
     "maed.eval.cli",
+    "maed.demo.cli",
+    "maed.render.cli",
+    "maed.synth.cli",
     "maed.export.cli",
 ]
 

@@ -133,6 +133,7 @@ class ModelConfig:
     DECODER: DecoderConfig = field(default_factory=DecoderConfig)
     ENCODER: EncoderConfig = field(default_factory=EncoderConfig)
     BODY_MODEL: str = "smpl"  # 'smpl' | 'anny'
+    BODY_RIG: str = ""  # '' = the body model's default rig; anny: 'anny' (104 bones) | 'cmu_mb' (31 bones)
 
 
 @dataclass
@@ -158,11 +159,11 @@ class PathsConfig:
 class Config:
     OUTPUT_DIR: str = "results"
     EXP_NAME: str = "default"
-    DEVICE: str = "cuda"
-    DEBUG: bool = True
-    LOGDIR: str = ""
+    DEVICE: str = "cuda"  # without CUDA, the CPU (maed.utils.device)
+    DEBUG: bool = True  # accepted so that the original YAML files load; not used
+    LOGDIR: str = ""  # set by training to the run directory (a record; changing it changes nothing)
     NUM_WORKERS: int = 8
-    DEBUG_FREQ: int = 1000
+    DEBUG_FREQ: int = 1000  # accepted so that the original YAML files load; not used
     SEED_VALUE: int = -1
     SAVE_FREQ: int = 5
     CUDNN: CudnnConfig = field(default_factory=CudnnConfig)
@@ -328,11 +329,22 @@ def _merge_file(cfg: Config, path: Path, seen: tuple[Path, ...]) -> None:
     if path in seen:
         raise ConfigError(f"config {path}: _BASE_ chain loops back on itself")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not a YAML text file (it holds binary data)") from None
+    except OSError as e:
+        raise ConfigError(f"config {path} cannot be read: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)  # safe_load: tags such as !!python/object are refused, never run
     except yaml.YAMLError as e:
-        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or " ".join(str(e).split())
+        raise ConfigError(f"config {path} is not valid YAML: {problem}{where}") from None
+    if data is None:
+        raise ConfigError(f"config {path} is empty; expected a mapping of config keys (MODEL: ..., TRAIN: ...)")
     if not isinstance(data, dict):
-        raise ConfigError(f"config {path}: expected a mapping at the top level")
+        raise ConfigError(f"config {path}: expected a mapping of config keys at the top level")
     base = data.pop("_BASE_", None)
     if base:
         base_path = (path.parent / base) if (path.parent / base).is_file() else resolve_config_path(base)

@@ -21,5 +21,6 @@ class DataError(MaedError, ValueError):
     """A dataset file or annotation with missing fields or wrong shapes."""
 
 
-class OutputError(MaedError, FileExistsError):
-    """An output location that already holds something else (another run's results)."""
+class OutputError(MaedError, OSError):
+    """An output location that cannot take the output: it holds something else (another run's results),
+    is not a directory, or the write failed (disk full, no permission, read-only file system)."""

@@ -1,4 +1,4 @@
-"""The only place that reads environment variables for data and cache roots.
+"""Where the user's data lives: the one reader of ``MAED_DATA_DIR``.
 
 ``MAED_DATA_DIR`` (default ``./data``) holds the user's licence-gated assets in the tree documented in
 ``docs/DATA.md``::
@@ -6,9 +6,7 @@
     data/
       smpl_data/     SMPL_NEUTRAL.pkl, J_regressor_extra.npy, J_regressor_h36m.npy, smpl_mean_params.npz
       database/      <dataset>_<split>_db.pt
-      3dpw/ mpi_inf_3dhp/ ...   raw images per dataset
-
-``MAED_CACHE_DIR`` (default ``~/.cache/maed``) holds generated, re-creatable files.
+      3dpw/ mpi_inf_3dhp/ ...   raw images per dataset (directories from ``maed.data.registry``)
 """
 
 from __future__ import annotations
@@ -16,26 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: default image root of each dataset, relative to the data directory
-DEFAULT_DATASET_DIRS = {
-    "3dpw": "3dpw",
-    "mpii3d": "mpi_inf_3dhp",
-    "h36m": "human3.6m",
-    "insta": "insta_variety",
-    "posetrack": "posetrack",
-    "pennaction": "penn_action",
-    "coco2014-all": "coco2014",
-    "mpii": "mpii",
-    "lspet": "lspet",
-}
-
 
 def data_dir() -> Path:
+    """``$MAED_DATA_DIR``, or ``./data``."""
     return Path(os.environ.get("MAED_DATA_DIR", "data"))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MAED_CACHE_DIR", Path.home() / ".cache" / "maed"))
 
 
 #: the model shipped with the project and its sample clip, relative to the source checkout
@@ -64,8 +46,10 @@ def default_checkpoint() -> Path:
 
 def resolve_paths(paths_cfg) -> dict:
     """Fill the empty entries of a ``PathsConfig`` from the data directory. Returns plain strings."""
+    from maed.data.registry import DATASETS
+
     root = Path(paths_cfg.DATA_DIR) if paths_cfg.DATA_DIR else data_dir()
-    roots = {name: str(root / sub) for name, sub in DEFAULT_DATASET_DIRS.items()}
+    roots = {name: str(root / info.directory) for name, info in DATASETS.items()}
     roots.update(paths_cfg.DATASET_ROOTS)
     return {
         "data_dir": str(root),

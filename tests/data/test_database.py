@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import joblib
 import numpy as np
 import pytest
@@ -34,7 +36,9 @@ def test_round_trip_is_a_plain_joblib_dict(tmp_path):
     loaded = load_database(path)
     for k in db:
         np.testing.assert_array_equal(loaded[k], db[k])
-    assert [p.name for p in tmp_path.iterdir()] == ["3dpw_test_db.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3dpw_test_db.pt", "3dpw_test_db.pt.sha256"]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (tmp_path / "3dpw_test_db.pt.sha256").read_text() == f"{digest}  3dpw_test_db.pt\n"  # sha256sum -c
 
 
 def test_authors_style_file_loads(tmp_path):
@@ -99,17 +103,20 @@ def test_rebase_image_names():
 
 
 @pytest.mark.parametrize(
-    "data",
+    "data,message",
     [
-        b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x08nomodule\x94\x8c\x03Foo\x94\x93\x94.",  # unknown class
-        b"\x80\x04K",  # an opcode cut inside its argument
-        b"",
+        (
+            b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x08nomodule\x94\x8c\x03Foo\x94\x93\x94.",
+            "refused to load, it asks for 'nomodule.Foo'",  # an unknown class is never imported
+        ),
+        (b"\x80\x04K", "not a readable joblib database"),  # an opcode cut inside its argument
+        (b"", "not a readable joblib database"),
     ],
 )
-def test_corrupt_files_raise_one_data_error(tmp_path, data):
+def test_corrupt_files_raise_one_data_error(tmp_path, data, message):
     path = tmp_path / "c_db.pt"
     path.write_bytes(data)
-    with pytest.raises(DataError, match="not a readable joblib database") as e:
+    with pytest.raises(DataError, match=message) as e:
         load_database(path)
     assert str(path) in str(e.value)
 

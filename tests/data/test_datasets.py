@@ -111,12 +111,15 @@ def test_video_dataset_training_sample(synth):
         sample_pool=8,
         overlap=0.5,
         random_start=True,
+        random_sample=False,
         transforms=build_transforms(
             "video_3d",
+            size_jitter=0.0,
+            rot_jitter=0.0,
             color_jitter=0.3,
             erase_prob=0.3,
             erase_part=0.5,
-            random_flip=0.5,
+            flip_prob=0.5,
             random_crop_p=0.2,
             random_crop_size=0.6,
         ),
@@ -205,7 +208,7 @@ def test_image_dataset_rotmat_pose_and_frame_step(synth):
     db["pose"] = axis_angle_to_rotmat(torch.from_numpy(aa).double()).numpy()  # n x 24 x 3 x 3
     ds = ImageDataset(db, dataset_root=synth.dataset_root, is_train=False)
     s = ds[5]
-    assert s["image"].shape == (3, 224, 224) and s["kp_2d"].shape == (49, 3) and s["theta"].shape == (85,)
+    assert s["images"].shape == (3, 224, 224) and s["kp_2d"].shape == (49, 3) and s["theta"].shape == (85,)
     np.testing.assert_allclose(s["theta"][3:75].numpy(), synth.db["pose"][5], atol=1e-5)
     assert s["w_smpl"].item() == 1.0 and s["bbox"].shape == (4,)
     assert s["instance_id"] == "synth_vid0/5"
@@ -221,7 +224,8 @@ def test_different_workers_draw_different_clips(synth):
         seqlen=2,
         sample_pool=8,
         random_start=True,
-        transforms=build_transforms("video_2d", random_flip=0.5),
+        random_sample=False,
+        transforms=build_transforms("video_2d", flip_prob=0.5),
     )
     torch.manual_seed(1)
     a = ds[0]["kp_2d"]
@@ -262,7 +266,7 @@ def test_authors_baked_in_image_paths_resolve_under_the_root(synth, baked):
     assert b["paths"] == a["paths"] and b["paths"][3] == str(synth.dataset_root / synth.db["img_name"][3])
     torch.testing.assert_close(b["images"], a["images"], atol=0, rtol=0)
     img = ImageDataset(db, dataset_root=synth.dataset_root, is_train=False)[5]
-    assert img["path"] == str(synth.dataset_root / synth.db["img_name"][5])
+    assert img["paths"] == str(synth.dataset_root / synth.db["img_name"][5])
 
 
 def test_unresolvable_names_still_name_the_missing_file(synth, tmp_path):

@@ -1,22 +1,23 @@
-"""Training and evaluation loaders: fields, shapes, strides, samplers, missing databases, from_config."""
+"""Training datasets and evaluation loaders: fields, shapes, strides, sharding, missing databases, from_config."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DistributedSampler
 
 from maed.config import load_config
 from maed.data.loaders import (
     ShardSampler,
+    TrainDataSettings,
     build_eval_loader,
-    build_train_loaders,
+    build_train_datasets,
     eval_loader_from_config,
-    train_loaders_from_config,
 )
 from maed.data.synthetic import write_synthetic_dataset
+from maed.data.transforms import ClipAugmentation
 from maed.errors import ConfigError, DataError
+from maed.train.streams import BatchStream
 
 
 @pytest.fixture(scope="module")
@@ -48,57 +49,70 @@ def _train(data, **kw):
         datasets_2d=["posetrack"],
         datasets_3d=["3dpw"],
         datasets_img=["mpii3d"],
-        db_dir=out / "database",
-        dataset_roots=roots,
         batch_size_2d=2,
         batch_size_3d=2,
         batch_size_img=3,
         seqlen=4,
         sample_pool=16,
         overlap=0.5,
+        random_start=True,
+        random_sample=False,
         num_workers=0,
-        pin_memory=False,
-        transform_kwargs=dict(
-            color_jitter=0.3, erase_prob=0.3, erase_part=0.7, random_flip=0.5, random_crop_p=0.2, random_crop_size=0.6
+        augmentation=ClipAugmentation(
+            size_jitter=0.0,
+            rot_jitter=0.0,
+            color_jitter=0.3,
+            erase_prob=0.3,
+            erase_part=0.7,
+            flip_prob=0.5,
+            random_crop_p=0.2,
+            random_crop_size=0.6,
         ),
     )
     args.update(kw)
-    return build_train_loaders(**args)
+    return build_train_datasets(TrainDataSettings(**args), db_dir=out / "database", dataset_roots=roots)
 
 
-def test_train_loaders_fields_and_shapes(data):
-    loaders = _train(data)
-    b2 = next(iter(loaders.loader_2d))
+def _first_batch(dataset, batch_size: int, **kw) -> dict:
+    return next(BatchStream(dataset, name="x", batch_size=batch_size, seed=0, **kw).iterate())
+
+
+def test_train_datasets_fields_and_shapes(data):
+    sets = _train(data)
+    b2 = _first_batch(sets.video_2d, 2)
     assert b2["images"].shape == (2, 4, 3, 224, 224) and b2["kp_2d"].shape == (2, 4, 49, 3)
     assert b2["w_smpl"].sum() == 0 and b2["w_3d"].sum() == 0  # 2D-only dataset
-    b3 = next(iter(loaders.loader_3d))
+    b3 = _first_batch(sets.video_3d, 2)
     assert b3["images"].shape == (2, 4, 3, 224, 224) and b3["kp_3d"].shape == (2, 4, 49, 4)
     assert b3["theta"].shape == (2, 4, 85) and b3["w_smpl"].shape == (2, 4) and (b3["w_smpl"] == 1).all()
     assert "valid" not in b3
-    bi = next(iter(loaders.loader_img))
-    assert bi["image"].shape == (3, 3, 224, 224) and bi["theta"].shape == (3, 85) and bi["w_smpl"].shape == (3,)
+    bi = _first_batch(sets.images, 3)
+    assert bi["images"].shape == (3, 3, 224, 224) and bi["theta"].shape == (3, 85) and bi["w_smpl"].shape == (3,)
     assert bi["kp_2d"].shape == (3, 49, 3) and bi["bbox"].shape == (3, 4)
     # 3DPW-train keeps the original's stride 8: 20 frames -> 32 -> windows at 0, 8, 16
-    assert loaders.loader_3d.dataset.datasets[0].stride == 8 and len(loaders.loader_3d.dataset) == 3
-    assert loaders.loader_2d.dataset.datasets[0].stride == 8  # 0.5 of 16
-    assert len(loaders.loader_img.dataset) == 3  # mpii3d images: every 5th of 11 rows
+    assert sets.video_3d.datasets[0].stride == 8 and len(sets.video_3d) == 3
+    assert sets.video_2d.datasets[0].stride == 8  # 0.5 of 16
+    assert len(sets.images) == 3  # mpii3d images: every 5th of 11 rows
     # the 3D pipeline has colour jitter, the 2D one does not
-    assert loaders.loader_3d.dataset.datasets[0].transforms.color_jitter == 0.3
-    assert loaders.loader_2d.dataset.datasets[0].transforms.color_jitter == 0.0
+    assert sets.video_3d.datasets[0].transforms.color_jitter == 0.3
+    assert sets.video_2d.datasets[0].transforms.color_jitter == 0.0
 
 
 def test_empty_lists_and_zero_batch_give_none(data):
-    loaders = _train(data, datasets_2d=[], batch_size_img=0)
-    assert loaders.loader_2d is None and loaders.loader_img is None and loaders.loader_3d is not None
-    l2d, l3d, limg = loaders
-    assert l3d is loaders.loader_3d
+    sets = _train(data, datasets_2d=[], batch_size_img=0)
+    assert sets.video_2d is None and sets.images is None and sets.video_3d is not None
+    assert sets.by_stream() == {"2d": None, "3d": sets.video_3d, "img": None}
 
 
-def test_distributed_sampler_and_workers(data):
-    loaders = _train(data, distributed=True, rank=1, world_size=2, num_workers=1)
-    assert isinstance(loaders.loader_3d.sampler, DistributedSampler) and loaders.loader_3d.sampler.shuffle
-    assert loaders.loader_3d.sampler.rank == 1
-    batch = next(iter(loaders.loader_3d))
+def test_ranks_read_their_own_shard_with_workers(data):
+    """Sharding happens in the stream (no DistributedSampler): two ranks split each pass between them."""
+    sets = _train(data)
+    rank0, rank1 = (
+        BatchStream(sets.video_3d, name="3d", batch_size=2, seed=0, rank=r, world_size=2, num_workers=1) for r in (0, 1)
+    )
+    assert set(rank0.pass_indices(0)) | set(rank1.pass_indices(0)) == set(range(len(sets.video_3d)))
+    assert rank1.rank == 1 and rank1.num_workers == 1
+    batch = next(rank1.iterate())
     assert batch["images"].shape[1:] == (4, 3, 224, 224)
 
 
@@ -159,10 +173,11 @@ def test_from_config(data, monkeypatch):
             "DEVICE=cpu",
         ],
     )
-    loaders = train_loaders_from_config(cfg)
-    ds3 = loaders.loader_3d.dataset.datasets[0]
+    settings = TrainDataSettings.from_config(cfg)
+    sets = build_train_datasets(settings, db_dir=out / "database", dataset_roots=cfg.PATHS.DATASET_ROOTS)
+    ds3 = sets.video_3d.datasets[0]
     assert ds3.random_start and not ds3.random_sample and ds3.seqlen == 4
-    assert loaders.loader_3d.batch_size == cfg.TRAIN.BATCH_SIZE_3D
+    assert settings.batch_size_3d == cfg.TRAIN.BATCH_SIZE_3D
     assert ds3.transforms.random_crop_p == pytest.approx(0.2) and ds3.transforms.flip_prob == 0.5
     ev = eval_loader_from_config(cfg)
     assert ev.dataset.valid_mode == "strict" and ev.dataset.seqlen == 8 and ev.batch_size == 1
@@ -192,13 +207,7 @@ def test_eval_loader_from_config_with_both_protocols(data):
 
 
 def test_negative_batch_sizes_and_workers_are_config_errors():
-    import pytest
-
-    from maed.config import load_config
-    from maed.data.loaders import train_loaders_from_config
-    from maed.errors import ConfigError
-
     with pytest.raises(ConfigError, match="TRAIN.BATCH_SIZE_3D=-1"):
-        train_loaders_from_config(load_config("stage2", ["TRAIN.BATCH_SIZE_3D=-1"]))
+        TrainDataSettings.from_config(load_config("stage2", ["TRAIN.BATCH_SIZE_3D=-1"]))
     with pytest.raises(ConfigError, match="NUM_WORKERS=-2"):
-        train_loaders_from_config(load_config("stage2", ["NUM_WORKERS=-2"]))
+        TrainDataSettings.from_config(load_config("stage2", ["NUM_WORKERS=-2"]))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
+import time
 
 import joblib
 import numpy as np
@@ -17,7 +19,7 @@ from maed.body.joints import H36M_TO_J14, H36M_TO_J17, H36M_TO_J17_FIXED, J49_TO
 from maed.errors import CheckpointError, ConfigError, DataError, OutputError
 from maed.eval.evaluator import (
     Evaluator,
-    check_interp,
+    check_frame_step,
     interpolate_frames,
     joint_ids,
     run_evaluation,
@@ -39,18 +41,19 @@ def test_joint_maps_per_dataset_and_protocol():
 
 
 def test_cli_choices_match_the_evaluator():
+    from maed.data.registry import EVAL_DATASETS
     from maed.eval import cli, evaluator
 
-    assert set(cli.EVAL_DATASETS) == set(evaluator.EVAL_DATASETS)
+    assert set(cli.EVAL_DATASETS) == set(EVAL_DATASETS) == {"3dpw", "mpii3d", "h36m"}
     assert cli.PROTOCOL_CHOICES == evaluator.PROTOCOL_CHOICES
 
 
-def test_interp_must_leave_whole_clips():
-    assert check_interp(128, 16, 1) == 128
-    assert check_interp(128, 16, 2) == 64
-    assert check_interp(128, 16, 8) == 16
-    with pytest.raises(ConfigError, match=r"--interp 3.*43 frames.*valid values here: 1, 2, 4, 8"):
-        check_interp(128, 16, 3)
+def test_frame_step_must_leave_whole_clips():
+    assert check_frame_step(128, 16, 1) == 128
+    assert check_frame_step(128, 16, 2) == 64
+    assert check_frame_step(128, 16, 8) == 16
+    with pytest.raises(ConfigError, match=r"--frame-step 3.*43 frames.*valid values here: 1, 2, 4, 8"):
+        check_frame_step(128, 16, 3)
 
 
 def test_interpolation_uses_the_original_knots():
@@ -92,14 +95,14 @@ def test_predict_samples_stride_clips_and_restores_frame_order():
             return super().forward(images, J_regressor)
 
     images = torch.arange(128.0).reshape(1, 128, 1, 1, 1).expand(2, 128, 3, 2, 2).contiguous()
-    ev = Evaluator(Recording(), dataset="3dpw", seqlen=16, interp=1, progress=False)
+    ev = Evaluator(Recording(), dataset="3dpw", seqlen=16, frame_step=1, progress=False)
     out = ev.predict(images)
     assert len(seen) == 8 and seen[0] == list(range(0, 128, 8)) and seen[3] == list(range(3, 128, 8))
     np.testing.assert_array_equal(out["theta"][1, :, 0], np.arange(128))
     assert out["verts"].shape == (2, 128, 5, 3) and out["joints"].shape == (2, 128, 17, 3)
-    # interp 2: the model sees frames 0, 2, ... (4 clips of 16 at stride 4 of those), the rest interpolated
+    # frame step 2: the model sees frames 0, 2, ... (4 clips of 16 at stride 4 of those), the rest interpolated
     seen.clear()
-    out2 = Evaluator(Recording(), dataset="3dpw", seqlen=16, interp=2, progress=False).predict(images)
+    out2 = Evaluator(Recording(), dataset="3dpw", seqlen=16, frame_step=2, progress=False).predict(images)
     assert len(seen) == 4 and seen[1] == list(range(2, 128, 8))
     assert out2["theta"].shape == (2, 128, 85)
     assert np.all(np.diff(out2["theta"][0, :, 0]) > 0)  # still monotone after interpolation
@@ -208,9 +211,9 @@ def test_e2e_predictions_and_inference_pkl_agree_with_metrics(both):
     with np.load(out / "predictions.npz") as z:
         assert z["theta"].shape == (n, 85) and z["boxes"].shape == (n, 4)
         assert z["paths"].shape == (n,) and z["paths"][0].endswith("3dpw_vid0/000000.jpg")
-        assert z["vertices"].shape == (n, 6890, 3) and z["vertices"].dtype == np.float32
+        assert z["verts"].shape == (n, 6890, 3) and z["verts"].dtype == np.float32
         assert int(z["strict"].sum()) == record["by_protocol"]["strict"]["num_frames"]
-        verts = z["vertices"]
+        verts = z["verts"]
     pkl = joblib.load(out / "inference.pkl")
     assert set(pkl) == {"pred_theta", "pred_verts", "paths", "bboxes", "mpjpe", "pa_mpjpe", "accel"}
     np.testing.assert_array_equal(pkl["pred_verts"], verts)
@@ -229,30 +232,56 @@ def test_e2e_pve_matches_ground_truth_meshes(both, fixture):
     out, record = both
     db = fixture["data"].db
     with np.load(out / "predictions.npz") as z:
-        verts, ids = z["vertices"], z["instance_id"]
+        verts, ids = z["verts"], z["instance_id"]
     row_of = {f"{v}/{f}": i for i, (v, f) in enumerate(zip(db["vid_name"], db["frame_id"]))}
     rows = np.array([row_of[i] for i in ids])
     smpl = build_body_model("smpl", model_dir=fixture["smpl"])
     with torch.no_grad():
         gt = smpl.forward_axis_angle(torch.from_numpy(db["pose"][rows]), torch.from_numpy(db["shape"][rows]))
-    pve = np.linalg.norm(verts - gt.vertices.numpy(), axis=-1).mean() * 1000
+    pve = np.linalg.norm(verts - gt.verts.numpy(), axis=-1).mean() * 1000
     assert pve == pytest.approx(record["pve"], rel=1e-4)
 
 
-def test_e2e_interp_and_output_dir_protection(fixture, both):
+def test_e2e_other_database_or_data_root_is_refused_and_the_same_run_rewrites_identical_results(
+    fixture, both, tmp_path
+):
+    """Runs before the frame-step test below, which replaces the results in ``both``'s folder."""
+    out, first = both
+    files = ("metrics.json", "per_sequence.csv", "predictions.npz", "inference.pkl")
+    before = {name: (out / name).read_bytes() for name in files}
+    data = fixture["data"]
+    other_db = tmp_path / "database"
+    other_db.mkdir()
+    shutil.copy(data.db_path, other_db / data.db_path.name)  # the same bytes in another --db-dir
+    other_root = tmp_path / "images"
+    shutil.copytree(data.dataset_root, other_root)
+    again = dict(protocol="both", save_verts=True, save_inference_pkl=True)
+    for kw, key in (({"db_dir": other_db}, "database"), ({"data_root": other_root}, "data_root")):
+        with pytest.raises(OutputError, match=rf"different evaluation \(.*differs in {key}\); .*--overwrite"):
+            _run(fixture, out, **kw, **again)
+    assert {name: (out / name).read_bytes() for name in files} == before
+    stale = out / ".predictions.npz.k3j4l5m6.tmp"  # a killed run's scratch file
+    stale.write_bytes(b"half the vertices")
+    os.utime(stale, (time.time() - 3600,) * 2)
+    assert _run(fixture, out, **again) == first
+    assert {name: (out / name).read_bytes() for name in files} == before
+    assert not stale.exists()
+
+
+def test_e2e_frame_step_and_output_dir_protection(fixture, both):
     out, first = both
     before = (out / "metrics.json").read_bytes()
-    with pytest.raises(OutputError, match=r"different evaluation.*interp.*--overwrite"):
-        _run(fixture, out, protocol="both", interp=2)
+    with pytest.raises(OutputError, match=r"different evaluation.*frame_step.*--overwrite"):
+        _run(fixture, out, protocol="both", frame_step=2)
     assert (out / "metrics.json").read_bytes() == before
-    with pytest.raises(ConfigError, match="--interp 3"):
-        _run(fixture, fixture["root"] / "out_interp3", interp=3)
-    assert not (fixture["root"] / "out_interp3").exists()
-    rec = _run(fixture, out, protocol="original", interp=2, overwrite=True)
+    with pytest.raises(ConfigError, match="--frame-step 3"):
+        _run(fixture, fixture["root"] / "out_frame_step3", frame_step=3)
+    assert not (fixture["root"] / "out_frame_step3").exists()
+    rec = _run(fixture, out, protocol="original", frame_step=2, overwrite=True)
     assert rec["num_frames"] == first["num_frames"] and rec["protocol"] == "original"
     assert all(math.isfinite(rec[k]) for k in ("mpjpe", "pa-mpjpe", "pve", "accel", "accel_err"))
     assert rec["mpjpe"] != pytest.approx(first["mpjpe"], rel=1e-9)  # half the frames are interpolated
-    assert json.loads((out / "metrics.json").read_text())["run"]["interp"] == 2
+    assert json.loads((out / "metrics.json").read_text())["run"]["frame_step"] == 2
 
 
 @pytest.mark.parametrize(
@@ -273,27 +302,32 @@ def test_out_that_is_a_file_is_an_output_error(fixture, tmp_path):
     assert out.read_text() == "keep me"
 
 
-def test_device_names_are_checked():
-    from maed.eval.evaluator import resolve_device
-
-    assert resolve_device("cpu", explicit=True) == "cpu"
-    for name, explicit, match in (
-        ("gpu", True, "--device 'gpu'"),
-        ("CUDA", False, "DEVICE 'CUDA'"),
-        ("mps", True, "--device mps"),
-    ):
-        with pytest.raises(ConfigError, match=f"{match}: expected cpu, cuda or cuda:N"):
-            resolve_device(name, explicit=explicit)
-    if not torch.cuda.is_available():  # a config asking for CUDA falls back; an explicit --device does not
-        assert resolve_device("cuda", explicit=False) == "cpu"
-        with pytest.raises(ConfigError, match="no CUDA device"):
-            resolve_device("cuda:0", explicit=True)
-
-
 def test_missing_database_names_file_and_prepare(fixture, tmp_path):
     with pytest.raises(DataError, match=r"3dpw_val_db\.pt.*maed prepare 3dpw"):
         _run(fixture, tmp_path / "out", split="val")
     assert not (tmp_path / "out").exists()
+
+
+def test_default_split_and_the_prepare_hint_come_from_the_registry(fixture, tmp_path, capsys):
+    from maed.cli import main
+
+    empty = tmp_path / "database"
+    empty.mkdir()
+    out = tmp_path / "out"
+    base = ["eval", "--checkpoint", str(fixture["ckpt"]), "--dataset", "mpii3d", "--db-dir", str(empty)]
+    base += ["--out", str(out), "--device", "cpu", "--no-progress"]
+    capsys.readouterr()
+    assert main(base) == 2  # MPI-INF-3DHP is evaluated on its val split (the test set, named as the original)
+    err = capsys.readouterr().err
+    assert (
+        "mpii3d_val_db.pt" in err
+        and f"`maed prepare mpii3d --raw <raw mpii3d directory> --out {empty} --splits val`" in err
+    )
+    assert main([*base, "--split", "test"]) == 2  # a split the reader cannot make: no prepare command
+    err = capsys.readouterr().err.strip()
+    assert "mpii3d_test_db.pt" in err and "mpii3d has no split 'test'" in err and "splits train, val" in err
+    assert "maed prepare mpii3d --raw" not in err and len(err.splitlines()) == 1
+    assert not out.exists()
 
 
 def test_checkpoint_of_another_architecture(fixture, tmp_path):
@@ -427,10 +461,3 @@ def test_frame_names_give_sequences_and_numbers():
     assert split[0] == ("S1_Seq1_vid0_seg0", 10) and split[3] == ("courtyard_0", 12) and split[4] == ("plain", None)
     segs = segment_ids([s for s, _ in split[:3]], [f for _, f in split[:3]])
     assert list(segs) == [0, 0, 1]  # a gap in frame numbers starts a new segment
-
-
-def test_metrics_json_writes_null_for_non_finite():
-    from maed.eval.evaluator import _finite_or_none
-
-    rec = _finite_or_none({"mpjpe": 1.5, "accel": float("nan"), "by_protocol": {"strict": {"pve": float("inf")}}})
-    assert rec == {"mpjpe": 1.5, "accel": None, "by_protocol": {"strict": {"pve": None}}}

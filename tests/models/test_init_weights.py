@@ -50,3 +50,15 @@ def test_missing_or_foreign_file_is_a_clear_error(tmp_path):
     torch.save({"blocks.0.attn.qkv.weight": torch.zeros(3, 3)}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match="does not fit"):
         init_encoder_weights(enc, tmp_path / "bad.pth")
+
+
+def test_a_missing_key_off_the_allow_list_is_an_error(timm_file, tmp_path):
+    """Only ts_attn, temp_embed and pre_logits may be absent from the file; anything else names the key."""
+    path, net = timm_file
+    state = {k: v for k, v in net.state_dict().items() if k != "norm.weight"}
+    torch.save(state, tmp_path / "no_norm.pth")
+    enc = SpatioTemporalEncoder(num_blocks=2, num_heads=12, st_mode="parallel")
+    before = enc.state_dict()["pos_embed"].clone()
+    with pytest.raises(CheckpointError, match=r"(?s)missing from the checkpoint \(1\):\n    norm\.weight"):
+        init_encoder_weights(enc, tmp_path / "no_norm.pth")
+    torch.testing.assert_close(enc.state_dict()["pos_embed"], before)  # nothing was loaded

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from reference_weights import reference_input, reference_state_dict, summarize
 
 from maed.models import build_model
 from maed.models.checkpoint import load_checkpoint
+from tests.models.reference_weights import reference_input, reference_state_dict, summarize
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 LAYOUTS = sorted((FIXTURES / "maed_checkpoint_layout").glob("layout_*.json"))

@@ -78,7 +78,8 @@ def test_synth_tiny_preset_fits_the_size_budget(smpl_body):
     """The shipped tiny model must stay <= 20 MB in float32 (issue 10)."""
     cfg = load_config("synth_tiny")
     assert cfg.MODEL.ENCODER.NUM_BLOCKS < 6 and cfg.DATASET.WIDTH < 224 and cfg.MODEL.BODY_MODEL == "anny"
-    cfg.MODEL.BODY_MODEL = "smpl"  # same network size within a few thousand KTD weights, no Anny build
+    assert cfg.MODEL.BODY_RIG == "cmu_mb"
+    cfg.MODEL.BODY_MODEL, cfg.MODEL.BODY_RIG = "smpl", ""  # same size within a few thousand KTD weights
     model = build_model(cfg, body_model=smpl_body)
     n = sum(p.numel() for p in model.parameters())
     assert n * 4 < 20e6, f"{n} parameters"

@@ -12,7 +12,6 @@ from maed.train.distributed import (
     first_host,
     init_distributed,
     non_persistent_buffers,
-    resolve_device,
     slurm_to_torch_env,
     wrap_model,
 )
@@ -92,18 +91,6 @@ def test_single_process_init_has_no_process_group():
     assert not env.distributed and env.is_main
     model = nn.Linear(2, 2)
     assert wrap_model(model, env) is model
-
-
-def test_cuda_without_cuda_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ConfigError, match="no CUDA device"):
-        resolve_device("cuda")
-
-
-@pytest.mark.parametrize("name", ["gpu", "CPU", "cuda:x", "mps"])
-def test_unknown_device_is_a_clear_error(name):
-    with pytest.raises(ConfigError, match="expected cpu, cuda or cuda:N"):
-        resolve_device(name)
 
 
 def test_non_persistent_buffers_are_listed_for_ddp_to_ignore():

@@ -141,10 +141,14 @@ def _original_video_loss(pred: dict, t2d: dict | None, t3d: dict, w: dict) -> di
     return out
 
 
+#: the paper's weights (the stage presets); the schema's defaults are the original config.py's
+PAPER = dict(kp_2d_weight=300.0, kp_3d_weight=600.0, pose_weight=60.0, shape_weight=0.06, norm_weight=1.0)
+
+
 def test_video_loss_matches_the_original_formulas():
     g = torch.Generator().manual_seed(1)
     w = {"kp2d": 300.0, "kp3d": 600.0, "pose": 60.0, "shape": 0.06, "norm": 1.0}
-    crit = MAEDLoss(pose_via_axis_angle=True)
+    crit = MAEDLoss(**PAPER, pose_via_axis_angle=True)
     t2d, t3d = _batch(2, 3, g=g, smpl=False, with_3d=False), _batch(3, 3, g=g)
     pred = _pred(5, 3, g=g)
     res = crit.video(pred, t2d, t3d)
@@ -189,8 +193,8 @@ def test_image_loss_masks_smpl_by_default_and_original_does_not():
     pred = _pred(3, 1, g=g)
     target = _batch(3, None, g=g, smpl=False)
     target["w_smpl"][0] = 1.0
-    masked = MAEDLoss().image(pred, target)
-    original = MAEDLoss(mask_image_smpl=False).image(pred, target)
+    masked = MAEDLoss(**PAPER).image(pred, target)
+    original = MAEDLoss(**PAPER, mask_image_smpl=False).image(pred, target)
     only_first = pose_loss(pred["rotmat"][:1, 0], target["theta"][:1, 3:75])
     assert masked.terms["loss_pose"].item() == pytest.approx(60.0 * only_first.item(), rel=1e-6)
     all_three = pose_loss(pred["rotmat"][:, 0], target["theta"][:, 3:75])

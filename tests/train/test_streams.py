@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from maed.train.streams import BatchStream
 
@@ -13,8 +12,15 @@ from maed.train.streams import BatchStream
 @pytest.fixture
 def make_stream(noisy_dataset):
     def make(n=7, batch_size=2, workers=0, rank=0, world_size=1, seed=3) -> BatchStream:
-        loader = DataLoader(noisy_dataset(n), batch_size=batch_size, num_workers=workers)
-        return BatchStream(loader, name="3d", seed=seed, rank=rank, world_size=world_size)
+        return BatchStream(
+            noisy_dataset(n),
+            name="3d",
+            batch_size=batch_size,
+            num_workers=workers,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
 
     return make
 

@@ -17,7 +17,7 @@ from maed.errors import DataError
 from maed.train.distributed import DistEnv
 from maed.train.validation import METRIC_KEYS, Validator
 
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 T = 4  # frames per window (two 2-frame clips)
 
 
@@ -52,7 +52,7 @@ def make_window(seed: int) -> dict:
 
 
 def make_validator(loader, env: DistEnv) -> Validator:
-    return Validator(loader=loader, dataset="3dpw", env=env, use_gt_body=False, seqlen=2, progress=False)
+    return Validator(loader=loader, dataset="3dpw", env=env, seqlen=2, progress=False)
 
 
 def test_no_window_on_any_rank_is_a_data_error():
@@ -63,8 +63,8 @@ def test_no_window_on_any_rank_is_a_data_error():
 SCRIPT = textwrap.dedent(
     """\
     import json, pathlib, sys
-    sys.path.insert(0, {here!r})
-    from test_validation import PixelModel, make_validator, make_window
+    sys.path.insert(0, {repo!r})
+    from tests.train.test_validation import PixelModel, make_validator, make_window
     from maed.train.distributed import cleanup, init_distributed
 
     env = init_distributed("cpu")
@@ -79,7 +79,7 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.slow
 def test_rank_with_an_empty_shard_joins_the_reduction(tmp_path):
     script = tmp_path / "validate.py"
-    script.write_text(SCRIPT.format(here=str(HERE)))
+    script.write_text(SCRIPT.format(repo=str(REPO)))
     cmd = [
         sys.executable,
         "-m",

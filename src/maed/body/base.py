@@ -13,12 +13,12 @@ from torch import nn
 class BodyOutput:
     """What a body model returns.
 
-    vertices: B x V x 3 mesh vertices in metres.
-    joints: B x K x 3 output joints in metres (49 for SMPL, the bone heads for Anny).
-    Mapping access (``out["vertices"]``) works too.
+    verts: B x V x 3 mesh vertices in metres.
+    joints: B x K x 3 output joints in metres (the 49 of ``maed.body.joints.JOINT_NAMES`` for SMPL and Anny).
+    Mapping access (``out["verts"]``) works too.
     """
 
-    vertices: torch.Tensor
+    verts: torch.Tensor
     joints: torch.Tensor
 
     def keys(self) -> list[str]:
@@ -65,11 +65,6 @@ class BodyModel(nn.Module):
     def forward(self, rotmat: torch.Tensor, betas: torch.Tensor) -> BodyOutput:
         """rotmat: B x J x 3 x 3 local joint rotations (root first); betas: B x S shape. Returns metres."""
         raise NotImplementedError
-
-    @staticmethod
-    def regress(vertices: torch.Tensor, regressor: torch.Tensor) -> torch.Tensor:
-        """Apply a joint regressor: vertices B x V x 3, regressor K x V -> joints B x K x 3."""
-        return torch.matmul(regressor.to(vertices), vertices)  # (K, V) @ (B, V, 3) -> (B, K, 3)
 
 
 def ancestors(parents: Sequence[int]) -> list[list[int]]:

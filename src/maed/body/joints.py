@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 #: parent of each of the 24 SMPL joints (kintree_table[0], root = -1)
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 
@@ -45,9 +47,9 @@ JOINT_MAP = {
 
 #: index into the 54 smplx + extra joints for each of the 49 output joints
 SMPL_JOINT_MAP = [JOINT_MAP[name] for name in JOINT_NAMES]
+#: index of each output joint by name
 JOINT_IDS = {name: i for i, name in enumerate(JOINT_NAMES)}
 
-NUM_SMPLX_JOINTS = 45  # 24 SMPL + 21 vertex joints
 NUM_EXTRA_JOINTS = 9
 
 # Index maps from the 17 joints of J_regressor_h36m. The original's H36M_TO_J17 ends with
@@ -58,17 +60,100 @@ H36M_TO_J17 = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 0, 7, 9, 10]
 H36M_TO_MPII3D = [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10, 0, 7, 9]
 H36M_TO_J17_FIXED = list(H36M_TO_MPII3D)
 
-#: OpenPose-25 -> J14 (-1: no OpenPose head top). Unused by the original, kept for completeness.
-OP_TO_J14 = [11, 10, 9, 12, 13, 14, 4, 3, 2, 5, 6, 7, 1, -1]
 J49_TO_J14 = list(range(25, 39))
 #: J14 + pelvis, spine, head (H36M)
 J49_TO_MPII3D = list(range(25, 39)) + [39, 41, 43]
 #: rankle .. lwrist, neck, pelvis, spine, jaw, head
 J49_TO_H36M = [25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 39, 41, 42, 43]
 
-#: file name of the joint regressor applied to predicted vertices at evaluation (None: the 49 joints)
-REGRESSOR_DICT = {"3dpw": "J_regressor_h36m.npy", "mpii3d": None, "h36m": "J_regressor_h36m.npy"}
-#: index map applied to the evaluated joints, per dataset (the original's, including the H36M order bug)
-JID_DICT = {"3dpw": H36M_TO_J14, "h36m": H36M_TO_J17, "mpii3d": J49_TO_MPII3D}
-#: the same with the H36M order fixed
-JID_DICT_FIXED = {"3dpw": H36M_TO_J14, "h36m": H36M_TO_J17_FIXED, "mpii3d": J49_TO_MPII3D}
+
+# ------------------------------------------------------------------------------------------ left/right
+#: side markers: (right, left) name prefixes, then (right, left) name suffixes
+_SIDE_PREFIXES = [("OP R", "OP L"), ("right", "left"), ("Right", "Left"), ("r", "l"), ("R", "L")]
+_SIDE_SUFFIXES = [(".R", ".L"), ("_R", "_L")]
+
+
+def mirror_name(name: str, names: list[str]) -> str:
+    """The name of ``name``'s twin on the other side among ``names`` (``name`` itself for centre joints).
+
+    Sides are told by a prefix (``OP R``/``OP L``, ``right``/``left``, ``Right``/``Left``, ``r``/``l``,
+    ``R``/``L``: ``rankle``, ``LeftArm``, ``RThumb``) or a suffix (``.R``/``.L``, ``_R``/``_L``: anny's
+    ``upperarm01.L``). A marker counts only when the swapped name is in ``names``, so ``root`` and
+    ``LowerBack`` stay themselves.
+    """
+    for right, left in _SIDE_PREFIXES:
+        for a, b in ((right, left), (left, right)):
+            if name.startswith(a) and (b + name[len(a) :]) in names:
+                return b + name[len(a) :]
+    for right, left in _SIDE_SUFFIXES:
+        for a, b in ((right, left), (left, right)):
+            if name.endswith(a) and (name[: -len(a)] + b) in names:
+                return name[: -len(a)] + b
+    return name
+
+
+def mirror_permutation(names: list[str]) -> list[int]:
+    """Index list ``perm`` such that ``x[..., perm, :]`` swaps every left joint with its right twin.
+
+    Centre joints map to themselves; applying it twice is the identity (see :func:`mirror_name`).
+    """
+    names = list(names)
+    return [names.index(mirror_name(n, names)) for n in names]
+
+
+# ------------------------------------------------------------------------------------------ pose layouts
+@dataclass(frozen=True)
+class PoseLayout:
+    """What the pose and shape parameters of a body model look like, known without building the model.
+
+    ``joint_names``: the kinematic joints (bones) in pose order, root first; ``num_betas``: shape values.
+    Databases store ``pose`` as N x 3J axis-angle and ``shape`` as N x S; a model's ``theta`` is
+    cam (3) + pose (3J) + shape (S).
+    """
+
+    body_model: str
+    rig: str
+    joint_names: tuple[str, ...]
+    num_betas: int
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def pose_dim(self) -> int:
+        return 3 * self.num_joints
+
+    @property
+    def theta_dim(self) -> int:
+        return 3 + self.pose_dim + self.num_betas
+
+    @property
+    def flip_permutation(self) -> list[int]:
+        """The left/right joint permutation of the pose (see :func:`mirror_permutation`)."""
+        return mirror_permutation(list(self.joint_names))
+
+
+def pose_layout(body_model: str = "smpl", rig: str = "") -> PoseLayout:
+    """The :class:`PoseLayout` of a body model and rig (``""``: the model's default rig), from tables.
+
+    ``smpl``: 24 joints, 10 betas. ``anny``: rig ``anny`` (104 bones, the default) or ``cmu_mb`` (31
+    bones), 6 phenotype values.
+    """
+    from maed.body.anny_joints import ANNY_NUM_BETAS, anny_bone_names, check_anny_rig
+    from maed.errors import ConfigError
+
+    key = str(body_model).lower()
+    if key == "smpl":
+        if rig not in ("", "smpl"):
+            raise ConfigError(f"MODEL.BODY_RIG={rig!r}: SMPL has one rig; leave it empty")
+        return PoseLayout(body_model="smpl", rig="smpl", joint_names=tuple(SMPL_JOINT_NAMES), num_betas=10)
+    if key == "anny":
+        rig = check_anny_rig(rig or "anny")
+        return PoseLayout(body_model="anny", rig=rig, joint_names=anny_bone_names(rig), num_betas=ANNY_NUM_BETAS)
+    raise ConfigError(f"MODEL.BODY_MODEL: unknown body model {body_model!r}; expected smpl or anny")
+
+
+def pose_layout_from_config(cfg) -> PoseLayout:
+    """``MODEL.BODY_MODEL`` and ``MODEL.BODY_RIG`` as a :class:`PoseLayout`."""
+    return pose_layout(cfg.MODEL.BODY_MODEL, cfg.MODEL.BODY_RIG)

@@ -4,25 +4,24 @@ The official SMPL pickles (Python 2, 2015) hold ``chumpy.ch.Ch`` objects and ``s
 matrices. chumpy no longer installs, and a plain ``pickle.load`` would execute whatever a file asks for.
 ``SafeUnpickler`` resolves only an allow-list of globals: numpy array reconstruction, plain containers,
 stand-ins for chumpy objects (their pickled state is kept, the array is read from ``x``) and for scipy
-sparse matrices (rebuilt from their arrays with the installed scipy). Anything else is refused.
+sparse matrices (rebuilt from their arrays with the installed scipy). Anything else is refused. The
+allow-list itself (numpy, plain containers) is ``maed.utils.safe_pickle``'s, shared with the databases.
 """
 
 from __future__ import annotations
 
-import codecs
-import copyreg
 import io
 import os
-import pickle
 import zipfile
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.lib import format as fmt
 
-from maed.errors import AssetError
+from maed.errors import AssetError, MaedError
+from maed.utils.safe_pickle import SafeUnpickler as _BaseUnpickler
+from maed.utils.safe_pickle import safe_load as _safe_load
 
 __all__ = ["SafeUnpickler", "ChumpyStub", "SparseStub", "safe_load", "load_smpl_pickle", "load_npz"]
 
@@ -94,88 +93,28 @@ _SPARSE_FORMATS = {
     "coo_matrix": "coo", "coo_array": "coo",
 }  # fmt: skip
 
-_BUILTINS = {
-    "object": object, "dict": dict, "list": list, "tuple": tuple, "set": set, "frozenset": frozenset,
-    "bytearray": bytearray, "complex": complex, "slice": slice,
-}  # fmt: skip
 
+class SafeUnpickler(_BaseUnpickler):
+    """The allow-list unpickler of ``maed.utils.safe_pickle`` plus stand-ins for chumpy objects and scipy
+    sparse matrices (SMPL-style model files, latin-1 strings as written by Python 2)."""
 
-def _numpy_globals() -> dict[str, Any]:
-    try:
-        from numpy._core import multiarray, numeric
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray, numeric
-    return {
-        "_reconstruct": multiarray._reconstruct,
-        "scalar": multiarray.scalar,
-        "_frombuffer": numeric._frombuffer,
-    }
+    allowed = "a numpy array, scipy sparse matrix, chumpy array or plain container"
+    hint = "use the official file or convert it to .npz with plain numpy arrays"
 
+    def __init__(self, file, *, source: str = "<pickle>", error: type[MaedError] = AssetError, what: str = "model"):
+        super().__init__(file, source=source, error=error, what=what)
 
-def _safe_reconstructor(cls, base, state):
-    # copyreg._reconstructor, restricted: pickles written with protocols 0/1 create objects through it
-    if base is not object and base not in _BUILTINS.values():
-        raise pickle.UnpicklingError(f"copyreg._reconstructor with base {base!r} is not allowed")
-    return copyreg._reconstructor(cls, base, state)
-
-
-def _safe_codecs_encode(obj, encoding="utf-8", errors="strict"):
-    # Python 3 writes bytes in protocol 2 as _codecs.encode(text, 'latin1')
-    if encoding.lower().replace("-", "") not in ("latin1", "utf8"):
-        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not allowed")
-    return codecs.encode(obj, encoding, errors)
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """An allow-list unpickler for SMPL-style model files (latin1 strings, as written by Python 2)."""
-
-    def __init__(self, file, *, source: str = "<pickle>"):
-        super().__init__(file, encoding="latin1")
-        self.source = source
-        self._numpy = _numpy_globals()
-
-    def find_class(self, module: str, name: str):
-        root = module.split(".")[0]
-        if root == "chumpy":
+    def resolve_global(self, module: str, name: str) -> Any | None:
+        if module.split(".")[0] == "chumpy":
             return _stub_class(ChumpyStub, module, name, chumpy_class=f"{module}.{name}")
         if module.startswith("scipy.sparse") and name in _SPARSE_FORMATS:
             return _stub_class(SparseStub, module, name, sparse_format=_SPARSE_FORMATS[name])
-        if root == "numpy":
-            if name == "ndarray":
-                return np.ndarray
-            if name == "dtype":
-                return np.dtype
-            if (
-                module
-                in ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
-                and name in self._numpy
-            ):
-                return self._numpy[name]
-            if module.startswith("numpy.dtypes") and name.endswith("DType"):
-                return getattr(np.dtypes, name)
-        if module in ("builtins", "__builtin__") and name in _BUILTINS:
-            return _BUILTINS[name]
-        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
-            return _safe_reconstructor
-        if module == "_codecs" and name == "encode":
-            return _safe_codecs_encode
-        if module == "collections" and name == "OrderedDict":
-            return OrderedDict
-        raise AssetError(
-            f"{self.source}: refused to load, it asks for '{module}.{name}', which is not a numpy array, "
-            "scipy sparse matrix, chumpy array or plain container. Loading a model file never runs code "
-            "from it; use the official file or convert it to .npz with plain numpy arrays."
-        )
+        return super().resolve_global(module, name)
 
 
 def safe_load(file, *, source: str = "<pickle>") -> Any:
-    """Unpickle from a binary file object through ``SafeUnpickler``."""
-    try:
-        return SafeUnpickler(file, source=source).load()
-    except AssetError:
-        raise
-    except Exception as e:  # a truncated or corrupt file raises many different errors
-        raise AssetError(f"{source}: not a readable model pickle ({type(e).__name__}: {e})") from None
+    """Unpickle a model file from a binary file object through ``SafeUnpickler`` (errors: ``AssetError``)."""
+    return _safe_load(file, source=source, error=AssetError, what="model", unpickler=SafeUnpickler)
 
 
 def to_plain(value: Any) -> Any:

@@ -125,7 +125,7 @@ def load_mean_params(model_dir: str | os.PathLike | None) -> dict[str, np.ndarra
 class SMPL(BodyModel):
     """SMPL with the original MAED/SPIN output joints.
 
-    Outputs (metres): vertices B x 6890 x 3 and joints B x 49 x 3 = smplx's 45 joints (24 SMPL + 21 vertex
+    Outputs (metres): verts B x 6890 x 3 and joints B x 49 x 3 = smplx's 45 joints (24 SMPL + 21 vertex
     joints) and the 9 ``J_regressor_extra`` joints, selected through ``SMPL_JOINT_MAP`` (OpenPose-25, then
     the 24 ground-truth joints). Numerically identical to ``smplx.SMPL`` fed the same arrays.
 
@@ -195,7 +195,7 @@ class SMPL(BodyModel):
         out = self.layer(betas=betas, global_orient=rotmat[:, :1], body_pose=rotmat[:, 1:])
         extra = vertices2joints(self.J_regressor_extra, out.vertices)  # (B, 9, 3)
         joints = torch.cat([out.joints, extra], dim=1)[:, self.joint_map]  # (B, 54, 3) -> (B, 49, 3)
-        return BodyOutput(vertices=out.vertices, joints=joints)
+        return BodyOutput(verts=out.vertices, joints=joints)
 
     def forward_axis_angle(self, pose: torch.Tensor, betas: torch.Tensor) -> BodyOutput:
         """Ground-truth parameters: pose B x 72 axis-angle (global orient first), betas B x 10."""

@@ -11,19 +11,21 @@ import numpy as np
 from maed.errors import DataError
 
 SHOW_SIZE = 448  # pixels of the square picture ``maed data show`` writes
-SHOW_SCALE = 1.3  # crop side / box side (the training crop's scale)
+SHOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what ``maed data show`` writes
 
 
 def register(subparsers) -> None:
-    from maed.data.prepare import READERS
+    from maed.data.registry import DATASETS
 
+    readers = [d for d in DATASETS.values() if d.reader is not None]
+    spellings = "; ".join(f"{d.name} = {', '.join(d.aliases)}" for d in readers if d.aliases)
     p = subparsers.add_parser(
         "prepare",
         help="build <dataset>_<split>_db.pt databases from a raw dataset (docs/DATA.md)",
         description="Read a raw dataset and write its databases in the authors' format. Every split found "
         "in the raw tree is prepared; finished databases are skipped unless --force.",
     )
-    p.add_argument("dataset", help=f"one of: {', '.join(READERS)} (coco2014 = coco2014-all)")
+    p.add_argument("dataset", help=f"one of: {', '.join(d.name for d in readers)} ({spellings})")
     p.add_argument("--raw", help="raw dataset directory (default: $MAED_DATA_DIR/<dataset directory>)")
     p.add_argument("--out", help="database directory (default: $MAED_DATA_DIR/database)")
     p.add_argument("--body-model-dir", help="SMPL files, for 3dpw (default: $MAED_DATA_DIR/smpl_data)")
@@ -37,6 +39,11 @@ def register(subparsers) -> None:
     g.add_argument("--gendered", action="store_true", help="3dpw: ground truth from the actors' gendered SMPL")
     g.add_argument("--cameras", type=int, nargs="+", default=list(range(9)), help="mpii3d training cameras")
     g.add_argument("--h36m-protocol", type=int, choices=(1, 2), default=2, help="h36m test-set protocol file")
+    p.add_argument(
+        "--allow-missing-images",
+        action="store_true",
+        help="write a database even when some images it refers to are missing (default: stop with an error)",
+    )
     p.set_defaults(func=_run_prepare)
 
     d = subparsers.add_parser("data", help="inspect a database: info, show")
@@ -55,11 +62,12 @@ def register(subparsers) -> None:
 
 # ------------------------------------------------------------------------------------------- prepare
 def _run_prepare(args: argparse.Namespace) -> int:
-    from maed.data.prepare import PrepareOptions, canonical_name, prepare_dataset
-    from maed.paths import DEFAULT_DATASET_DIRS, data_dir
+    from maed.data.prepare import PrepareOptions, prepare_dataset
+    from maed.data.registry import canonical_name, dataset_info
+    from maed.paths import data_dir
 
     name = canonical_name(args.dataset)
-    raw = Path(args.raw) if args.raw else data_dir() / DEFAULT_DATASET_DIRS[name]
+    raw = Path(args.raw) if args.raw else data_dir() / dataset_info(name).directory
     out = Path(args.out) if args.out else data_dir() / "database"
     options = PrepareOptions(
         body_model_dir=args.body_model_dir or str(data_dir() / "smpl_data"),
@@ -68,6 +76,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
         gendered=args.gendered,
         cameras=tuple(args.cameras),
         h36m_protocol=args.h36m_protocol,
+        allow_missing_images=args.allow_missing_images,
     )
     results = prepare_dataset(name, raw, out, splits=args.splits, force=args.force, options=options)
     if args.crop_cache:
@@ -80,7 +89,7 @@ def _crop_caches(results, raw: Path, args: argparse.Namespace) -> None:
     from maed.data.database import load_database
 
     for res in results:
-        if res.status not in ("written", "exists"):
+        if res.status not in ("written", "exists", "kept"):
             continue
         if "bbox" not in load_database(res.path):
             print(f"{res.path.name}: no boxes (the frames are crops already), no crop cache needed")
@@ -127,11 +136,14 @@ def _run_info(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- show
 def _default_root(db_path: Path) -> Path:
-    from maed.paths import DEFAULT_DATASET_DIRS, data_dir
+    """The dataset root of a database file, from its name (``$MAED_DATA_DIR/<dataset directory>``)."""
+    from maed.data.database import parse_database_filename
+    from maed.data.registry import DATASETS
+    from maed.paths import data_dir
 
-    stem = db_path.name.removesuffix("_db.pt")
-    name = stem.rsplit("_", 1)[0]
-    return data_dir() / DEFAULT_DATASET_DIRS.get(name, name)
+    parsed = parse_database_filename(db_path)
+    name = parsed[0] if parsed else db_path.stem
+    return data_dir() / (DATASETS[name].directory if name in DATASETS else name)
 
 
 def draw_sample(image: np.ndarray, joints2d: np.ndarray, bbox: np.ndarray | None, size: int = SHOW_SIZE):
@@ -140,12 +152,13 @@ def draw_sample(image: np.ndarray, joints2d: np.ndarray, bbox: np.ndarray | None
     import cv2
 
     from maed.data.keypoints import SPIN_DRAW_BONES, SPIN_JOINT_NAMES
+    from maed.data.transforms import BASE_SCALE  # the training crop's side / box side
 
     h, w = image.shape[:2]
     if bbox is None:
         cx, cy, side = w / 2.0, h / 2.0, float(max(w, h))
     else:
-        cx, cy, side = float(bbox[0]), float(bbox[1]), float(max(bbox[2], bbox[3])) * SHOW_SCALE
+        cx, cy, side = float(bbox[0]), float(bbox[1]), float(max(bbox[2], bbox[3])) * BASE_SCALE
     s = size / side
     affine = np.array([[s, 0.0, size / 2.0 - s * cx], [0.0, s, size / 2.0 - s * cy]])
     out = cv2.warpAffine(image, affine, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
@@ -167,8 +180,14 @@ def _run_show(args: argparse.Namespace) -> int:
     import cv2
 
     from maed.data.database import find_image_prefix, image_path, load_database
-    from maed.utils.io import atomic_path
+    from maed.utils.io import atomic_path, check_output_file, remove_stale_temporaries
 
+    out = check_output_file(args.out, example="sample.png")
+    ext = out.suffix.lower() if out.suffix else ".png"
+    if ext not in SHOW_SUFFIXES:
+        raise DataError(
+            f"--out {out}: cannot write an image with suffix {ext!r}; use one of {', '.join(SHOW_SUFFIXES)}"
+        )
     db_path = Path(args.db)
     db = load_database(db_path)
     n = len(db["img_name"])
@@ -183,11 +202,10 @@ def _run_show(args: argparse.Namespace) -> int:
     j2d = np.asarray(db["joints2D"][args.index]) if "joints2D" in db else np.zeros((49, 3))
     bbox = np.asarray(db["bbox"][args.index]) if "bbox" in db else None
     picture = draw_sample(image, j2d, bbox)
-    out = Path(args.out)
-    ext = out.suffix.lower() if out.suffix else ".png"
     ok, buf = cv2.imencode(ext, picture)
     if not ok:
         raise DataError(f"--out {out}: cannot encode an image with suffix {ext!r} (use .png or .jpg)")
+    remove_stale_temporaries(out.parent)
     with atomic_path(out) as tmp:
         tmp.write_bytes(buf.tobytes())
     print(f"wrote {out} (row {args.index}: {name})")

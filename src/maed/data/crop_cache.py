@@ -36,11 +36,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maed.data.database import as_str
+from maed.data.transforms import BASE_SCALE
 from maed.errors import DataError
-from maed.utils.io import atomic_path, atomic_write_text
+from maed.utils.io import atomic_path, atomic_write_text, check_output_dir, remove_stale_temporaries
 
 CACHE_VERSION = 1
-BASE_SCALE = 1.3
 
 
 def cache_margin(size_jitter: float = 0.0, rot_jitter: float = 0.0, slack: float = 0.05) -> float:
@@ -60,13 +61,9 @@ def database_fingerprint(db: dict) -> str:
     h = hashlib.sha1()
     names = np.asarray(db["img_name"])
     h.update(str(len(names)).encode())
-    h.update("\n".join(_as_str(n) for n in names).encode("utf-8", "surrogateescape"))
+    h.update("\n".join(as_str(n) for n in names).encode("utf-8", "surrogateescape"))
     h.update(np.ascontiguousarray(np.asarray(db["bbox"], dtype=np.float64)).tobytes())
     return h.hexdigest()[:16]
-
-
-def _as_str(name) -> str:
-    return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -86,6 +83,19 @@ def _cache_frames(bbox: np.ndarray, size: int, margin: float) -> tuple[np.ndarra
     return bbox[:, :2].copy(), size / side
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        data = e
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{path}: not a crop cache record ({data}); delete the cache or rebuild it "
+            "(maed prepare <dataset> ... --crop-cache --force)"
+        )
+    return data
+
+
 def _frame_path(out_dir: Path, i: int) -> Path:
     return out_dir / "frames" / f"{i // 1000:04d}" / f"{i:07d}.jpg"
 
@@ -98,16 +108,23 @@ class CropCache:
         meta_path = self.out_dir / "meta.json"
         if not meta_path.is_file():
             raise DataError(f"crop cache {self.out_dir} is incomplete (no meta.json); rerun build_crop_cache")
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = _read_json(meta_path)
         if self.meta.get("version") != CACHE_VERSION:
             raise DataError(
                 f"crop cache {self.out_dir}: version {self.meta.get('version')}, expected {CACHE_VERSION}; rebuild it"
             )
-        with np.load(self.out_dir / "index.npz") as index:
-            self.center = index["center"]
-            self.zoom = index["zoom"]
-        self.size = int(self.meta["size"])
-        self.margin = float(self.meta["margin"])
+        try:
+            with np.load(self.out_dir / "index.npz") as index:  # allow_pickle=False: arrays only
+                self.center = index["center"]
+                self.zoom = index["zoom"]
+            self.size = int(self.meta["size"])
+            self.margin = float(self.meta["margin"])
+            self.rows, self.fingerprint = int(self.meta["rows"]), str(self.meta["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+            raise DataError(
+                f"crop cache {self.out_dir} is damaged ({type(e).__name__}: {e}); rebuild it "
+                "(maed prepare <dataset> ... --crop-cache --force)"
+            ) from None
 
     @staticmethod
     def is_complete(out_dir: str | os.PathLike | None) -> bool:
@@ -116,10 +133,10 @@ class CropCache:
     def check_database(self, db: dict, db_label: str = "database") -> None:
         """Raise ``DataError`` when the cache was built for other rows than ``db``'s."""
         fp = database_fingerprint(db)
-        if fp != self.meta["fingerprint"] or len(db["img_name"]) != self.meta["rows"]:
+        if fp != self.fingerprint or len(db["img_name"]) != self.rows:
             raise DataError(
                 f"crop cache {self.out_dir} was built for different rows than {db_label} "
-                f"({self.meta['rows']} rows, fingerprint {self.meta['fingerprint']}; the database has "
+                f"({self.rows} rows, fingerprint {self.fingerprint}; the database has "
                 f"{len(db['img_name'])} rows, fingerprint {fp}); delete it and rebuild it "
                 "(maed prepare <dataset> ... --crop-cache)"
             )
@@ -178,7 +195,8 @@ def build_crop_cache(
     :func:`default_crop_cache_dir` (needs a path ``db``). ``size`` is the cached crop's side in pixels;
     ``size_jitter`` and ``rot_jitter`` are the largest augmentation jitters the cache must cover
     (``cfg.DATASET.SIZE_JITTER`` / ``ROT_JITTER``). Each source image is decoded once for all its rows.
-    Resumable: rerunning skips the rows already written. A finished cache is left untouched unless
+    Resumable: rerunning skips the rows already written (and removes the temporary files a killed build
+    left, see ``maed.utils.io.remove_stale_temporaries``). A finished cache is left untouched unless
     ``overwrite``; a cache of other rows or parameters raises ``DataError`` unless ``overwrite``.
     """
     from tqdm import tqdm
@@ -199,7 +217,7 @@ def build_crop_cache(
     out_dir = Path(out_dir)
     if "bbox" not in db:
         raise DataError(f"{db_label}: no 'bbox' field; its images are already crops and need no crop cache")
-    names = [_as_str(n) for n in np.asarray(db["img_name"])]
+    names = [as_str(n) for n in np.asarray(db["img_name"])]
     n = len(names)
     margin = cache_margin(size_jitter, rot_jitter)
     center, zoom = _cache_frames(db["bbox"], size, margin)
@@ -214,7 +232,7 @@ def build_crop_cache(
     }
     params_path = out_dir / "params.json"  # the parameters of a build in progress or done
     if params_path.is_file() and not overwrite:
-        old = json.loads(params_path.read_text())
+        old = _read_json(params_path)
         if {k: old.get(k) for k in meta if k != "dataset_root"} != {k: meta[k] for k in meta if k != "dataset_root"}:
             raise DataError(
                 f"crop cache {out_dir} holds crops of other rows or parameters ({old}); pass overwrite=True "
@@ -228,6 +246,8 @@ def build_crop_cache(
         shutil.rmtree(out_dir / "frames", ignore_errors=True)
         for name in ("meta.json", "index.npz", "params.json"):
             (out_dir / name).unlink(missing_ok=True)
+    check_output_dir(out_dir, option="crop cache")
+    remove_stale_temporaries(out_dir, recursive=True)  # JPEGs of a killed earlier build
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(params_path, json.dumps(meta, indent=1))
     with atomic_path(out_dir / "index.npz") as tmp, open(tmp, "wb") as fh:

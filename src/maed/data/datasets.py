@@ -2,8 +2,12 @@
 
 A database is a dict of per-row arrays (``maed.data.database``): ``vid_name``, ``frame_id``, ``img_name``
 (relative to the dataset root given here), ``joints2D`` (n x 49 x 3 pixels), ``joints3D`` (n x 49 x 4
-metres), ``pose`` (n x 72 axis-angle, or n x 24 x 3 x 3 rotation matrices), ``shape`` (n x 10),
+metres), ``pose`` (n x 3J axis-angle, or n x J x 3 x 3 rotation matrices), ``shape`` (n x S),
 ``bbox`` (n x 4: cx, cy, w, h pixels), ... Missing optional fields give zeros (and zero weights).
+
+J and S are those of the run's body model, given as a ``pose_layout`` (``maed.body.joints.PoseLayout``;
+default SMPL: J = 24, S = 10, so ``theta`` is 85 wide); a database whose pose or shape does not fit it is
+refused with one ``DataError``. The layout's left/right permutation drives the horizontal flip.
 
 Samples are dicts of tensors (docs/DESIGN.md, "Dataset samples"). Random choices (frame sampling,
 augmentation) come from a numpy generator seeded from torch's RNG for every item, so DataLoader
@@ -13,15 +17,19 @@ workers draw different augmentations and ``torch.manual_seed`` makes a run repro
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from maed.body.joints import PoseLayout
+from maed.body.joints import pose_layout as make_pose_layout
+from maed.config import DatasetConfig
 from maed.data.crop_cache import CropCache, read_image
-from maed.data.database import find_image_prefix, image_path
-from maed.data.transforms import ClipAugmentation, build_transforms
+from maed.data.database import as_str, find_image_prefix, image_path
+from maed.data.transforms import ClipAugmentation
 from maed.errors import ConfigError, DataError
 
 NUM_JOINTS = 49
@@ -139,18 +147,44 @@ def _check_database(db: dict, label: str, need_video: bool) -> int:
 
 
 def _pose_axis_angle(pose: np.ndarray) -> np.ndarray:
-    """Rows of pose: N x 72 axis-angle, or N x 24 x 3 x 3 rotation matrices (converted) -> N x 72."""
+    """Rows of pose: N x 3J axis-angle, or N x J x 3 x 3 rotation matrices (converted) -> N x 3J."""
     pose = np.asarray(pose)
     if pose.ndim == 4:
         from maed.body.geometry import rotmat_to_axis_angle
 
         aa = rotmat_to_axis_angle(torch.from_numpy(pose.astype(np.float64)))
-        return aa.reshape(pose.shape[0], 72).numpy().astype(np.float32)
-    return pose.astype(np.float32).reshape(pose.shape[0], 72)
+        return aa.reshape(pose.shape[0], -1).numpy().astype(np.float32)
+    return pose.astype(np.float32).reshape(pose.shape[0], -1)
 
 
-def _str(name) -> str:
-    return name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else str(name)
+def _resolve_layout(pose_layout: PoseLayout | None, db: dict, label: str, transforms):
+    """The run's pose layout (default SMPL), checked against the database's pose and shape widths, and the
+    transforms with the layout's flip permutation filled in."""
+    layout = pose_layout if pose_layout is not None else make_pose_layout("smpl")
+    model = f"{layout.body_model} (rig {layout.rig})" if layout.body_model != "smpl" else "smpl"
+    if "pose" in db:
+        pose = np.asarray(db["pose"])
+        joints = pose.shape[1] if pose.ndim == 4 else pose.shape[1] // 3
+        if joints != layout.num_joints:
+            raise DataError(
+                f"{label}: 'pose' holds {joints} joints per row but the body model of this run, {model}, has "
+                f"{layout.num_joints}; set MODEL.BODY_MODEL / MODEL.BODY_RIG to the database's body model"
+            )
+    if "shape" in db and np.asarray(db["shape"]).shape[1] != layout.num_betas:
+        raise DataError(
+            f"{label}: 'shape' has {np.asarray(db['shape']).shape[1]} values per row but the body model of this "
+            f"run, {model}, has {layout.num_betas}; set MODEL.BODY_MODEL / MODEL.BODY_RIG to the database's"
+        )
+    if layout.body_model != "smpl" and isinstance(transforms, ClipAugmentation):
+        perm = tuple(layout.flip_permutation)
+        if transforms.pose_flip_perm is None:
+            transforms = replace(transforms, pose_flip_perm=perm)
+        elif len(transforms.pose_flip_perm) != len(perm):
+            raise ConfigError(
+                f"{label}: the transforms' pose flip permutation has {len(transforms.pose_flip_perm)} joints, "
+                f"the body model {model} {len(perm)}"
+            )
+    return layout, transforms
 
 
 def _frame_str(frame) -> str:
@@ -158,7 +192,7 @@ def _frame_str(frame) -> str:
     ``frame_000001``) as they are."""
     if isinstance(frame, (int, np.integer)) or (isinstance(frame, (float, np.floating)) and float(frame).is_integer()):
         return str(int(frame))
-    return _str(frame)
+    return as_str(frame)
 
 
 class _FrameSource:
@@ -204,20 +238,23 @@ class VideoDataset(Dataset):
     Args:
         db: a ``*_db.pt`` path or a loaded database dict.
         dataset_root: directory the ``img_name`` entries are relative to.
-        seqlen: frames per clip (16); ``None`` or ``sample_pool`` returns whole windows (evaluation).
-        sample_pool: window length (128); ``sample_freq = sample_pool // seqlen``.
+        seqlen: frames per clip (16 in the presets); ``None`` or ``sample_pool`` returns whole windows.
+        sample_pool: window length (128 in the presets); ``sample_freq = sample_pool // seqlen``.
         overlap: fraction of window overlap (0.5 -> stride 64), or an integer stride >= 1.
         random_start, random_sample: frame sampling inside a window (at most one of them).
         transforms: a :class:`ClipAugmentation` (default: the evaluation crop and normalisation).
+        The sampling defaults are the config schema's ``DATASET.*``.
         is_train: without it, samples also carry ``bbox``, ``paths``, ``instance_id`` and ``valid``.
         crop_cache_dir: a crop cache of this database (``maed.data.crop_cache``), used when complete.
         pad: reflect-pad every video to a multiple of the window (the original always does).
         valid_mode: ``original`` or ``strict`` (padded frames never valid; see :func:`valid_mask`).
         name: the dataset's name, for messages.
 
+        pose_layout: the run's body model (``maed.body.joints.PoseLayout``; default SMPL's).
+
     Sample (T = seqlen): ``images`` T x 3 x H x W (ImageNet-normalised), ``kp_2d`` T x 49 x 3 (x, y in
-    [-1, 1] of the crop, confidence), ``kp_3d`` T x 49 x 4 (metres, confidence), ``theta`` T x 85 (cam
-    (1, 0, 0), 72 pose, 10 shape), ``w_smpl`` T (1 where the database has pose), ``w_3d`` T (1 where a
+    [-1, 1] of the crop, confidence), ``kp_3d`` T x 49 x 4 (metres, confidence), ``theta`` T x (3 + 3J + S)
+    (cam (1, 0, 0), pose, shape; SMPL: 85), ``w_smpl`` T (1 where the database has pose), ``w_3d`` T (1 where a
     frame has any confident 3D joint), ``index`` (1,); evaluation adds ``bbox`` T x 4 (the database's
     box in frame pixels), ``paths`` (T image paths), ``instance_id`` (T ``vid/frame``), ``valid`` T bool.
     """
@@ -227,17 +264,18 @@ class VideoDataset(Dataset):
         db: str | os.PathLike | dict,
         *,
         dataset_root: str | os.PathLike | None,
-        seqlen: int | None = 16,
-        sample_pool: int = 128,
-        overlap: float = 0.5,
-        random_start: bool = False,
-        random_sample: bool = False,
+        seqlen: int | None = DatasetConfig.SEQLEN,
+        sample_pool: int = DatasetConfig.SAMPLE_POOL,
+        overlap: float = DatasetConfig.OVERLAP,
+        random_start: bool = DatasetConfig.RANDOM_START,
+        random_sample: bool = DatasetConfig.RANDOM_SAMPLE,
         transforms: ClipAugmentation | None = None,
         is_train: bool = True,
         crop_cache_dir: str | os.PathLike | None = None,
         pad: bool = True,
         valid_mode: str = "original",
         name: str | None = None,
+        pose_layout: PoseLayout | None = None,
     ):
         if random_start and random_sample:
             raise ConfigError("DATASET.RANDOM_START and DATASET.RANDOM_SAMPLE cannot both be true")
@@ -252,7 +290,8 @@ class VideoDataset(Dataset):
             raise ConfigError(f"seqlen {self.seqlen} is longer than the sample pool {self.sample_pool}")
         self.stride = stride_from_overlap(self.sample_pool, overlap)
         self.random_start, self.random_sample = bool(random_start), bool(random_sample)
-        self.transforms = transforms if transforms is not None else build_transforms("eval")
+        transforms = transforms if transforms is not None else ClipAugmentation.identity()
+        self.layout, self.transforms = _resolve_layout(pose_layout, self.db, self.label, transforms)
         self.is_train = bool(is_train)
         self.valid_mode = valid_mode
         self.chunks, self.real = split_into_chunks(self.db["vid_name"], self.sample_pool, self.stride, pad)
@@ -290,10 +329,13 @@ class VideoDataset(Dataset):
             if "joints3D" in db
             else np.zeros((T, NUM_JOINTS, 4), np.float32)
         )
-        sample["pose"] = _pose_axis_angle(db["pose"][rows]) if self.has_pose else np.zeros((T, 72), np.float32)
+        pose_dim, num_betas = self.layout.pose_dim, self.layout.num_betas
+        sample["pose"] = _pose_axis_angle(db["pose"][rows]) if self.has_pose else np.zeros((T, pose_dim), np.float32)
         out = self.transforms(sample, rng=rng)
 
-        shape = np.asarray(db["shape"][rows], dtype=np.float32) if self.has_pose else np.zeros((T, 10), np.float32)
+        shape = (
+            np.asarray(db["shape"][rows], dtype=np.float32) if self.has_pose else np.zeros((T, num_betas), np.float32)
+        )
         cam = np.tile(np.array([1.0, 0.0, 0.0], dtype=np.float32), (T, 1))
         kp_3d = torch.as_tensor(out["kp_3d"]).float()
         target = {
@@ -313,7 +355,7 @@ class VideoDataset(Dataset):
             )
             target["paths"] = [self.source.path(r) for r in rows]
             frame_ids = db["frame_id"][rows] if "frame_id" in db else rows
-            target["instance_id"] = [f"{_str(v)}/{_frame_str(f)}" for v, f in zip(db["vid_name"][rows], frame_ids)]
+            target["instance_id"] = [f"{as_str(v)}/{_frame_str(f)}" for v, f in zip(db["vid_name"][rows], frame_ids)]
             valid = valid_mask(self.chunks[index], self.real[index], self.valid_mode)[pos]
             target["valid"] = torch.from_numpy(valid)
         return target
@@ -322,10 +364,11 @@ class VideoDataset(Dataset):
 class ImageDataset(Dataset):
     """Single images (ORIGINAL.md §4): the rows of an image database, or every ``frame_step``-th row.
 
-    Sample: ``image`` 3 x H x W, ``kp_2d`` 49 x 3 ([-1, 1]), ``kp_3d`` 49 x 4, ``theta`` 85 (the
-    database's ``cam`` or (1, 0, 0), pose, shape), ``w_smpl`` and ``w_3d`` (scalars), ``bbox`` 4 (frame
-    pixels), ``index`` (1,); evaluation adds ``path`` and ``instance_id``. Arguments as
-    :class:`VideoDataset`; ``pose`` may be stored as 24 x 3 x 3 rotation matrices (converted).
+    Sample: the fields of a :class:`VideoDataset` sample without the T axis: ``images`` 3 x H x W,
+    ``kp_2d`` 49 x 3 ([-1, 1]), ``kp_3d`` 49 x 4, ``theta`` 3 + 3J + S (the database's ``cam`` or (1, 0, 0),
+    pose, shape; SMPL: 85), ``w_smpl`` and ``w_3d`` (scalars), ``bbox`` 4 (frame pixels, always: image crops
+    are made from boxes), ``index`` (1,); evaluation adds ``paths`` (one path) and ``instance_id``. Arguments
+    as :class:`VideoDataset`; ``pose`` may be stored as J x 3 x 3 rotation matrices (converted).
     """
 
     def __init__(
@@ -338,6 +381,7 @@ class ImageDataset(Dataset):
         crop_cache_dir: str | os.PathLike | None = None,
         frame_step: int = 1,
         name: str | None = None,
+        pose_layout: PoseLayout | None = None,
     ):
         self.db, self.label = _load(db, name)
         self.name = name or self.label
@@ -345,7 +389,8 @@ class ImageDataset(Dataset):
         if "bbox" not in self.db:
             raise DataError(f"{self.label}: image databases need a 'bbox' field")
         self.rows = np.arange(0, n, max(int(frame_step), 1))
-        self.transforms = transforms if transforms is not None else build_transforms("eval")
+        transforms = transforms if transforms is not None else ClipAugmentation.identity()
+        self.layout, self.transforms = _resolve_layout(pose_layout, self.db, self.label, transforms)
         self.is_train = bool(is_train)
         self.source = _FrameSource(self.db, dataset_root, crop_cache_dir, self.label, self.transforms)
         self.has_pose = "pose" in self.db
@@ -368,14 +413,15 @@ class ImageDataset(Dataset):
             if "joints3D" in db
             else np.zeros((1, NUM_JOINTS, 4), np.float32)
         )
-        sample["pose"] = _pose_axis_angle(db["pose"][rows]) if self.has_pose else np.zeros((1, 72), np.float32)
+        pose_dim, num_betas = self.layout.pose_dim, self.layout.num_betas
+        sample["pose"] = _pose_axis_angle(db["pose"][rows]) if self.has_pose else np.zeros((1, pose_dim), np.float32)
         out = self.transforms(sample, rng=rng)
 
-        shape = np.asarray(db["shape"][row], dtype=np.float32) if "shape" in db else np.zeros(10, np.float32)
+        shape = np.asarray(db["shape"][row], dtype=np.float32) if "shape" in db else np.zeros(num_betas, np.float32)
         cam = np.asarray(db["cam"][row], dtype=np.float32) if "cam" in db else np.array([1.0, 0.0, 0.0], np.float32)
         kp_3d = torch.as_tensor(out["kp_3d"][0]).float()
         target = {
-            "image": out["images"][0],
+            "images": out["images"][0],
             "kp_2d": torch.as_tensor(out["kp_2d"][0]).float(),
             "kp_3d": kp_3d,
             "theta": torch.cat(
@@ -387,8 +433,8 @@ class ImageDataset(Dataset):
             "index": torch.tensor([index]),
         }
         if not self.is_train:
-            target["path"] = self.source.path(row)
-            vid = _str(db["vid_name"][row]) if "vid_name" in db else self.name
+            target["paths"] = self.source.path(row)
+            vid = as_str(db["vid_name"][row]) if "vid_name" in db else self.name
             frame = _frame_str(db["frame_id"][row]) if "frame_id" in db else row
             target["instance_id"] = f"{vid}/{frame}"
         return target

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from maed.body.joints import mirror_permutation
 from maed.errors import DataError
 
 # ----------------------------------------------------------------------------------- joint-name lists
@@ -128,27 +129,12 @@ def joint_names(fmt: str) -> list[str]:
         raise DataError(f"unknown keypoint format {fmt!r}; expected one of {sorted(JOINT_NAMES)}") from None
 
 
-_SIDE_SWAPS = [
-    ("OP R", "OP L"), ("right", "left"), ("Right", "Left"), ("r", "l"),
-]  # fmt: skip
-
-
-def _mirror_name(name: str, names: list[str]) -> str:
-    """The joint name of the other side (itself for centre joints)."""
-    for right, left in _SIDE_SWAPS:
-        for a, b in ((right, left), (left, right)):
-            if name.startswith(a) and (b + name[len(a) :]) in names:
-                return b + name[len(a) :]
-    return name
-
-
 def flip_permutation(fmt: str) -> list[int]:
     """Index list ``perm`` such that ``joints[..., perm, :]`` swaps every left joint with its right twin.
 
     Centre joints map to themselves; applying it twice is the identity.
     """
-    names = joint_names(fmt)
-    return [names.index(_mirror_name(n, names)) for n in names]
+    return mirror_permutation(joint_names(fmt))
 
 
 def flipped_joint_names(fmt: str) -> list[str]:
@@ -160,7 +146,6 @@ def flipped_joint_names(fmt: str) -> list[str]:
 SPIN_FLIP_PERM = flip_permutation("spin")
 SPIN_FLIPPED_JOINT_NAMES = flipped_joint_names("spin")
 SMPL_FLIP_PERM = flip_permutation("smpl")
-SMPL_FLIPPED_JOINT_NAMES = flipped_joint_names("smpl")
 
 # ------------------------------------------------------------------------------------------ skeletons
 #: bones as index pairs into each format

@@ -1,59 +1,64 @@
-"""Training and evaluation data loaders (ORIGINAL.md §4, "Loaders").
+"""Training datasets and evaluation loaders (ORIGINAL.md §4, "Loaders").
 
-Three independent training loaders, each over a ``ConcatDataset`` (datasets mixed in proportion to
-their sizes, as the original): 2D-keypoint videos, 3D videos and images. Distributed runs shard them with
-``DistributedSampler(shuffle=True)`` (call ``loader.sampler.set_epoch(epoch)`` each epoch); single-process
-runs shuffle. Batch sizes are per process. An empty dataset list or a zero batch size gives ``None``.
+Training reads three independent sets, each a ``ConcatDataset`` (datasets mixed in proportion to their
+sizes, as the original): 2D-keypoint videos, 3D videos and images. They are built here
+(:func:`build_train_datasets`) and read by ``maed.train.streams.BatchStream``, which shuffles and shards
+them itself (every batch a function of the seed and its position, so that a resumed run reads exactly
+what an uninterrupted one would). An empty dataset list or a zero batch size gives ``None``.
 
 The evaluation loader reads whole ``sample_pool``-frame windows (128, no overlap, reflect padding), in
 order; a distributed evaluation splits the windows between ranks without padding or duplicates (the
 original's DistributedSampler duplicated windows, ORIGINAL.md §9).
 
 Databases are ``<db_dir>/<name>_<split>_db.pt``; image roots come from ``maed.paths.resolve_paths``. A
-database's crop cache (``<db_dir>/crop_cache/<name>_<split>_db``) is used when present.
+database's crop cache (``<db_dir>/crop_cache/<name>_<split>_db``) is used when present. Defaults are the
+config schema's (``TrainDataSettings()`` equals ``TrainDataSettings.from_config(Config())``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
+from maed.body.joints import PoseLayout, pose_layout, pose_layout_from_config
+from maed.config import Config, DatasetConfig, EvalConfig, TrainConfig
 from maed.data.crop_cache import default_crop_cache_dir
+from maed.data.database import database_filename
 from maed.data.datasets import ImageDataset, VideoDataset
-from maed.data.transforms import build_transforms, transform_kwargs_from_config
+from maed.data.registry import dataset_info
+from maed.data.transforms import ClipAugmentation
 from maed.errors import ConfigError, DataError
-
-DATASET_NAMES = ("3dpw", "mpii3d", "h36m", "insta", "posetrack", "pennaction", "coco2014-all", "mpii", "lspet")
-#: the name ``maed prepare`` takes, where it differs from the dataset name
-PREPARE_NAMES = {"coco2014-all": "coco2014"}
-#: integer strides that replace OVERLAP for some 3D training sets (the original's 3DPW-train stride 8)
-STRIDE_OVERRIDES_3D = {"3dpw": 8}
-#: image datasets read every n-th row (the original's Subset of mpii3d)
-IMAGE_FRAME_STEP = {"mpii3d": 5}
 
 
 def database_path(db_dir: str | os.PathLike, name: str, split: str) -> Path:
     """``<db_dir>/<name>_<split>_db.pt`` (the authors' file names)."""
-    return Path(db_dir) / f"{name}_{split}_db.pt"
+    return Path(db_dir) / database_filename(name, split)
 
 
 def check_database_file(db_dir: str | os.PathLike, name: str, split: str) -> Path:
-    """The database path of a dataset split; an unknown name or a missing file raises one clear error."""
-    if name not in DATASET_NAMES:
-        raise ConfigError(f"unknown dataset {name!r}; expected one of {', '.join(DATASET_NAMES)}")
+    """The database path of a dataset split; an unknown name or a missing file raises one clear error, which
+    suggests a ``maed prepare`` command only for a split the dataset's reader can write (the registry's)."""
+    info = dataset_info(name)
     path = database_path(db_dir, name, split)
-    if not path.is_file():
-        prep = PREPARE_NAMES.get(name, name)
+    if path.is_file():
+        return path
+    missing = f"database not found: {path} (dataset {name}, split {split})"
+    if split not in info.splits:
         raise DataError(
-            f"database not found: {path} (dataset {name}, split {split}). Build it with "
-            f"`maed prepare {prep} --raw <raw {prep} directory> --out {Path(db_dir)}` (docs/DATA.md), "
-            "or place the authors' file there; PATHS.DB_DIR / $MAED_DATA_DIR set the directory."
+            f"{missing}. {name} has no split {split!r}: `maed prepare` writes its splits "
+            f"{', '.join(info.splits)}; choose one of those, or place a database of that split there"
         )
-    return path
+    if info.reader is None:
+        raise DataError(f"{missing}; place the database file there (PATHS.DB_DIR / $MAED_DATA_DIR set the directory)")
+    raise DataError(
+        f"{missing}. Build it with `maed prepare {name} --raw <raw {name} directory> --out "
+        f"{shlex.quote(str(db_dir))} --splits {split}` (docs/DATA.md), or place the authors' file there; "
+        "PATHS.DB_DIR / $MAED_DATA_DIR set the directory."
+    )
 
 
 def _root(dataset_roots: dict, name: str) -> str | None:
@@ -77,129 +82,151 @@ class ShardSampler(Sampler):
         return len(self.indices)
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which Slurm and containers narrow)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
 
-def _make_loader(
+def _eval_loader(
     dataset: Dataset,
     *,
     batch_size: int,
-    shuffle: bool,
     num_workers: int,
     distributed: bool,
     rank: int,
     world_size: int,
-    seed: int,
     pin_memory: bool,
-    drop_last: bool = False,
 ) -> DataLoader:
-    sampler = None
-    if distributed:
-        from torch.utils.data.distributed import DistributedSampler
-
-        if shuffle:
-            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
-        else:
-            sampler = ShardSampler(dataset, rank=rank, world_size=world_size)
+    sampler = ShardSampler(dataset, rank=rank, world_size=world_size) if distributed else None
     # NUM_WORKERS is written for 8-GPU nodes; never start more workers than this process may use
-    num_workers = min(num_workers, _usable_cpus())
+    num_workers = min(num_workers, usable_cpus())
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
+        shuffle=False,
         sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
-        drop_last=drop_last,
         persistent_workers=num_workers > 0,
     )
 
 
+# ------------------------------------------------------------------------------------------ training
 @dataclass
-class TrainLoaders:
-    """The three training loaders; each is None when its dataset list is empty or its batch size 0."""
+class TrainDataSettings:
+    """What the training streams read, translated once from ``TRAIN.*``, ``DATASET.*`` and ``NUM_WORKERS``.
 
-    loader_2d: DataLoader | None
-    loader_3d: DataLoader | None
-    loader_img: DataLoader | None
+    ``augmentation`` is the full (``video_3d``) pipeline; the 2D-video and image pipelines are derived
+    from it (:meth:`ClipAugmentation.for_pipeline`). Batch sizes are per process. ``pose_layout`` is the
+    body model's (``MODEL.BODY_MODEL`` / ``MODEL.BODY_RIG``): the width of ``theta`` and the pose flip.
+    """
 
-    def __iter__(self):
-        return iter((self.loader_2d, self.loader_3d, self.loader_img))
+    datasets_2d: list[str] = field(default_factory=lambda: list(TrainConfig().DATASETS_2D))
+    datasets_3d: list[str] = field(default_factory=lambda: list(TrainConfig().DATASETS_3D))
+    datasets_img: list[str] = field(default_factory=lambda: list(TrainConfig().DATASETS_IMG))
+    batch_size_2d: int = TrainConfig.BATCH_SIZE_2D
+    batch_size_3d: int = TrainConfig.BATCH_SIZE_3D
+    batch_size_img: int = TrainConfig.BATCH_SIZE_IMG
+    seqlen: int = DatasetConfig.SEQLEN
+    sample_pool: int = DatasetConfig.SAMPLE_POOL
+    overlap: float = DatasetConfig.OVERLAP
+    random_start: bool = DatasetConfig.RANDOM_START
+    random_sample: bool = DatasetConfig.RANDOM_SAMPLE
+    augmentation: ClipAugmentation = field(default_factory=ClipAugmentation)
+    num_workers: int = Config.NUM_WORKERS
+    pose_layout: PoseLayout = field(default_factory=lambda: pose_layout("smpl"))
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> TrainDataSettings:
+        for key in ("BATCH_SIZE_2D", "BATCH_SIZE_3D", "BATCH_SIZE_IMG"):
+            if getattr(cfg.TRAIN, key) < 0:
+                raise ConfigError(f"TRAIN.{key}={getattr(cfg.TRAIN, key)}: expected >= 0 (0 disables that stream)")
+        if cfg.NUM_WORKERS < 0:
+            raise ConfigError(f"NUM_WORKERS={cfg.NUM_WORKERS}: expected >= 0")
+        return cls(
+            datasets_2d=list(cfg.TRAIN.DATASETS_2D),
+            datasets_3d=list(cfg.TRAIN.DATASETS_3D),
+            datasets_img=list(cfg.TRAIN.DATASETS_IMG),
+            batch_size_2d=cfg.TRAIN.BATCH_SIZE_2D,
+            batch_size_3d=cfg.TRAIN.BATCH_SIZE_3D,
+            batch_size_img=cfg.TRAIN.BATCH_SIZE_IMG,
+            seqlen=cfg.DATASET.SEQLEN,
+            sample_pool=cfg.DATASET.SAMPLE_POOL,
+            overlap=cfg.DATASET.OVERLAP,
+            random_start=cfg.DATASET.RANDOM_START,
+            random_sample=cfg.DATASET.RANDOM_SAMPLE,
+            augmentation=ClipAugmentation.from_config(cfg.DATASET),
+            num_workers=cfg.NUM_WORKERS,
+            pose_layout=pose_layout_from_config(cfg),
+        )
+
+    def batch_size(self, stream: str) -> int:
+        """Per-process batch size of stream ``2d``, ``3d`` or ``img``."""
+        return {"2d": self.batch_size_2d, "3d": self.batch_size_3d, "img": self.batch_size_img}[stream]
 
 
-def build_train_loaders(
+@dataclass
+class TrainDatasets:
+    """The three training sets; each is None when its dataset list is empty or its batch size 0."""
+
+    video_2d: ConcatDataset | None
+    video_3d: ConcatDataset | None
+    images: ConcatDataset | None
+
+    def by_stream(self) -> dict[str, ConcatDataset | None]:
+        """``{'2d': ..., '3d': ..., 'img': ...}``, the stream names of ``maed.train``."""
+        return {"2d": self.video_2d, "3d": self.video_3d, "img": self.images}
+
+
+def build_train_datasets(
+    settings: TrainDataSettings,
     *,
-    datasets_2d: list[str],
-    datasets_3d: list[str],
-    datasets_img: list[str],
     db_dir: str | os.PathLike,
     dataset_roots: dict[str, str],
-    batch_size_2d: int = 4,
-    batch_size_3d: int = 4,
-    batch_size_img: int = 8,
-    seqlen: int = 16,
-    sample_pool: int = 128,
-    overlap: float = 0.5,
-    random_start: bool = True,
-    random_sample: bool = False,
-    transform_kwargs: dict | None = None,
-    num_workers: int = 8,
-    distributed: bool = False,
-    rank: int = 0,
-    world_size: int = 1,
-    seed: int = 0,
-    pin_memory: bool = True,
     use_crop_cache: bool = True,
     split: str = "train",
-) -> TrainLoaders:
-    """The 2D-video, 3D-video and image training loaders (ORIGINAL.md §4).
+) -> TrainDatasets:
+    """The 2D-video, 3D-video and image training sets (ORIGINAL.md §4).
 
-    ``transform_kwargs``: :func:`maed.data.transforms.build_transforms` arguments shared by the three
-    pipelines (``video_3d`` with colour jitter, ``video_2d`` and ``image`` without). 3DPW in the 3D set
-    uses stride 8 as the original; mpii3d as images keeps every 5th row. Every database is checked
-    before any loader is built, so a missing file fails fast.
+    The registry's per-dataset rules apply (``maed.data.registry``: 3DPW in the 3D set uses stride 8 as the
+    original; mpii3d as images keeps every 5th row). Every database is checked before any dataset is
+    built, so a missing file fails fast.
     """
-    tk = dict(transform_kwargs or {})
-    video_kwargs = dict(seqlen=seqlen, sample_pool=sample_pool, random_start=random_start, random_sample=random_sample)
-    common = dict(
-        num_workers=num_workers,
-        distributed=distributed,
-        rank=rank,
-        world_size=world_size,
-        seed=seed,
-        pin_memory=pin_memory,
-    )
-    for name in [*datasets_2d, *datasets_3d, *datasets_img]:
+    s = settings
+    for name in [*s.datasets_2d, *s.datasets_3d, *s.datasets_img]:
         check_database_file(db_dir, name, split)
 
-    def video_set(names: list[str], kind: str, strides: dict) -> ConcatDataset:
-        transforms = build_transforms(kind, **tk)
+    def video_set(names: list[str], kind: str) -> ConcatDataset:
+        transforms = s.augmentation.for_pipeline(kind)
         parts = []
         for name in names:
-            path = check_database_file(db_dir, name, split)
+            path = database_path(db_dir, name, split)
             parts.append(
                 VideoDataset(
                     path,
                     dataset_root=_root(dataset_roots, name),
-                    overlap=strides.get(name, overlap),
+                    seqlen=s.seqlen,
+                    sample_pool=s.sample_pool,
+                    overlap=(dataset_info(name).stride_3d or s.overlap) if kind == "video_3d" else s.overlap,
+                    random_start=s.random_start,
+                    random_sample=s.random_sample,
                     transforms=transforms,
                     is_train=True,
                     crop_cache_dir=_cache_dir(path, use_crop_cache),
                     name=f"{name}_{split}",
-                    **video_kwargs,
+                    pose_layout=s.pose_layout,
                 )
             )
         return ConcatDataset(parts)
 
     def image_set(names: list[str]) -> ConcatDataset:
-        transforms = build_transforms("image", **tk)
+        transforms = s.augmentation.for_pipeline("image")
         parts = []
         for name in names:
-            path = check_database_file(db_dir, name, split)
+            path = database_path(db_dir, name, split)
             parts.append(
                 ImageDataset(
                     path,
@@ -207,37 +234,39 @@ def build_train_loaders(
                     transforms=transforms,
                     is_train=True,
                     crop_cache_dir=_cache_dir(path, use_crop_cache),
-                    frame_step=IMAGE_FRAME_STEP.get(name, 1),
+                    frame_step=dataset_info(name).image_frame_step,
                     name=f"{name}_{split}",
+                    pose_layout=s.pose_layout,
                 )
             )
         return ConcatDataset(parts)
 
-    def loader(dataset_fn, names, batch_size):
-        if not names or not batch_size:
-            return None
-        return _make_loader(dataset_fn(names), batch_size=batch_size, shuffle=True, **common)
+    def wanted(names: list[str], batch_size: int) -> bool:
+        return bool(names) and batch_size > 0
 
-    return TrainLoaders(
-        loader_2d=loader(lambda n: video_set(n, "video_2d", {}), datasets_2d, batch_size_2d),
-        loader_3d=loader(lambda n: video_set(n, "video_3d", STRIDE_OVERRIDES_3D), datasets_3d, batch_size_3d),
-        loader_img=loader(image_set, datasets_img, batch_size_img),
+    return TrainDatasets(
+        video_2d=video_set(s.datasets_2d, "video_2d") if wanted(s.datasets_2d, s.batch_size_2d) else None,
+        video_3d=video_set(s.datasets_3d, "video_3d") if wanted(s.datasets_3d, s.batch_size_3d) else None,
+        images=image_set(s.datasets_img) if wanted(s.datasets_img, s.batch_size_img) else None,
     )
 
 
+# ------------------------------------------------------------------------------------------ evaluation
 def build_eval_dataset(
     dataset: str,
     split: str,
     *,
     db_dir: str | os.PathLike,
     dataset_root: str | os.PathLike | None,
-    sample_pool: int = 128,
+    sample_pool: int = EvalConfig.SAMPLE_POOL,
     valid_mode: str = "original",
-    width: int = 224,
-    height: int = 224,
+    width: int = DatasetConfig.WIDTH,
+    height: int = DatasetConfig.HEIGHT,
     use_crop_cache: bool = True,
+    pose_layout: PoseLayout | None = None,
 ) -> VideoDataset:
-    """Whole non-overlapping ``sample_pool``-frame windows with the evaluation crop (ORIGINAL.md §7)."""
+    """Whole non-overlapping ``sample_pool``-frame windows with the evaluation crop (ORIGINAL.md §7);
+    ``pose_layout``: the body model's (default SMPL)."""
     path = check_database_file(db_dir, dataset, split)
     return VideoDataset(
         path,
@@ -245,11 +274,14 @@ def build_eval_dataset(
         seqlen=sample_pool,
         sample_pool=sample_pool,
         overlap=0.0,
-        transforms=build_transforms("eval", width=width, height=height),
+        random_start=False,
+        random_sample=False,
+        transforms=ClipAugmentation.identity(width=width, height=height),
         is_train=False,
         crop_cache_dir=_cache_dir(path, use_crop_cache),
         valid_mode=valid_mode,
         name=f"{dataset}_{split}",
+        pose_layout=pose_layout,
     )
 
 
@@ -259,19 +291,21 @@ def build_eval_loader(
     *,
     db_dir: str | os.PathLike,
     dataset_root: str | os.PathLike | None,
-    sample_pool: int = 128,
-    batch_size: int = 8,
-    num_workers: int = 8,
+    sample_pool: int = EvalConfig.SAMPLE_POOL,
+    batch_size: int = EvalConfig.BATCH_SIZE,
+    num_workers: int = Config.NUM_WORKERS,
     valid_mode: str = "original",
     distributed: bool = False,
     rank: int = 0,
     world_size: int = 1,
-    pin_memory: bool = True,
-    width: int = 224,
-    height: int = 224,
+    pin_memory: bool = False,
+    width: int = DatasetConfig.WIDTH,
+    height: int = DatasetConfig.HEIGHT,
     use_crop_cache: bool = True,
+    pose_layout: PoseLayout | None = None,
 ) -> DataLoader:
-    """In-order loader of whole windows for evaluation (``valid_mode``: ``original`` or ``strict``)."""
+    """In-order loader of whole windows for evaluation (``valid_mode``: ``original`` or ``strict``, see
+    :func:`maed.data.datasets.valid_mask`); a distributed one gives each rank its own windows."""
     ds = build_eval_dataset(
         dataset,
         split,
@@ -282,74 +316,34 @@ def build_eval_loader(
         width=width,
         height=height,
         use_crop_cache=use_crop_cache,
+        pose_layout=pose_layout,
     )
-    return _make_loader(
+    return _eval_loader(
         ds,
         batch_size=batch_size,
-        shuffle=False,
         num_workers=num_workers,
         distributed=distributed,
         rank=rank,
         world_size=world_size,
-        seed=0,
         pin_memory=pin_memory,
     )
 
 
-# ---------------------------------------------------------------------------------------- from_config
-def _resolved(cfg) -> dict:
-    from maed.paths import resolve_paths
-
-    return resolve_paths(cfg.PATHS)
-
-
-def train_loaders_from_config(
-    cfg, *, rank: int = 0, world_size: int = 1, distributed: bool | None = None
-) -> TrainLoaders:
-    """Translate a ``Config`` into :func:`build_train_loaders` arguments (``TRAIN.*``, ``DATASET.*``)."""
-    for key in ("BATCH_SIZE_2D", "BATCH_SIZE_3D", "BATCH_SIZE_IMG"):
-        if getattr(cfg.TRAIN, key) < 0:
-            raise ConfigError(f"TRAIN.{key}={getattr(cfg.TRAIN, key)}: expected >= 0 (0 disables that stream)")
-    if cfg.NUM_WORKERS < 0:
-        raise ConfigError(f"NUM_WORKERS={cfg.NUM_WORKERS}: expected >= 0")
-    paths = _resolved(cfg)
-    distributed = world_size > 1 if distributed is None else distributed
-    return build_train_loaders(
-        datasets_2d=list(cfg.TRAIN.DATASETS_2D),
-        datasets_3d=list(cfg.TRAIN.DATASETS_3D),
-        datasets_img=list(cfg.TRAIN.DATASETS_IMG),
-        db_dir=paths["db_dir"],
-        dataset_roots=paths["dataset_roots"],
-        batch_size_2d=cfg.TRAIN.BATCH_SIZE_2D,
-        batch_size_3d=cfg.TRAIN.BATCH_SIZE_3D,
-        batch_size_img=cfg.TRAIN.BATCH_SIZE_IMG,
-        seqlen=cfg.DATASET.SEQLEN,
-        sample_pool=cfg.DATASET.SAMPLE_POOL,
-        overlap=cfg.DATASET.OVERLAP,
-        random_start=cfg.DATASET.RANDOM_START,
-        random_sample=cfg.DATASET.RANDOM_SAMPLE,
-        transform_kwargs=transform_kwargs_from_config(cfg.DATASET),
-        num_workers=cfg.NUM_WORKERS,
-        distributed=distributed,
-        rank=rank,
-        world_size=world_size,
-        seed=max(cfg.SEED_VALUE, 0),
-        pin_memory=str(cfg.DEVICE).startswith("cuda") and torch.cuda.is_available(),
-    )
-
-
 def eval_loader_from_config(
-    cfg,
+    cfg: Config,
     *,
     dataset: str | None = None,
     split: str = "val",
     rank: int = 0,
     world_size: int = 1,
     distributed: bool | None = None,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """Translate a ``Config`` into :func:`build_eval_loader` arguments (``EVAL.*``; the dataset defaults
-    to ``TRAIN.DATASET_EVAL``, the split to ``val`` as the original's validation)."""
-    paths = _resolved(cfg)
+    """Translate a ``Config`` into :func:`build_eval_loader` arguments (``EVAL.*``, ``PATHS.*``; the dataset
+    defaults to ``TRAIN.DATASET_EVAL``, the split to ``val`` as the original's validation)."""
+    from maed.paths import resolve_paths
+
+    paths = resolve_paths(cfg.PATHS)
     dataset = dataset or cfg.TRAIN.DATASET_EVAL
     distributed = world_size > 1 if distributed is None else distributed
     return build_eval_loader(
@@ -365,7 +359,8 @@ def eval_loader_from_config(
         distributed=distributed,
         rank=rank,
         world_size=world_size,
-        pin_memory=str(cfg.DEVICE).startswith("cuda") and torch.cuda.is_available(),
+        pin_memory=pin_memory,
         width=cfg.DATASET.WIDTH,
         height=cfg.DATASET.HEIGHT,
+        pose_layout=pose_layout_from_config(cfg),
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maed.data.database import database_filename, save_database
 from maed.utils.io import atomic_path
 
 # 24 "GT" joints (indices 25-48 of the 49-joint format), metres, person facing the camera: the body's
@@ -178,12 +179,5 @@ def write_synthetic_dataset(
     if with_pose:
         db["pose"] = rng.normal(scale=0.2, size=(n, 72)).astype(np.float32)
         db["shape"] = rng.normal(scale=0.5, size=(n, 10)).astype(np.float32)
-    db_path = out_dir / "database" / f"{name}_{split}_db.pt"
-    _save(db, db_path)
+    db_path = save_database(db, out_dir / "database" / database_filename(name, split))
     return SyntheticDataset(db_path=db_path, dataset_root=root, db=db)
-
-
-def _save(db: dict, path: Path) -> None:
-    from maed.data.database import save_database
-
-    save_database(db, path)

@@ -6,7 +6,8 @@ A sample entering a pipeline is a dict of numpy arrays for T frames (an image is
     bbox    T x 4 (cx, cy, w, h) pixels, or None (the frames are already crops: no crop is applied)
     kp_2d   T x 49 x 3 (x, y pixels, confidence)
     kp_3d   T x 49 x 4 (metres, confidence), optional
-    pose    T x 72 SMPL axis-angle (global orientation first), optional
+    pose    T x 3J axis-angle of the body model's J joints (global orientation first; SMPL: T x 72),
+            optional
 
 :class:`ClipAugmentation` draws one :class:`ClipParams` per clip and applies it to every frame, in the
 original's order: crop (scale/rotation jitter, random crop; each frame with its own box) -> colour jitter
@@ -23,11 +24,13 @@ consistent (the original rotated only the image and the 2D keypoints).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 import torch
+
+from maed.config import DatasetConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -74,7 +77,17 @@ def flip_smpl_pose(pose: np.ndarray) -> np.ndarray:
     """Mirror SMPL axis-angle poses ... x 72 about the x = 0 plane: every joint (all 24, root included)
     takes its mirror joint's rotation with the y and z components negated."""
     _, perm = _flip_permutations()
-    aa = np.asarray(pose, dtype=np.float32).reshape(*pose.shape[:-1], 24, 3)
+    return flip_pose(pose, perm)
+
+
+def flip_pose(pose: np.ndarray, perm) -> np.ndarray:
+    """Mirror axis-angle poses ... x 3J about the x = 0 plane: joint j takes joint ``perm[j]``'s rotation
+    with the y and z components negated. ``perm`` is the body model's left/right permutation
+    (``maed.body.joints.PoseLayout.flip_permutation``). Right for any body model whose rotations are
+    expressed in frames that the mirror maps onto each other, as SMPL's and Anny's (world-aligned at rest,
+    mirror-symmetric rest pose)."""
+    perm = np.asarray(perm, dtype=np.int64)
+    aa = np.asarray(pose, dtype=np.float32).reshape(*pose.shape[:-1], len(perm), 3)
     out = aa[..., perm, :] * np.array([1.0, -1.0, -1.0], dtype=np.float32)
     return out.reshape(pose.shape)
 
@@ -256,25 +269,82 @@ class ClipAugmentation:
     saturation factors in [max(0, 1 - c), 1 + c] and hue in [-c, c] (``c = color_jitter``), applied in one
     random order. Random erase picks one side per clip; each frame is erased with probability
     ``erase_prob`` over a fraction U(0, erase_part), filled with zeros (or noise with ``erase_fill``).
-    The flip happens with probability ``flip_prob``.
+    The flip happens with probability ``flip_prob``; it mirrors the pose with ``pose_flip_perm``, the body
+    model's left/right joint permutation (``None``: SMPL's 24 joints; datasets fill it in from their
+    ``pose_layout``).
+
+    Defaults are the config schema's ``DATASET.*`` (the original MAED's): ``ClipAugmentation()`` equals
+    ``ClipAugmentation.from_config(Config().DATASET)``. :meth:`identity` is the evaluation crop.
     """
 
-    width: int = 224
-    height: int = 224
-    size_jitter: float = 0.0
-    rot_jitter: float = 0.0
-    random_crop_p: float = 0.0
-    random_crop_size: float = 0.5
-    color_jitter: float = 0.0
-    erase_prob: float = 0.0
-    erase_part: float = 0.0
-    erase_fill: bool = False
-    erase_kp: bool = False
-    erase_margin: float = 0.1
-    flip_prob: float = 0.0
+    width: int = DatasetConfig.WIDTH
+    height: int = DatasetConfig.HEIGHT
+    size_jitter: float = DatasetConfig.SIZE_JITTER
+    rot_jitter: float = DatasetConfig.ROT_JITTER
+    random_crop_p: float = DatasetConfig.RANDOM_CROP_P
+    random_crop_size: float = DatasetConfig.RANDOM_CROP_SIZE
+    color_jitter: float = DatasetConfig.COLOR_JITTER
+    erase_prob: float = DatasetConfig.ERASE_PROB
+    erase_part: float = DatasetConfig.ERASE_PART
+    erase_fill: bool = DatasetConfig.ERASE_FILL
+    erase_kp: bool = DatasetConfig.ERASE_KP
+    erase_margin: float = DatasetConfig.ERASE_MARGIN
+    flip_prob: float = DatasetConfig.RANDOM_FLIP
     normalize: bool = True
     mean: tuple[float, float, float] = field(default=IMAGENET_MEAN)
     std: tuple[float, float, float] = field(default=IMAGENET_STD)
+    pose_flip_perm: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_config(cls, dataset_cfg, *, normalize: bool = True) -> ClipAugmentation:
+        """The full pipeline (``video_3d``) of a ``DatasetConfig`` (``cfg.DATASET``)."""
+        return cls(
+            width=dataset_cfg.WIDTH,
+            height=dataset_cfg.HEIGHT,
+            size_jitter=dataset_cfg.SIZE_JITTER,
+            rot_jitter=dataset_cfg.ROT_JITTER,
+            random_crop_p=dataset_cfg.RANDOM_CROP_P,
+            random_crop_size=dataset_cfg.RANDOM_CROP_SIZE,
+            color_jitter=dataset_cfg.COLOR_JITTER,
+            erase_prob=dataset_cfg.ERASE_PROB,
+            erase_part=dataset_cfg.ERASE_PART,
+            erase_fill=dataset_cfg.ERASE_FILL,
+            erase_kp=dataset_cfg.ERASE_KP,
+            erase_margin=dataset_cfg.ERASE_MARGIN,
+            flip_prob=dataset_cfg.RANDOM_FLIP,
+            normalize=normalize,
+        )
+
+    @classmethod
+    def identity(
+        cls, *, width: int = DatasetConfig.WIDTH, height: int = DatasetConfig.HEIGHT, normalize: bool = True
+    ) -> ClipAugmentation:
+        """The evaluation crop: the box x 1.3 onto ``width`` x ``height``, then normalisation; nothing random."""
+        return cls(
+            width=width,
+            height=height,
+            size_jitter=0.0,
+            rot_jitter=0.0,
+            random_crop_p=0.0,
+            color_jitter=0.0,
+            erase_prob=0.0,
+            erase_part=0.0,
+            erase_kp=False,
+            flip_prob=0.0,
+            normalize=normalize,
+        )
+
+    def for_pipeline(self, kind: str) -> ClipAugmentation:
+        """This augmentation as the original's pipeline ``kind`` (see :func:`build_transforms`)."""
+        if kind not in PIPELINES:
+            from maed.errors import ConfigError
+
+            raise ConfigError(f"transform pipeline {kind!r}: expected one of {PIPELINES}")
+        if kind == "eval":
+            return ClipAugmentation.identity(width=self.width, height=self.height, normalize=self.normalize)
+        if kind == "video_3d":
+            return self
+        return replace(self, color_jitter=0.0)  # the original's 2D-video and image pipelines have no colour jitter
 
     def draw(self, num_frames: int, rng: np.random.Generator) -> ClipParams:
         """Draw the parameters of one clip of ``num_frames`` frames."""
@@ -374,7 +444,7 @@ class ClipAugmentation:
             if kp_3d is not None:
                 kp_3d = flip_keypoints_3d(kp_3d)
             if pose is not None:
-                pose = flip_smpl_pose(pose)
+                pose = flip_smpl_pose(pose) if self.pose_flip_perm is None else flip_pose(pose, self.pose_flip_perm)
 
         out = {k: v for k, v in sample.items() if k not in ("frames", "kp_2d", "kp_3d", "pose")}
         if not self.normalize:
@@ -402,68 +472,12 @@ def normalize_images(images: np.ndarray, *, mean: tuple = IMAGENET_MEAN, std: tu
     return torch.from_numpy(out)
 
 
-def build_transforms(
-    kind: str,
-    *,
-    width: int = 224,
-    height: int = 224,
-    size_jitter: float = 0.0,
-    rot_jitter: float = 0.0,
-    random_crop_p: float = 0.0,
-    random_crop_size: float = 0.5,
-    color_jitter: float = 0.0,
-    erase_prob: float = 0.0,
-    erase_part: float = 0.0,
-    erase_fill: bool = False,
-    erase_kp: bool = False,
-    erase_margin: float = 0.1,
-    random_flip: float = 0.0,
-    normalize: bool = True,
-) -> ClipAugmentation:
-    """The original's pipelines by name (ORIGINAL.md §5).
+def build_transforms(kind: str, **fields) -> ClipAugmentation:
+    """The original's pipelines by name (ORIGINAL.md §5), from :class:`ClipAugmentation` ``fields``
+    (the schema's defaults for the rest).
 
     ``video_3d``: crop, colour jitter, erase, flip, normalise. ``video_2d``: the same without colour
     jitter. ``image``: crop, erase, flip, normalise (the original's image pipeline has no colour jitter).
     ``eval``: the crop with default parameters (scale 1.3, no jitter) and normalisation only.
     """
-    if kind not in PIPELINES:
-        from maed.errors import ConfigError
-
-        raise ConfigError(f"transform pipeline {kind!r}: expected one of {PIPELINES}")
-    if kind == "eval":
-        return ClipAugmentation(width=width, height=height, normalize=normalize)
-    return ClipAugmentation(
-        width=width,
-        height=height,
-        size_jitter=size_jitter,
-        rot_jitter=rot_jitter,
-        random_crop_p=random_crop_p,
-        random_crop_size=random_crop_size,
-        color_jitter=color_jitter if kind == "video_3d" else 0.0,
-        erase_prob=erase_prob,
-        erase_part=erase_part,
-        erase_fill=erase_fill,
-        erase_kp=erase_kp,
-        erase_margin=erase_margin,
-        flip_prob=random_flip,
-        normalize=normalize,
-    )
-
-
-def transform_kwargs_from_config(dataset_cfg) -> dict:
-    """Translate a ``DatasetConfig`` (``cfg.DATASET``) into :func:`build_transforms` keyword arguments."""
-    return {
-        "width": dataset_cfg.WIDTH,
-        "height": dataset_cfg.HEIGHT,
-        "size_jitter": dataset_cfg.SIZE_JITTER,
-        "rot_jitter": dataset_cfg.ROT_JITTER,
-        "random_crop_p": dataset_cfg.RANDOM_CROP_P,
-        "random_crop_size": dataset_cfg.RANDOM_CROP_SIZE,
-        "color_jitter": dataset_cfg.COLOR_JITTER,
-        "erase_prob": dataset_cfg.ERASE_PROB,
-        "erase_part": dataset_cfg.ERASE_PART,
-        "erase_fill": dataset_cfg.ERASE_FILL,
-        "erase_kp": dataset_cfg.ERASE_KP,
-        "erase_margin": dataset_cfg.ERASE_MARGIN,
-        "random_flip": dataset_cfg.RANDOM_FLIP,
-    }
+    return ClipAugmentation(**fields).for_pipeline(kind)

@@ -1,2 +1,3 @@
-"""Evaluation: metrics of the original protocol (``maed.eval.metrics``, pure functions) and the protocol
-runner behind ``maed eval`` (``maed.eval.evaluator``). Importing this package imports neither."""
+"""Evaluation: metrics of the original protocol (``metrics``, pure functions), protocols as values and the
+evaluation settings (``protocol``), the runner behind ``maed eval`` (``evaluator``) and what it writes
+(``outputs``). Importing this package imports none of them."""

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-# literal copies of maed.eval.evaluator's, so that ``maed --help`` does not import torch
-EVAL_DATASETS = ("3dpw", "mpii3d", "h36m")
-PROTOCOL_CHOICES = ("original", "strict", "both")
+from maed.data.registry import DATASETS, EVAL_DATASETS
+from maed.eval.protocol import PROTOCOL_CHOICES
 
 EPILOG = """\
 example:
@@ -15,7 +14,7 @@ example:
             --db-dir data/database --data-root data/3dpw --out results/eval_3dpw
 
 outputs in --out: metrics.json (mpjpe, pa-mpjpe, pve, accel, accel_err in mm, num_frames),
-per_sequence.csv, predictions.npz (theta, boxes, paths; vertices with --save-verts), and the
+per_sequence.csv, predictions.npz (theta, boxes, paths; verts with --save-verts), and the
 original's inference.pkl with --save-inference-pkl.
 """
 
@@ -37,7 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--body-model-dir", default=None, help="SMPL files (default: the config's PATHS)")
     p.add_argument("--dataset", default="3dpw", choices=EVAL_DATASETS, help="default 3dpw")
-    p.add_argument("--split", default="test", help="database split: test (default), val, ...")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="database split (default: the dataset's evaluation split: "
+        + ", ".join(f"{name} {DATASETS[name].eval_split}" for name in EVAL_DATASETS)
+        + ")",
+    )
     p.add_argument("--db-dir", default=None, help="directory of the *_db.pt files (default: the config's PATHS)")
     p.add_argument("--data-root", default=None, help="image root of the dataset (default: the config's PATHS)")
     p.add_argument("--out", required=True, help="output directory")
@@ -48,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="original (default, the paper's numbers), strict, or both side by side",
     )
     p.add_argument(
-        "--interp",
+        "--frame-step",
         type=int,
         default=None,
         help="predict every n-th frame and interpolate the rest (EVAL.INTERPOLATION, default 1)",
@@ -65,21 +70,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _config(args):
+    """The config: --config (or the checkpoint's own, else the stage2 preset), then the overrides, then the
+    evaluation options given on the command line (they are EVAL.* and NUM_WORKERS under other names)."""
     from maed.config import load_config
 
+    options = {
+        "EVAL.PROTOCOL": args.protocol,
+        "EVAL.INTERPOLATION": args.frame_step,
+        "EVAL.BATCH_SIZE": args.batch_size,
+        "NUM_WORKERS": args.num_workers,
+    }
+    overrides = [*args.overrides, *(f"{k}={v}" for k, v in options.items() if v is not None)]
     if args.config is not None:
-        return load_config(args.config, args.overrides)
+        return load_config(args.config, overrides)
     from maed.models.checkpoint import read_checkpoint
 
     stored = read_checkpoint(args.checkpoint).get("config")
-    return load_config(stored if isinstance(stored, dict) and stored else "stage2", args.overrides)
+    return load_config(stored if isinstance(stored, dict) and stored else "stage2", overrides)
 
 
 def run(args: argparse.Namespace) -> int:
-    from maed.eval.evaluator import format_table, resolve_device, run_evaluation
+    from maed.eval.evaluator import run_evaluation
+    from maed.eval.outputs import format_table
+    from maed.eval.protocol import EvalSettings
     from maed.paths import resolve_paths
+    from maed.utils.device import resolve_device
+    from maed.utils.io import check_output_dir
 
+    check_output_dir(args.out)  # before the checkpoint is read for its config
     cfg = _config(args)
+    settings = EvalSettings.from_config(cfg.EVAL)
     paths = resolve_paths(cfg.PATHS)
     device = resolve_device(args.device or cfg.DEVICE, explicit=args.device is not None)
     record = run_evaluation(
@@ -91,12 +111,12 @@ def run(args: argparse.Namespace) -> int:
         db_dir=args.db_dir or paths["db_dir"],
         data_root=args.data_root or paths["dataset_roots"].get(args.dataset),
         body_model_dir=args.body_model_dir or paths["body_model_dir"],
-        protocol=args.protocol or cfg.EVAL.PROTOCOL,
-        interp=args.interp if args.interp is not None else cfg.EVAL.INTERPOLATION,
-        seqlen=cfg.EVAL.SEQLEN,
-        sample_pool=cfg.EVAL.SAMPLE_POOL,
-        batch_size=args.batch_size if args.batch_size is not None else cfg.EVAL.BATCH_SIZE,
-        num_workers=args.num_workers if args.num_workers is not None else cfg.NUM_WORKERS,
+        protocol=settings.protocol,
+        frame_step=settings.frame_step,
+        seqlen=settings.seqlen,
+        sample_pool=settings.sample_pool,
+        batch_size=settings.batch_size,
+        num_workers=cfg.NUM_WORKERS,
         device=device,
         save_verts=args.save_verts,
         save_inference_pkl=args.save_inference_pkl,

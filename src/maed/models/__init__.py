@@ -158,7 +158,7 @@ def build_model(
     if body_model_dir is None:
         body_model_dir = resolve_paths(cfg.PATHS)["body_model_dir"]
     if body_model is None:
-        body_model = build_body_model(cfg.MODEL.BODY_MODEL, model_dir=body_model_dir)
+        body_model = build_body_model(cfg.MODEL.BODY_MODEL, model_dir=body_model_dir, rig=cfg.MODEL.BODY_RIG)
     encoder = build_encoder(**encoder_kwargs)
     if enc_cfg.INIT_WEIGHTS:
         from maed.models.checkpoint import init_encoder_weights

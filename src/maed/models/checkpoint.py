@@ -30,6 +30,13 @@ PROJECT_FORMAT = "maed"
 
 #: keys of foreign checkpoints that are dropped on purpose (the original's SMPL layer buffers)
 IGNORED_KEY_PATTERNS = (re.compile(r"^decoder\.smpl\."),)
+#: encoder parameters an ImageNet file does not have, which keep their initialisation: the attention fusion
+#: of the parallel mode, the temporal embedding, and ``pre_logits`` (absent from current timm files)
+INIT_WEIGHTS_MAY_LACK = (
+    re.compile(r"^blocks\.\d+\.attn\.ts_attn\."),
+    re.compile(r"^temp_embed$"),
+    re.compile(r"^pre_logits\."),
+)
 
 
 @dataclass
@@ -46,25 +53,38 @@ class LoadReport:
     def ok(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
 
-    def summary(self, limit: int = 12) -> str:
-        def block(title: str, keys: list[str]) -> str:
-            if not keys:
-                return ""
-            shown = "\n".join(f"    {k}" for k in keys[:limit])
-            more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
-            return f"\n  {title} ({len(keys)}):\n{shown}{more}"
-
+    def summary(self, limit: int = 12, missing_title: str = "missing from the checkpoint") -> str:
         return (
             f"loaded {len(self.loaded)} tensors, ignored {len(self.ignored)}"
-            + block("missing from the checkpoint", self.missing)
-            + block("unexpected in the checkpoint", self.unexpected)
-            + block("shape mismatch (model vs checkpoint)", self.mismatched)
+            + key_block(missing_title, self.missing, limit)
+            + key_block("unexpected in the checkpoint", self.unexpected, limit)
+            + key_block("shape mismatch (model vs checkpoint)", self.mismatched, limit)
         )
+
+
+def key_block(title: str, keys: list[str], limit: int = 12) -> str:
+    """One block of a key report: a title with the count, then at most ``limit`` keys, one per line."""
+    if not keys:
+        return ""
+    shown = "".join(f"\n    {k}" for k in keys[:limit])
+    more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"\n  {title} ({len(keys)}):{shown}{more}"
+
+
+def strip_module_prefix(key: str) -> str:
+    """A state-dict key without the ``module.`` that DDP (and the authors' checkpoint) put in front."""
+    return key[len("module.") :] if key.startswith("module.") else key
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint file safely (no code execution). Numpy scalars, which the authors' files may
-    hold for 'performance', are allowed; nothing else beyond torch's weights-only set."""
+    hold for 'performance', are allowed; nothing else beyond torch's weights-only set.
+
+    A file that is not a PyTorch checkpoint (empty, text, a plain pickle, random bytes, another zip),
+    a truncated one and one asking for other objects each raise one ``CheckpointError`` that names the
+    file and what was expected. PyTorch's own message, which suggests ``weights_only=False``, is never
+    passed on: following it would run code from the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise AssetError(
@@ -72,12 +92,31 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             "https://github.com/ziniuwan/maed (README, 'Pretrained model'); our own runs write "
             "results/<run>/checkpoints/best.pt"
         )
+    expected = (
+        "expected a PyTorch checkpoint written by torch.save (the authors' model_best.pth.tar or a maed run's .pt)"
+    )
+
+    def describe(head: bytes) -> str:
+        if not head:
+            return "is empty"
+        if head.startswith(b"\x80") or head[:1] in (b"(", b"}", b"]"):
+            return "is a plain Python pickle, not torch.save's format"
+        text = head.decode("utf-8", "replace")
+        if "\ufffd" not in text and all(c.isprintable() or c in "\r\n\t" for c in text):
+            return f"is a text file (it starts with {text[:24]!r})"
+        return "starts with bytes of no known format"
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    except (RuntimeError, EOFError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({e.__class__.__name__}: {e})") from None
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {e.strerror or e}") from None
+    # torch.save writes a zip archive (torch >= 1.6) or its legacy pickle stream, which opens with a
+    # pickled magic number
+    legacy_magic = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+    if not head.startswith(b"PK\x03\x04") and not (head.startswith(b"\x80") and legacy_magic in head[:32]):
+        raise CheckpointError(f"{path} is not a checkpoint: it {describe(head)}; {expected}")
+
     import numpy as np
 
     allowed = [np.dtype, type(np.dtype(np.float64)), type(np.dtype(np.float32)), type(np.dtype(np.int64))]
@@ -90,8 +129,23 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        refused = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if refused:
+            raise CheckpointError(
+                f"checkpoint {path}: refused to load, it asks for '{refused.group(1)}', which is not a tensor, "
+                "number or plain container (a damaged file, or one holding other objects or code); loading a "
+                "checkpoint never runs code from it"
+            ) from None
         raise CheckpointError(
-            f"checkpoint {path} holds objects that are not plain tensors and numbers; refusing to unpickle it ({e})"
+            f"checkpoint {path} is truncated or damaged, it cannot be unpickled; {expected}"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        # c10's "[enforce fail at file.cc:123] . " prefix, then the first sentence
+        message = re.sub(r"^\[enforce fail[^\]]*\][\s.]*", "", str(e).strip())
+        first = message.splitlines()[0].split(". ")[0] if message else type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read: a truncated or damaged file, or a zip archive torch.save did not "
+            f"write ({first}); {expected}"
         ) from None
 
 
@@ -116,7 +170,7 @@ def checkpoint_filter(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, to
     buffers (the original's ``decoder.smpl.*``). Returns (filtered state dict, ignored keys)."""
     out, ignored = {}, []
     for k, v in state_dict.items():
-        name = k[len("module.") :] if k.startswith("module.") else k
+        name = strip_module_prefix(k)
         if any(p.search(name) for p in IGNORED_KEY_PATTERNS):
             ignored.append(k)
             continue
@@ -170,8 +224,10 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
 
     ``ste``: timm's R50+ViT-B/16 (``vit_base_r50_s16_224``, ImageNet-21k; ``.pth``/``.bin`` or
     ``.safetensors``), its first ``num_blocks`` blocks mapped as the original did. ``cnn``: torchvision's
-    ResNet-50 ImageNet file. Parameters the file cannot provide (the attention-fusion ``ts_attn``,
-    ``temp_embed``, and ``pre_logits`` when absent) keep their initialisation and are listed in the report.
+    ResNet-50 ImageNet file. Parameters the file cannot provide and that are on the allow-list
+    (``INIT_WEIGHTS_MAY_LACK``: the attention-fusion ``ts_attn``, ``temp_embed``, ``pre_logits``) keep their
+    initialisation and are listed in the report's ``missing``; any other missing key, any unexpected key
+    and any shape mismatch raise ``CheckpointError`` with the key report, before anything is loaded.
     """
     from maed.models.ste import SpatioTemporalEncoder, timm_hybrid_filter
 
@@ -179,15 +235,27 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
     if not path.is_file():
         raise AssetError(f"--init-weights: {path} not found (a local timm/torchvision ImageNet weights file)")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as e:  # empty, truncated, random bytes, another format
+            raise CheckpointError(
+                f"--init-weights {path} is not a readable safetensors file ({e}); expected timm's "
+                "vit_base_r50_s16_224 weights (model.safetensors)"
+            ) from None
     else:
         state = read_checkpoint(path)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"--init-weights {path} holds no state dict (parameter name -> tensor); expected timm's or "
+            "torchvision's ImageNet weights file"
+        )
     if isinstance(encoder, SpatioTemporalEncoder):
         state = timm_hybrid_filter(
             state,
@@ -200,9 +268,11 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
     report = LoadReport()
     report.unexpected = [k for k in state if k not in own]
     report.mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
-    if report.unexpected or report.mismatched:
+    report.missing = [k for k in own if k not in state and not any(p.search(k) for p in INIT_WEIGHTS_MAY_LACK)]
+    if not report.ok:
         raise CheckpointError(f"--init-weights {path} does not fit the encoder: " + report.summary())
+    # every key the file lacks is on the allow-list now, so strict=False hides nothing
     encoder.load_state_dict(state, strict=False)
     report.loaded = [k for k in own if k in state]
-    report.missing = [k for k in own if k not in state]  # informational: kept at their initialisation
+    report.missing = [k for k in own if k not in state]  # kept at their initialisation
     return report

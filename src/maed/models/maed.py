@@ -103,7 +103,7 @@ class MAED(nn.Module):
         B = pose_6d.shape[0]
         rotmat = rot6d_to_rotmat(pose_6d.reshape(-1, 6)).reshape(B, -1, 3, 3)
         body = self.body_model(rotmat, betas)
-        verts, joints = body.vertices, body.joints
+        verts, joints = body.verts, body.joints
         if J_regressor is not None:
             joints = torch.matmul(J_regressor.to(verts), verts)  # (K', V) @ (B, V, 3) -> (B, K', 3)
         kp_2d = weak_perspective_projection(joints, cam)

@@ -324,11 +324,6 @@ class SpatioTemporalEncoder(nn.Module):
         return self.pre_logits(self.forward_features(x, seqlen)[:, 0])
 
 
-def _num_blocks_in(state_dict: dict) -> int:
-    ids = {int(k.split(".")[1]) for k in state_dict if k.startswith("blocks.")}
-    return max(ids) + 1 if ids else 0
-
-
 def timm_hybrid_filter(state_dict: dict, num_blocks: int, num_patches: int = NUM_PATCHES) -> dict:
     """Map timm's ``vit_base_r50_s16_224`` (ImageNet-21k) weights onto a ``num_blocks``-deep encoder.
 

@@ -12,8 +12,10 @@ mask; pyrender's renderer is not thread-safe, so keep one per thread and ``delet
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import os
+import sys
 
 from maed.errors import MaedError
 
@@ -48,6 +50,7 @@ def gl_platform() -> str:
 def import_pyrender():
     """``pyrender`` (the ``pyrender2`` package) imported on the chosen headless platform."""
     platform = gl_platform()
+    _load_triton_first()
     try:
         import pyrender
     except ImportError as e:
@@ -55,6 +58,18 @@ def import_pyrender():
             raise MaedError(f"mesh rendering needs pyrender2 ({e}); install it with `pip install maed[demo]`") from None
         raise RenderError(f"OpenGL ({platform}) could not be loaded ({e}); install {install_hint(platform)}") from None
     return pyrender
+
+
+def _load_triton_first() -> None:
+    """Mesa's software rasteriser (EGL's llvmpipe and OSMesa) loads its LLVM into the process; importing
+    triton (PyTorch's compiler, which bundles another LLVM) after that crashes the interpreter (seen here
+    with Mesa 22.3 and triton 3.x, e.g. on a later ``torch.compile``), while the other order works. So
+    triton, when installed, is imported before OpenGL is loaded (about 0.2 s, once)."""
+    import importlib.util
+
+    if "triton" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        with contextlib.suppress(Exception):  # a broken triton install must not stop the rendering
+            import triton  # noqa: F401
 
 
 def offscreen_renderer(width: int, height: int):

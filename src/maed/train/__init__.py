@@ -5,18 +5,25 @@
     train("stage2", pretrained=run_dir / "checkpoints" / "last.pt")
     train(resume=run_dir)          # continue an interrupted run where it stopped
 
-Submodules: ``losses`` (the objective), ``engine`` (loop, settings, run directory), ``distributed``
-(torchrun / Slurm / DDP), ``streams`` (resumable data order), ``checkpointing``, ``validation``,
-``run_log``, ``cli`` (``maed train``). Importing this package imports none of them.
+A run that SIGTERM or SIGUSR1 stops early saves ``last.pt`` and raises ``TrainingStopped``.
+
+Submodules: ``losses`` (the objective), ``engine`` (the loop and its settings), ``run`` (a run from plan to
+finish: data, model, run directory), ``distributed`` (torchrun / Slurm / DDP), ``streams`` (resumable
+data order), ``checkpointing``, ``validation``, ``run_log``, ``cli`` (``maed train``). Importing this
+package imports none of them.
 """
 
 from __future__ import annotations
 
-__all__ = ["MAEDLoss", "Trainer", "TrainingError", "train"]
+__all__ = ["MAEDLoss", "Trainer", "TrainingError", "TrainingStopped", "train"]
 
 
 def __getattr__(name: str):
-    if name in ("train", "Trainer", "TrainingError"):
+    if name == "train":
+        from maed.train.run import train
+
+        return train
+    if name in ("Trainer", "TrainingError", "TrainingStopped"):
         from maed.train import engine
 
         return getattr(engine, name)

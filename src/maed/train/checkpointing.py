@@ -8,7 +8,8 @@ A training checkpoint is the project's format (``maed.models.checkpoint``) plus 
      'rng': [per-rank RNG states], 'world_size': ..., 'seed': ...}
 
 Files live in ``<run dir>/checkpoints/``: ``last.pt`` (every epoch end and every ``TRAIN.CKPT_FREQ``
-steps), ``epoch_XXXX.pt`` at each validation epoch, ``best.pt`` when validation PA-MPJPE improves.
+steps), ``epoch_XXXX.pt`` at each validation epoch, ``best.pt`` when validation PA-MPJPE improves (its value
+in mm then goes to ``<run dir>/best.txt``).
 Each is written to a temporary file and renamed, so a crash never leaves a half-written checkpoint.
 """
 
@@ -140,12 +141,7 @@ class TransferReport:
         return not self.loaded
 
     def summary(self, limit: int = 8) -> str:
-        def block(title: str, keys: list[str]) -> str:
-            if not keys:
-                return ""
-            shown = "".join(f"\n    {k}" for k in keys[:limit])
-            more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
-            return f"\n  {title} ({len(keys)}):{shown}{more}"
+        from maed.models.checkpoint import key_block
 
         head = (
             f"--pretrained {self.source}: loaded {len(self.loaded)} encoder tensors; "
@@ -156,9 +152,9 @@ class TransferReport:
             head += f"\n  checkpoint encoder: {self.checkpoint_encoder}"
         return (
             head
-            + block("not in the checkpoint (kept at initialisation)", self.not_in_checkpoint)
-            + block("in the checkpoint but not in this model (unused)", self.unused)
-            + block("shape mismatch (kept at initialisation)", self.mismatched)
+            + key_block("not in the checkpoint (kept at initialisation)", self.not_in_checkpoint, limit)
+            + key_block("in the checkpoint but not in this model (unused)", self.unused, limit)
+            + key_block("shape mismatch (kept at initialisation)", self.mismatched, limit)
         )
 
 
@@ -175,7 +171,7 @@ def load_pretrained_encoder(model: nn.Module, path: str | os.PathLike) -> Transf
     matches nothing (the original's ``cnn`` stage 1 into an ``ste`` stage 2) loads nothing, and the
     report says so (``nothing_loaded``).
     """
-    from maed.models.checkpoint import extract_state_dict, read_checkpoint
+    from maed.models.checkpoint import extract_state_dict, read_checkpoint, strip_module_prefix
 
     ckpt = read_checkpoint(path)
     state, _ = extract_state_dict(ckpt)
@@ -188,7 +184,7 @@ def load_pretrained_encoder(model: nn.Module, path: str | os.PathLike) -> Transf
         )
     candidates = {}
     for key, value in state.items():
-        name = key[len("module.") :] if key.startswith("module.") else key
+        name = strip_module_prefix(key)
         if _is_dropped(name):
             report.dropped += 1
         else:

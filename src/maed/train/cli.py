@@ -14,8 +14,13 @@ examples:
   maed train --resume results/<run>/                              # continue where it stopped
 
 A run writes OUTPUT_DIR/<timestamp>_<EXP_NAME>/ (or --out): config.yaml, train_log.txt, log.jsonl,
-tb/ (with tensorboard installed) and checkpoints/ (last.pt, best.pt by validation PA-MPJPE,
-epoch_XXXX.pt every SAVE_FREQ epochs). SIGTERM or SIGUSR1 (Slurm preemption) saves last.pt and stops.
+tb/ (with tensorboard installed), best.txt (the best validation PA-MPJPE, mm) and checkpoints/ (last.pt,
+best.pt by validation PA-MPJPE, epoch_XXXX.pt every SAVE_FREQ epochs). SIGTERM or SIGUSR1 (Slurm
+preemption) saves last.pt and stops with exit status 143, so that `maed train ... && maed eval ...` does
+not go on; `maed train --resume RUN_DIR` continues the run.
+
+exit status: 0 finished (or --max-steps reached), 2 a user error (one line), 130 Ctrl-C,
+143 stopped by SIGTERM/SIGUSR1 after saving last.pt.
 """
 
 
@@ -61,8 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--device",
         default=None,
-        choices=("cpu", "cuda"),
-        help="default: DEVICE from the config, cpu when CUDA is absent",
+        help="cpu, cuda, cuda:N (default: DEVICE from the config, cpu when CUDA is absent)",
     )
     p.add_argument(
         "--max-steps",
@@ -80,9 +84,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _is_rank0() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from maed.errors import ConfigError
-    from maed.train.engine import train
+    from maed.train.engine import TrainingStopped
+    from maed.train.run import train
 
     if args.config is None and args.resume is None:
         raise ConfigError("maed train: give --config (a YAML file or preset: stage1, stage2, ...) or --resume RUN_DIR")
@@ -98,18 +111,21 @@ def run(args: argparse.Namespace) -> int:
                 "nothing is downloaded)"
             )
         overrides.append(f"MODEL.ENCODER.INIT_WEIGHTS={args.init_weights}")
-    run_dir = train(
-        args.config,
-        overrides=overrides,
-        pretrained=args.pretrained,
-        resume=args.resume,
-        out=args.out,
-        device=args.device,
-        progress=not args.no_progress,
-        max_steps=args.max_steps,
-    )
-    import os
-
-    if int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0:
+    try:
+        run_dir = train(
+            args.config,
+            overrides=overrides,
+            pretrained=args.pretrained,
+            resume=args.resume,
+            out=args.out,
+            device=args.device,
+            progress=not args.no_progress,
+            max_steps=args.max_steps,
+        )
+    except TrainingStopped as stop:
+        if _is_rank0():
+            print(f"maed train: {stop}", file=sys.stderr)
+        return stop.exit_code
+    if _is_rank0():
         print(f"run directory: {run_dir}")
     return 0

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from maed.errors import ConfigError
+from maed.utils.device import resolve_device
 
 #: MASTER_PORT derived from a Slurm job id falls in [PORT_BASE, PORT_BASE + PORT_SPAN)
 PORT_BASE = 15000
@@ -115,26 +116,13 @@ def slurm_to_torch_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------ setup
-def resolve_device(device: str | None) -> torch.device:
-    """``cpu`` | ``cuda`` | ``cuda:N`` (None: cuda when available). Asking for CUDA without it is an error."""
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError):  # torch's own message lists every device type it knows
-        raise ConfigError(f"--device / DEVICE {name!r}: expected cpu, cuda or cuda:N") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device / DEVICE {name}: expected cpu, cuda or cuda:N")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device / DEVICE {name}: no CUDA device is available; use --device cpu")
-    return dev
-
-
 def init_distributed(
-    device: str | None = None, environ: Mapping[str, str] | None = None, timeout_s: float = 1800.0
+    device: str | torch.device | None = None, environ: Mapping[str, str] | None = None, timeout_s: float = 1800.0
 ) -> DistEnv:
     """Join the process group the launcher describes (torchrun or Slurm); single process otherwise.
 
-    ``device``: ``cpu`` | ``cuda`` (the local GPU is ``LOCAL_RANK``). ``environ`` defaults to
+    ``device``: ``cpu`` | ``cuda`` | ``cuda:N`` (checked by :func:`maed.utils.device.resolve_device`; under
+    a launcher the local GPU is ``LOCAL_RANK``). ``environ`` defaults to
     ``os.environ``, which is only read: torchrun's rendezvous is used through ``env://``; a Slurm task
     connects to ``tcp://MASTER_ADDR:MASTER_PORT`` derived by :func:`slurm_to_torch_env`.
     """
@@ -157,8 +145,6 @@ def init_distributed(
                     "start one process per GPU"
                 )
             dev = torch.device("cuda", local_rank)
-        elif dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device / DEVICE {dev}: only {torch.cuda.device_count()} CUDA device(s) are visible")
         torch.cuda.set_device(dev)
     if world_size <= 1:
         return DistEnv(rank=0, world_size=1, local_rank=local_rank, device=dev, backend=None)
@@ -232,10 +218,6 @@ def wrap_model(model: nn.Module, env: DistEnv) -> nn.Module:
     else:
         sync = {"broadcast_buffers": sync_each_forward}
     return DistributedDataParallel(model, device_ids=device_ids, **sync)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
 
 
 # ------------------------------------------------------------------------------------------ helpers

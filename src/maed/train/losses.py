@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
 from maed.body.geometry import axis_angle_to_rotmat, batch_rodrigues, rotmat_to_axis_angle
+from maed.config import LossConfig
 
 #: the hips of the 49-joint format (SPIN order 25 + 2, 25 + 3): the centre of the 3D keypoint loss
 PELVIS_JOINTS = (27, 28)
@@ -127,6 +128,7 @@ def acceleration_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------ criterion
+@dataclass(frozen=True)
 class MAEDLoss:
     """The weighted MAED objective for video batches, image batches and their mix (ORIGINAL.md §6).
 
@@ -136,38 +138,30 @@ class MAEDLoss:
             with weight 0 is not computed.
         pose_via_axis_angle: the original's rotation-matrix -> axis-angle -> rotation-matrix pose loss.
         mask_image_smpl: mask image pose/shape losses by ``w_smpl`` (False: the original, unmasked).
+
+    The defaults are the config schema's (the original MAED's config.py; the paper's recipe, as in the
+    stage presets, is 300 / 600 / 60 / 0.06 / 1 / 0), so ``MAEDLoss()`` equals
+    ``MAEDLoss.from_config(Config().LOSS)``.
     """
 
-    def __init__(
-        self,
-        *,
-        kp_2d_weight: float = 300.0,
-        kp_3d_weight: float = 600.0,
-        pose_weight: float = 60.0,
-        shape_weight: float = 0.06,
-        norm_weight: float = 1.0,
-        accel_weight: float = 0.0,
-        pose_via_axis_angle: bool = False,
-        mask_image_smpl: bool = True,
-    ):
-        for name, w in (
-            ("kp_2d_weight", kp_2d_weight),
-            ("kp_3d_weight", kp_3d_weight),
-            ("pose_weight", pose_weight),
-            ("shape_weight", shape_weight),
-            ("norm_weight", norm_weight),
-            ("accel_weight", accel_weight),
-        ):
-            if not (math.isfinite(float(w)) and float(w) >= 0):
-                raise ValueError(f"{name}={w}: expected a finite weight >= 0")
-        self.kp_2d_weight = float(kp_2d_weight)
-        self.kp_3d_weight = float(kp_3d_weight)
-        self.pose_weight = float(pose_weight)
-        self.shape_weight = float(shape_weight)
-        self.norm_weight = float(norm_weight)
-        self.accel_weight = float(accel_weight)
-        self.pose_via_axis_angle = bool(pose_via_axis_angle)
-        self.mask_image_smpl = bool(mask_image_smpl)
+    kp_2d_weight: float = LossConfig.KP_2D_W
+    kp_3d_weight: float = LossConfig.KP_3D_W
+    pose_weight: float = LossConfig.POSE_W
+    shape_weight: float = LossConfig.SHAPE_W
+    norm_weight: float = LossConfig.SMPL_NORM
+    accel_weight: float = LossConfig.ACCL_W
+    pose_via_axis_angle: bool = LossConfig.POSE_VIA_AXIS_ANGLE
+    mask_image_smpl: bool = LossConfig.MASK_IMAGE_SMPL
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_weight"):
+                if not (math.isfinite(float(value)) and float(value) >= 0):
+                    raise ValueError(f"{f.name}={value}: expected a finite weight >= 0")
+                object.__setattr__(self, f.name, float(value))
+            else:
+                object.__setattr__(self, f.name, bool(value))
 
     @classmethod
     def from_config(cls, loss_cfg) -> MAEDLoss:
@@ -185,15 +179,8 @@ class MAEDLoss:
             shape_weight=loss_cfg.SHAPE_W,
             norm_weight=loss_cfg.SMPL_NORM,
             accel_weight=loss_cfg.ACCL_W,
-            pose_via_axis_angle=getattr(loss_cfg, "POSE_VIA_AXIS_ANGLE", False),
-            mask_image_smpl=getattr(loss_cfg, "MASK_IMAGE_SMPL", True),
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"MAEDLoss(kp_2d={self.kp_2d_weight}, kp_3d={self.kp_3d_weight}, pose={self.pose_weight}, "
-            f"shape={self.shape_weight}, norm={self.norm_weight}, accel={self.accel_weight}, "
-            f"pose_via_axis_angle={self.pose_via_axis_angle}, mask_image_smpl={self.mask_image_smpl})"
+            pose_via_axis_angle=loss_cfg.POSE_VIA_AXIS_ANGLE,
+            mask_image_smpl=loss_cfg.MASK_IMAGE_SMPL,
         )
 
     # ---------------------------------------------------------------------------------- pieces

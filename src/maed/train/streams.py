@@ -1,11 +1,13 @@
-"""Endless, resumable batch streams over the training datasets.
+"""Endless, resumable batch streams over the training datasets; the one place where training data is
+shuffled and sharded between ranks.
 
 Every batch is a pure function of (seed, stream, pass, rank, world size, position), so a run resumed at
 global step ``g`` reads exactly the batches an uninterrupted run would have read, with the same
 augmentations, whatever the number of loader workers:
 
 - the order of pass ``p`` is a permutation drawn from ``(seed, stream, p)`` and sharded like
-  ``DistributedSampler`` (padded to a multiple of the world size, then ``rank::world_size``);
+  ``DistributedSampler`` (padded to a multiple of the world size, then ``rank::world_size``), so every
+  rank reads its own samples without a sampler or ``set_epoch``;
 - each sample's augmentation randomness is seeded from ``(seed, stream, p, index)`` inside the worker
   (the datasets draw their per-sample generator from torch's RNG), in an isolated RNG context, so the
   training process's own RNG (dropout) is never touched by data loading.
@@ -67,23 +69,40 @@ class _EndlessBatchSampler(Sampler):
 
 
 class BatchStream:
-    """An endless sequence of collated batches from one training loader's dataset.
+    """An endless sequence of collated batches from one training dataset.
 
     Args:
-        loader: the ``DataLoader`` built by ``maed.data.loaders`` (its dataset, batch size, workers,
-            collate function and pinning are reused; its sampler is not).
+        dataset: a training set (``maed.data.loaders.build_train_datasets``).
         name: ``2d`` | ``3d`` | ``img``.
+        batch_size: samples per batch on this process.
         seed: the run's seed. rank, world_size: this process's shard.
+        num_workers: loader worker processes (at most the CPUs this process may use).
+        pin_memory: pin batches for a fast copy to the GPU.
     """
 
-    def __init__(self, loader: DataLoader, *, name: str, seed: int, rank: int = 0, world_size: int = 1):
-        self.loader = loader
-        self.dataset = loader.dataset
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        name: str,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
+        from maed.data.loaders import usable_cpus
+
+        self.dataset = dataset
         self.name = name
         self.stream_id = STREAM_IDS.get(name, 0)
         self.seed = int(seed)
         self.rank, self.world_size = int(rank), int(world_size)
-        self.batch_size = int(loader.batch_size)
+        self.batch_size = int(batch_size)
+        # NUM_WORKERS is written for 8-GPU nodes; never start more workers than this process may use
+        self.num_workers = min(int(num_workers), usable_cpus())
+        self.pin_memory = bool(pin_memory)
         n = len(self.dataset)
         if n == 0:
             from maed.errors import DataError
@@ -104,18 +123,11 @@ class BatchStream:
 
     def iterate(self, start: int = 0) -> Iterator[dict]:
         """Batches from position ``start`` (counted in batches since the beginning of training) onwards."""
-        ld = self.loader
-        kwargs = {}
-        if ld.num_workers > 0:
-            kwargs["prefetch_factor"] = ld.prefetch_factor
         loader = DataLoader(
             _SeededDataset(self.dataset),
             batch_sampler=_EndlessBatchSampler(self, start),
-            num_workers=ld.num_workers,
-            collate_fn=ld.collate_fn,
-            pin_memory=ld.pin_memory,
-            worker_init_fn=ld.worker_init_fn,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
             generator=torch.Generator().manual_seed(mix_seed(self.seed, self.stream_id, start)),
-            **kwargs,
         )
         return iter(loader)

@@ -9,12 +9,13 @@ from collections.abc import Callable
 
 import torch
 
+from maed.config import EvalConfig
 from maed.errors import DataError
+from maed.eval.metrics import METRIC_KEYS
 from maed.train.distributed import DistEnv, all_reduce_sum
 
 #: the metric that selects best.pt (lower is better)
 SELECTION_METRIC = "pa-mpjpe"
-METRIC_KEYS = ("mpjpe", "pa-mpjpe", "pve", "accel", "accel_err")
 
 
 class Validator:
@@ -23,9 +24,9 @@ class Validator:
     Args:
         loader: this rank's evaluation loader (whole windows, ``maed.data.loaders.build_eval_loader``).
         dataset: ``3dpw`` | ``mpii3d`` | ``h36m``. protocol: ``original`` | ``strict``.
-        J_regressor: K' x V regressor the protocol needs (H36M for 3dpw/h36m) or None.
-        use_gt_body: compute PVE with the model's own body model (SMPL only).
-        seqlen, interp: clip length and frame subsampling of the protocol.
+        J_regressor, gt_body_model: the regressor the protocol needs (H36M for 3dpw/h36m) or None, and the
+            neutral SMPL of the ground-truth meshes (None: no PVE); see ``maed.eval.evaluator.evaluation_bodies``.
+        seqlen, frame_step: clip length and frame subsampling of the protocol.
         autocast: a context-manager factory for mixed precision (or None).
     """
 
@@ -35,11 +36,11 @@ class Validator:
         loader,
         dataset: str,
         env: DistEnv,
-        protocol: str = "original",
+        protocol: str = EvalConfig.PROTOCOL,
         J_regressor: torch.Tensor | None = None,
-        use_gt_body: bool = True,
-        seqlen: int = 16,
-        interp: int = 1,
+        gt_body_model: torch.nn.Module | None = None,
+        seqlen: int = EvalConfig.SEQLEN,
+        frame_step: int = EvalConfig.INTERPOLATION,
         autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
         progress: bool = True,
     ):
@@ -48,9 +49,9 @@ class Validator:
         self.env = env
         self.protocol = protocol
         self.J_regressor = J_regressor
-        self.use_gt_body = use_gt_body
+        self.gt_body_model = gt_body_model
         self.seqlen = seqlen
-        self.interp = interp
+        self.frame_step = frame_step
         self.autocast = autocast or contextlib.nullcontext
         self.progress = progress and env.is_main
 
@@ -58,40 +59,46 @@ class Validator:
     def from_config(cls, cfg, model, env: DistEnv, progress: bool = True) -> Validator | None:
         """None when ``TRAIN.DATASET_EVAL`` is empty. A missing database or regressor fails here, before
         training starts."""
-        from maed.body.joints import REGRESSOR_DICT
         from maed.data.loaders import eval_loader_from_config
-        from maed.errors import AssetError, ConfigError
-        from maed.eval.evaluator import EVAL_DATASETS, check_interp
+        from maed.data.registry import EVAL_DATASETS
+        from maed.errors import ConfigError
+        from maed.eval.evaluator import evaluation_bodies
+        from maed.eval.protocol import EvalSettings
+        from maed.paths import resolve_paths
 
         dataset = cfg.TRAIN.DATASET_EVAL
         if not dataset:
             return None
         if dataset not in EVAL_DATASETS:
             raise ConfigError(f"TRAIN.DATASET_EVAL={dataset!r}: expected one of {', '.join(EVAL_DATASETS)} or ''")
-        check_interp(cfg.EVAL.SAMPLE_POOL, cfg.EVAL.SEQLEN, cfg.EVAL.INTERPOLATION)
-        body = model.body_model
-        J_regressor = None
-        if REGRESSOR_DICT[dataset] is not None:
-            J_regressor = getattr(body, "J_regressor_h36m", None)
-            if J_regressor is None:
-                raise AssetError(
-                    f"validation on {dataset} needs {REGRESSOR_DICT[dataset]} in the body-model directory "
-                    "(PATHS.BODY_MODEL_DIR) with MODEL.BODY_MODEL=smpl; or set TRAIN.DATASET_EVAL='' to train "
-                    "without validation"
-                )
-        loader = eval_loader_from_config(
-            cfg, dataset=dataset, split="val", rank=env.rank, world_size=env.world_size, distributed=env.distributed
+        settings = EvalSettings.from_config(cfg.EVAL)
+        J_regressor, gt_body = evaluation_bodies(
+            model.body_model,
+            dataset,
+            body_model_dir=resolve_paths(cfg.PATHS)["body_model_dir"],
+            device=env.device,
+            what=f"validation on {dataset}",
+            fix="; or set TRAIN.DATASET_EVAL='' to train without validation",
         )
-        protocol = cfg.EVAL.PROTOCOL if cfg.EVAL.PROTOCOL in ("original", "strict") else "original"
+        loader = eval_loader_from_config(
+            cfg,
+            dataset=dataset,
+            split="val",
+            rank=env.rank,
+            world_size=env.world_size,
+            distributed=env.distributed,
+            pin_memory=env.device.type == "cuda",
+        )
         return cls(
             loader=loader,
             dataset=dataset,
             env=env,
-            protocol=protocol,
+            # validation reports one protocol: 'both' selects best.pt by the original's numbers
+            protocol="original" if settings.protocol == "both" else settings.protocol,
             J_regressor=J_regressor,
-            use_gt_body=getattr(body, "name", "") == "smpl" and hasattr(body, "forward_axis_angle"),
-            seqlen=cfg.EVAL.SEQLEN,
-            interp=cfg.EVAL.INTERPOLATION,
+            gt_body_model=gt_body,
+            seqlen=settings.seqlen,
+            frame_step=settings.frame_step,
             progress=progress,
         )
 
@@ -112,9 +119,9 @@ class Validator:
                     dataset=self.dataset,
                     protocols=(self.protocol,),
                     J_regressor=self.J_regressor,
-                    gt_body_model=model.body_model if self.use_gt_body else None,
+                    gt_body_model=self.gt_body_model,
                     seqlen=self.seqlen,
-                    interp=self.interp,
+                    frame_step=self.frame_step,
                     device=self.env.device,
                     progress=self.progress,
                 )

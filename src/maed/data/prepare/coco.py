@@ -16,8 +16,6 @@ from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import progress
 from maed.errors import DataError
 
-NAME = "coco2014-all"
-SPLITS = ("train",)
 RAW_TREE = """\
   <raw>/annotations/person_keypoints_train2014.json
   <raw>/annotations/person_keypoints_val2014.json      (optional; both are used when present)

@@ -22,6 +22,7 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def require_dir(path: Path, what: str) -> Path:
+    """``path`` if it is a directory; otherwise one ``DataError`` saying what was expected there."""
     if not path.is_dir():
         raise DataError(f"missing raw directory: {path} ({what})")
     return path
@@ -100,19 +101,3 @@ def check_shape(array: Any, shape: tuple[int | None, ...], path: Path | str, fie
         want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
         raise DataError(f"{path}: field '{field}' has shape {arr.shape}, expected {want}")
     return arr
-
-
-def visible_box_rows(joints2d: np.ndarray) -> np.ndarray:
-    """Rows of a K x 3 keypoint array with confidence > 0 (the points a keypoint box is built from)."""
-    return joints2d[joints2d[:, 2] > 0]
-
-
-def stack_rows(rows: list[dict], fields: dict[str, tuple[tuple[int, ...], Any]]) -> dict[str, np.ndarray]:
-    """Stack per-row dicts into arrays; ``fields`` maps name -> (trailing shape, dtype), used when empty."""
-    out = {}
-    for key, (tail, dtype) in fields.items():
-        if rows:
-            out[key] = np.asarray([r[key] for r in rows], dtype=dtype)
-        else:
-            out[key] = np.zeros((0, *tail), dtype=dtype)
-    return out

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from maed.data.prepare.common import check_shape
+from maed.data.prepare.common import check_shape, require_file
 from maed.errors import DataError
 
-NAME = "h36m"
-SPLITS = ("train", "test")
 RAW_TREE = """\
   <raw>/h36m_train.npz                 (SPIN-style: imgname, center, scale, part, S, pose, shape)
   <raw>/h36m_valid_protocol2.npz       (test split; or _protocol1 with --h36m-protocol 1)
@@ -64,10 +62,9 @@ def split_video_name(imgname: str) -> tuple[str, int]:
 
 def read_split(raw: Path, split: str, source: Path, options) -> dict:
     if split == "test":
-        wanted = _test_file(raw, options.h36m_protocol)
-        if not wanted.is_file():
-            raise DataError(f"missing raw file: {wanted} (Human3.6M protocol {options.h36m_protocol} test set)")
-        source = wanted
+        source = require_file(
+            _test_file(raw, options.h36m_protocol), f"Human3.6M protocol {options.h36m_protocol} test set"
+        )
     z = _load_npz(source)
     for key in ("imgname", "center", "scale"):
         if key not in z:

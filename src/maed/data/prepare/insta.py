@@ -18,10 +18,10 @@ import numpy as np
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import progress, rel
 from maed.data.prepare.tfrecord import iter_records, parse_example
+from maed.data.registry import dataset_info
 from maed.errors import DataError
 
-NAME = "insta"
-SPLITS = ("train", "test")
+SPLITS = dataset_info("insta").splits
 RAW_TREE = """\
   <raw>/train/*.tfrecord     (InstaVariety TFRecords)
   <raw>/test/*.tfrecord
@@ -82,6 +82,8 @@ def _write_once(path: Path, data: bytes) -> None:
 
 
 def read_split(raw: Path, split: str, source: list[Path], options) -> dict:
+    from maed.utils.io import remove_stale_temporaries
+
     vid_names, frame_ids, img_names, joints = [], [], [], []
     for path in progress(source, desc=f"insta {split}", enabled=options.progress):
         record = path.name
@@ -96,6 +98,7 @@ def read_split(raw: Path, split: str, source: list[Path], options) -> dict:
                 raise DataError(f"{path}: record {index} field 'image/encoded' has {len(images)} frames, meta/N {n}")
             kp = example_keypoints(feat, path, index, _image_hw(images[0]) if n else None)
             out_dir = raw / IMAGE_DIR / split / record / str(index)
+            remove_stale_temporaries(out_dir)  # frames of a killed earlier run
             for i, jpeg in enumerate(images):
                 _write_once(out_dir / f"{i}.jpg", jpeg)
             vid_names += [f"{split}/{record}-{index}"] * n

@@ -15,11 +15,9 @@ import numpy as np
 
 from maed.data.bbox import bbox_from_present_kp2d
 from maed.data.keypoints import convert_kps
-from maed.data.prepare.common import load_mat, rel
+from maed.data.prepare.common import load_mat, rel, require_dir
 from maed.errors import DataError
 
-NAME = "lspet"
-SPLITS = ("train",)
 RAW_TREE = """\
   <raw>/joints.mat          (joints: 14 x 3 x N, LSPet; or 3 x 14 x N, original LSP)
   <raw>/images/im%05d.jpg   (N images; sorted order = annotation order)"""
@@ -47,9 +45,7 @@ def read_joints(path: Path) -> np.ndarray:
 
 def read_split(raw: Path, split: str, source: Path, options) -> dict:
     kp = read_joints(source)
-    image_dir = raw / "images"
-    if not image_dir.is_dir():
-        raise DataError(f"missing raw directory: {image_dir} (the images joints.mat annotates)")
+    image_dir = require_dir(raw / "images", "the images joints.mat annotates")
     images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if len(images) != len(kp):
         raise DataError(f"{image_dir}: {len(images)} images, but field 'joints' of {source} annotates {len(kp)}")

@@ -20,8 +20,6 @@ from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import load_mat, progress
 from maed.errors import DataError
 
-NAME = "mpii"
-SPLITS = ("train",)
 RAW_TREE = """\
   <raw>/mpii_human_pose_v1_u12_2/mpii_human_pose_v1_u12_1.mat   (official annotations; or directly in <raw>)
   or <raw>/annot/train.json                                      (list of {image, joints, joints_vis})

@@ -22,8 +22,6 @@ from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import load_mat, progress, rel
 from maed.errors import DataError
 
-NAME = "mpii3d"
-SPLITS = ("train", "val")
 RAW_TREE = """\
   <raw>/S{1..8}/Seq{1,2}/annot.mat                              (training annotations)
   <raw>/S{1..8}/Seq{1,2}/imageFrames/video_{0..8}/frame_%06d.jpg (frames extracted from

@@ -14,11 +14,9 @@ import numpy as np
 
 from maed.data.bbox import bbox_from_present_kp2d
 from maed.data.keypoints import convert_kps
-from maed.data.prepare.common import check_shape, load_mat, progress, rel
+from maed.data.prepare.common import check_shape, load_mat, progress, rel, require_dir
 from maed.errors import DataError
 
-NAME = "pennaction"
-SPLITS = ("train",)
 RAW_TREE = """\
   <raw>/labels/%04d.mat            (x, y, visibility: nframes x 13; nframes)
   <raw>/frames/%04d/%06d.jpg"""
@@ -35,9 +33,7 @@ def read_video(raw: Path, path: Path) -> dict | None:
     x = check_shape(np.asarray(mat["x"], dtype=np.float64), (n, 13), path, "x")
     y = check_shape(np.asarray(mat["y"], dtype=np.float64), (n, 13), path, "y")
     vis = check_shape(np.asarray(mat["visibility"], dtype=np.float64), (n, 13), path, "visibility")
-    frames_dir = raw / "frames" / path.stem
-    if not frames_dir.is_dir():
-        raise DataError(f"missing raw directory: {frames_dir} (frames of {path.name})")
+    frames_dir = require_dir(raw / "frames" / path.stem, f"frames of {path.name}")
     frames = sorted(frames_dir.glob("*.jpg"))
     if len(frames) != n:
         raise DataError(f"{frames_dir}: {len(frames)} frames, but field 'nframes' of {path} says {n}")

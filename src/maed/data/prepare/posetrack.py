@@ -17,10 +17,10 @@ import numpy as np
 
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import progress
+from maed.data.registry import dataset_info
 from maed.errors import DataError
 
-NAME = "posetrack"
-SPLITS = ("train", "val")
+SPLITS = dataset_info("posetrack").splits
 RAW_TREE = """\
   <raw>/posetrack_data/annotations/{train,val}/*.json   (PoseTrack 2018)
   <raw>/posetrack_data/images/{train,val}/<video>/%06d.jpg

@@ -21,10 +21,8 @@ import numpy as np
 from maed.data.bbox import bbox_params_to_bbox, get_smooth_bbox_params
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import check_shape, progress
-from maed.errors import AssetError, DataError
+from maed.errors import DataError
 
-NAME = "3dpw"
-SPLITS = ("train", "val", "test")
 SPLIT_DIRS = {"train": "train", "val": "validation", "test": "test"}
 RAW_TREE = """\
   <raw>/sequenceFiles/train/*.pkl         (3DPW sequence files, python-2 pickles)
@@ -54,13 +52,14 @@ def find_splits(raw: Path) -> dict[str, Path]:
 
 def load_sequence(path: Path) -> dict:
     """Read one 3DPW sequence pickle (python 2, latin1) without running code from it."""
-    from maed.body.safe_pickle import safe_load
+    from maed.body.safe_pickle import SafeUnpickler
+    from maed.utils.safe_pickle import safe_load
 
-    try:
-        with open(path, "rb") as f:
-            data = safe_load(f, source=str(path))
-    except AssetError as e:
-        raise DataError(str(e).replace("model pickle", "3DPW sequence pickle")) from None
+    class SequenceUnpickler(SafeUnpickler):  # the SMPL allow-list (numpy, containers, chumpy stand-ins)
+        hint = "use the official 3DPW sequence files"
+
+    with open(path, "rb") as f:
+        data = safe_load(f, source=str(path), error=DataError, what="3DPW sequence", unpickler=SequenceUnpickler)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a dict of sequence fields, got {type(data).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in data]
@@ -118,7 +117,7 @@ def camera_frame_body(
             p = pose[s : s + chunk].float()
             out = model.forward_axis_angle(p, betas_t.expand(len(p), -1))
             joints.append(out.joints.double())
-            verts.append(out.vertices.double())
+            verts.append(out.verts.double())
     joints = torch.cat(joints)
     verts = torch.cat(verts)
     # SMPL rotates about its root joint J0, so R_c (M(pose_w) + trans) + t_c = M(pose_c) + shift

@@ -5,9 +5,9 @@ from __future__ import annotations
 import joblib
 import numpy as np
 import pytest
-from fixtures_raw import MPII3D_TO_SPIN, write_mpii3d, write_mpii3d_test
 
 from maed.cli import main
+from tests.data.prepare.raw_data import MPII3D_TO_SPIN, write_mpii3d, write_mpii3d_test
 
 #: 17-joint test-set index of each 49-joint index it fills
 TEST_TO_SPIN = {
@@ -168,7 +168,7 @@ def test_split_without_extracted_frames_is_reported_not_fatal(tmp_path, capsys):
     assert main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "train: no usable frames, nothing written" in text and "without extracted frames" in text
-    assert sorted(p.name for p in out.iterdir()) == ["mpii3d_val_db.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["mpii3d_val_db.pt", "mpii3d_val_db.pt.sha256"]
     # nothing usable at all: one error saying what the raw tree should hold
     rc = main(["prepare", "mpii3d", "--raw", str(raw), "--out", str(out), "--splits", "train", "--no-progress"])
     assert rc == 2 and "no usable frames" in capsys.readouterr().err

@@ -6,12 +6,12 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from fixtures_raw import THREEDPW_TO_LSP, write_3dpw
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import medfilt
 from scipy.spatial.transform import Rotation
 
 from maed.cli import main
+from tests.data.prepare.raw_data import THREEDPW_TO_LSP, write_3dpw
 
 SPIN_INDEX = {
     "rankle": 25,
@@ -73,7 +73,7 @@ def expected_rows(data: dict, seq: str, split: str, body, j_reg: np.ndarray) -> 
             )
         R, t = cam[:, :3, :3], cam[:, :3, 3]
         joints_c = np.einsum("nij,nkj->nki", R, out.joints.numpy() + trans[:, None]) + t[:, None]
-        verts_c = np.einsum("nij,nkj->nki", R, out.vertices.numpy() + trans[:, None]) + t[:, None]
+        verts_c = np.einsum("nij,nkj->nki", R, out.verts.numpy() + trans[:, None]) + t[:, None]
         for f in range(start, end):
             kp = np.zeros((49, 3))
             for name, src in THREEDPW_TO_LSP.items():
@@ -225,7 +225,7 @@ def test_3dpw_truncated_pickle_names_the_file(tmp_path, smpl_dir, capsys):
 
 
 def test_3dpw_missing_field_and_absent_split(tmp_path, smpl_dir, capsys):
-    from fixtures_raw import py2_pickle_bytes
+    from tests.data.prepare.raw_data import py2_pickle_bytes
 
     raw = tmp_path / "raw"
     written = write_3dpw(raw, frames=12)

@@ -1,7 +1,8 @@
 """Tiny raw datasets in each dataset's real on-disk format, written by the tests themselves.
 
 Each ``write_*`` function writes a raw tree under a directory and returns the arrays it wrote, so that
-tests can compute the expected databases independently of the code under test.
+tests can compute the expected databases independently of the code under test. Imported by the tests as
+``tests.data.prepare.raw_data``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,26 @@ import numpy as np
 from maed.body.synthetic import py2_pickle_bytes  # noqa: F401  (re-exported for the tests)
 
 # -------------------------------------------------------------------------------------------- helpers
+#: index of each ground-truth joint in the 49-joint format, written out independently of maed.data.keypoints
+SPIN = {
+    "rankle": 25, "rknee": 26, "rhip": 27, "lhip": 28, "lknee": 29, "lankle": 30, "rwrist": 31, "relbow": 32,
+    "rshoulder": 33, "lshoulder": 34, "lelbow": 35, "lwrist": 36, "neck": 37, "headtop": 38, "hip": 39,
+    "thorax": 40, "nose": 44, "leye": 45, "reye": 46, "lear": 47, "rear": 48,
+}  # fmt: skip
+
+
+def prepare(name: str, raw, out, *extra: str) -> int:
+    """``maed prepare NAME --raw RAW --out OUT --no-progress EXTRA...``; returns the exit code."""
+    from maed.cli import main
+
+    return main(["prepare", name, "--raw", str(raw), "--out", str(out), "--no-progress", *extra])
+
+
+def square(points: np.ndarray, scale: float) -> np.ndarray:
+    """The square box (cx, cy, w, h) around 2D points, side ``scale`` x their longer extent."""
+    lo, hi = points.min(0), points.max(0)
+    side = (hi - lo).max() * scale
+    return np.array([*(lo + hi) / 2, side, side])
 
 
 def tiny_jpeg(path: Path, h: int = 8, w: int = 8, value: int = 128) -> bytes:
@@ -95,6 +116,8 @@ def write_3dpw(raw: Path, seed: int = 0, frames: int = 20) -> dict:
         path = raw / "sequenceFiles" / split / f"{seq}.pkl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(py2_pickle_bytes(data))
+        for f in range(n):
+            tiny_jpeg(raw / "imageFiles" / seq / f"image_{f:05d}.jpg")
         out[split] = {seq: data}
     return out
 
@@ -211,6 +234,8 @@ def write_h36m(raw: Path, seed: int = 0) -> dict:
     raw.mkdir(parents=True, exist_ok=True)
     np.savez(raw / "h36m_train.npz", **train)
     np.savez(raw / "h36m_valid_protocol2.npz", **test)
+    for name in names:
+        tiny_jpeg(raw / name)
     return {"train": train, "test": test}
 
 
@@ -366,6 +391,8 @@ def write_posetrack(raw: Path, seed: int = 0) -> dict:
     }
     (ann_dir / "000001_bonn_train.json").write_text(json.dumps(doc))
     (ann_dir / "021133_mpii_train.json").write_text("{broken")
+    for im in images:
+        tiny_jpeg(raw / "posetrack_data" / im["file_name"])
     return {"track0": track0}
 
 
@@ -460,6 +487,8 @@ def write_coco(raw: Path, seed: int = 0) -> dict:
             anns.append(a)
             if not (s == "train2014" and k in (1, 2)):
                 kept.append((f"{s}/{images[k % 2]['file_name']}", np.asarray(a["keypoints"]).reshape(17, 3), box))
+        for im in images:
+            tiny_jpeg(raw / s / im["file_name"])
         (raw / "annotations").mkdir(parents=True, exist_ok=True)
         (raw / "annotations" / f"person_keypoints_{s}.json").write_text(
             json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1}]})
@@ -523,6 +552,8 @@ def write_mpii(raw: Path, seed: int = 0) -> dict:
     d = raw / "mpii_human_pose_v1_u12_2"
     d.mkdir(parents=True, exist_ok=True)
     scipy.io.savemat(d / "mpii_human_pose_v1_u12_1.mat", {"RELEASE": release})
+    for name in names:
+        tiny_jpeg(raw / "images" / name)
     return {"people": people}
 
 

@@ -6,9 +6,9 @@ import cv2
 import joblib
 import numpy as np
 import pytest
-from fixtures_raw import write_mpii3d_test, write_pennaction
 
 from maed.cli import main
+from tests.data.prepare.raw_data import write_mpii3d_test, write_pennaction
 
 
 @pytest.fixture(scope="module")

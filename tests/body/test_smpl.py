@@ -54,14 +54,14 @@ def test_smpl_matches_smplx_layer_on_the_same_arrays(tmp_path):
     R = axis_angle_to_rotmat(aa)
     out = body(R, betas)
     expected = ref(betas=betas, global_orient=R[:, :1], body_pose=R[:, 1:])
-    torch.testing.assert_close(out.vertices, expected.vertices, atol=1e-6, rtol=0)
-    extra = torch.einsum("kv,bvc->bkc", torch.from_numpy(np.load(d / "J_regressor_extra.npy")).float(), out.vertices)
+    torch.testing.assert_close(out.verts, expected.vertices, atol=1e-6, rtol=0)
+    extra = torch.einsum("kv,bvc->bkc", torch.from_numpy(np.load(d / "J_regressor_extra.npy")).float(), out.verts)
     pool = torch.cat([expected.joints, extra], dim=1)  # (B, 54, 3)
     hand_built = torch.stack([pool[:, j] if isinstance(j, int) else pool[:, 45 + int(j[1:])] for j in HAND_BUILT_49], 1)
     torch.testing.assert_close(out.joints, hand_built, atol=1e-6, rtol=0)
     assert out.joints.shape == (3, 49, 3) and len(JOINT_NAMES) == 49
     # metre scale, finite
-    assert torch.isfinite(out.vertices).all() and out.vertices.abs().max() < 3.0
+    assert torch.isfinite(out.verts).all() and out.verts.abs().max() < 3.0
 
 
 def test_forward_axis_angle_matches_smplx_smpl_pose2rot(smpl_dir):
@@ -74,7 +74,7 @@ def test_forward_axis_angle_matches_smplx_smpl_pose2rot(smpl_dir):
     pose = aa.reshape(2, 72)
     out = body.forward_axis_angle(pose, betas)
     expected = ref(betas=betas, global_orient=pose[:, :3], body_pose=pose[:, 3:], transl=torch.zeros(2, 3))
-    torch.testing.assert_close(out.vertices, expected.vertices, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.verts, expected.vertices, atol=1e-6, rtol=0)
 
 
 def test_interface_attributes_and_regressors(smpl_body, smpl_dir):
@@ -85,8 +85,8 @@ def test_interface_attributes_and_regressors(smpl_body, smpl_dir):
     assert b.J_regressor_h36m.shape == (17, 6890) and b.J_regressor_extra.shape == (9, 6890)
     assert "faces" in dict(b.named_buffers())
     out = b(torch.eye(3).expand(2, 24, 3, 3), torch.zeros(2, 10))
-    assert isinstance(out, BodyOutput) and out["vertices"] is out.vertices and set(out) == {"vertices", "joints"}
-    h36m = b.regress(out.vertices, b.J_regressor_h36m)
+    assert isinstance(out, BodyOutput) and out["verts"] is out.verts and set(out) == {"verts", "joints"}
+    h36m = torch.einsum("kv,bvc->bkc", b.J_regressor_h36m, out.verts)
     assert h36m.shape == (2, 17, 3)
     # the synthetic regressors follow the joint semantics: H36M joints 1, 4 are the left/right hips
     torch.testing.assert_close(h36m[:, [4, 1]], out.joints[:, 27:29], atol=1e-5, rtol=0)

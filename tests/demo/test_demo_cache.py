@@ -1,0 +1,92 @@
+"""The stage cache: what reruns when the input, the detector settings, the tracking settings or the model change."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import torch
+
+from maed.demo.infer import ModelPredictor
+from maed.demo.pipeline import DemoOptions, StageCache, run_demo
+
+
+class CropMeanModel(torch.nn.Module):
+    """A stand-in network: the crop's mean pixel as camera scale, identity pose (cheap, and it sees the crops)."""
+
+    def __init__(self, body_model):
+        super().__init__()
+        self.body_model = body_model
+
+    def forward(self, images, J_regressor=None):
+        N, T = images.shape[:2]
+        J, S = self.body_model.num_joints, self.body_model.num_betas
+        theta = torch.zeros(N, T, 3 + 3 * J + S)
+        theta[..., 0] = 1.0 + images.mean(dim=(2, 3, 4))
+        return {"theta": theta, "rotmat": torch.eye(3).expand(N, T, J, 3, 3)}
+
+
+def _predictor(body, name):
+    return ModelPredictor(CropMeanModel(body), crop_width=32, crop_height=32, seqlen=4, sample_pool=16,
+                          signature={"model": name})  # fmt: skip
+
+
+def _stages(out):
+    return {k: v["cached"] for k, v in json.loads((out / "summary.json").read_text())["stages"].items()
+            if k in ("detect", "track", "infer")}  # fmt: skip
+
+
+def test_changes_rerun_exactly_the_stages_they_affect(tmp_path, person_clip, smpl_body):
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(person_clip.path, clip)
+    out = tmp_path / "out"
+    opts = dict(out=out, min_track_length=10, render=False, export=False, progress=False)
+    quiet = {"log": lambda m: None}
+    run_demo(clip, DemoOptions(**opts), predictor=_predictor(smpl_body, "a"), **quiet)
+    assert _stages(out) == {"detect": False, "track": False, "infer": False}
+    with np.load(out / "tracks.npz") as z:
+        first = {k: z[k] for k in z.files}
+
+    run_demo(clip, DemoOptions(**opts, smooth=True), predictor=_predictor(smpl_body, "a"), **quiet)
+    assert _stages(out) == {"detect": True, "track": True, "infer": True}
+
+    run_demo(clip, DemoOptions(**opts), predictor=_predictor(smpl_body, "b"), **quiet)  # another model
+    assert _stages(out) == {"detect": True, "track": True, "infer": False}
+    with np.load(out / "tracks.npz") as z:  # same model function: the same numbers came out again
+        np.testing.assert_allclose(z["person_1/cam_crop"], first["person_1/cam_crop"], rtol=1e-6)
+
+    run_demo(clip, DemoOptions(**{**opts, "min_track_length": 12}), predictor=_predictor(smpl_body, "b"), **quiet)
+    assert _stages(out) == {"detect": True, "track": False, "infer": False}
+
+    run_demo(clip, DemoOptions(**opts, detector_threshold=0.4), predictor=_predictor(smpl_body, "b"), **quiet)
+    assert _stages(out) == {"detect": False, "track": False, "infer": False}
+
+    os.utime(clip, ns=(10**18, 10**18))  # the input changed (its modification time)
+    run_demo(clip, DemoOptions(**{**opts, "detector_threshold": 0.4}), predictor=_predictor(smpl_body, "b"), **quiet)
+    assert _stages(out) == {"detect": False, "track": False, "infer": False}
+
+
+def test_a_damaged_or_foreign_cache_file_is_rebuilt(tmp_path):
+    cache = StageCache(tmp_path)
+    sig = {"input": "x", "n": 1}
+    cache.save("detections", sig, {"a": np.arange(3)})
+    assert cache.load("detections", sig)["a"].tolist() == [0, 1, 2]
+    assert cache.load("detections", {**sig, "n": 2}) is None
+    (tmp_path / "cache" / "detections.npz").write_bytes(b"garbage")
+    assert cache.load("detections", sig) is None
+
+
+def test_model_signature_follows_the_checkpoint_content(tmp_path, tiny_checkpoint, smpl_dir):
+    from maed.demo.pipeline import resolve_model
+
+    copy = tmp_path / "tiny.pt"
+    shutil.copy(tiny_checkpoint, copy)
+    a = resolve_model(DemoOptions(checkpoint=copy, body_model_dir=smpl_dir, device="cpu")).signature()
+    ckpt = torch.load(copy, weights_only=True)
+    ckpt["model"]["decoder.fc1.bias"] += 1.0
+    torch.save(ckpt, copy)
+    b = resolve_model(DemoOptions(checkpoint=copy, body_model_dir=smpl_dir, device="cpu")).signature()
+    assert a["checkpoint"] == b["checkpoint"] and a["checkpoint_sha256"] != b["checkpoint_sha256"]
+    assert a["model"] == b["model"] and a["crop"] == [32, 32] and a["sample_pool"] == 16
