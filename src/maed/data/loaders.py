@@ -40,8 +40,14 @@ def database_path(db_dir: str | os.PathLike, name: str, split: str) -> Path:
 
 def check_database_file(db_dir: str | os.PathLike, name: str, split: str) -> Path:
     """The database path of a dataset split; an unknown name or a missing file raises one clear error."""
-    dataset_info(name)
+    info = dataset_info(name)
     path = database_path(db_dir, name, split)
+    if not path.is_file() and info.generator is not None:
+        raise DataError(
+            f"database not found: {path} (dataset {name}, split {split}). Make it with `{info.generator} --out "
+            f"{Path(db_dir)}`; that folder is then both --db-dir and --data-root (PATHS.DB_DIR and "
+            f"PATHS.DATASET_ROOTS.{name})"
+        )
     if not path.is_file():
         raise DataError(
             f"database not found: {path} (dataset {name}, split {split}). Build it with "
@@ -352,5 +358,11 @@ def eval_loader_from_config(
         pin_memory=pin_memory,
         width=cfg.DATASET.WIDTH,
         height=cfg.DATASET.HEIGHT,
-        pose_layout=pose_layout_from_config(cfg),
+        pose_layout=eval_pose_layout(cfg, dataset),
     )
+
+
+def eval_pose_layout(cfg: Config, dataset: str) -> PoseLayout | None:
+    """The pose layout an evaluation set's ground truth is read in: the run's body model's for a dataset
+    rendered from it (``maed synth``), else None (SMPL's, as every real dataset stores)."""
+    return pose_layout_from_config(cfg) if dataset_info(dataset).own_body_ground_truth else None
