@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "maed.eval.cli",
     "maed.render.cli",
     "maed.synth.cli",
+    "maed.export.cli",
 ]
 
 
