@@ -50,3 +50,43 @@ def unwritable(tmp_path):
     else:
         with tmpfs(tmp_path / "ro", "ro,size=16k") as d:
             yield d
+
+
+#: a tiny ``maed synth`` run with one train, one val and one test sequence (8 frames of 256 x 192 each)
+SYNTH_SPLITS = dict(sequences=3, frames=8, seed=5, width=256, height=192)
+
+
+@pytest.fixture(scope="session")
+def synth_splits(tmp_path_factory):
+    """The output folder of :data:`SYNTH_SPLITS` (databases and frames; both --db-dir and --data-root)."""
+    from maed.synth.generator import generate
+
+    out = tmp_path_factory.mktemp("synth_splits") / "run"
+    generate(out, **SYNTH_SPLITS, workers=1, progress=False)
+    return out
+
+
+def synth_model_overrides(data_dir, **extra) -> list[str]:
+    """A MAED on Anny's cmu_mb rig small enough to train in seconds on a CPU (a ResNet-50 encoder on 32 px
+    crops, KTD with 64 hidden units), reading the synthetic databases of ``data_dir``, with 4-frame clips
+    and windows, one worker-less loader and a fixed seed."""
+    values = {
+        "MODEL.BODY_MODEL": "anny",
+        "MODEL.BODY_RIG": "cmu_mb",
+        "MODEL.ENCODER.BACKBONE": "cnn",
+        "MODEL.DECODER.HIDDEN_DIM": 64,
+        "DATASET.WIDTH": 32,
+        "DATASET.HEIGHT": 32,
+        "DATASET.SEQLEN": 4,
+        "DATASET.SAMPLE_POOL": 8,
+        "EVAL.SEQLEN": 4,
+        "EVAL.SAMPLE_POOL": 8,
+        "EVAL.BATCH_SIZE": 2,
+        "PATHS.DB_DIR": str(data_dir),
+        "PATHS.DATASET_ROOTS": f"{{synth: {data_dir}}}",
+        "NUM_WORKERS": 0,
+        "DEVICE": "cpu",
+        "SEED_VALUE": 3,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]

@@ -63,7 +63,7 @@ class TrainConfig:
     OPTIM: OptimConfig = field(default_factory=OptimConfig)
     # project additions
     PRETRAINED: str = ""  # stage-1 checkpoint whose encoder initialises this run
-    AMP: str = "none"  # 'none' | 'bf16' (autocast, GPU only)
+    AMP: str = "none"  # 'none' | 'bf16' (autocast on CUDA, and on CPUs with AMX or AVX512-BF16)
     GRAD_CLIP: float = 0.0  # max global grad norm; 0 disables
     LOG_FREQ: int = 20  # steps between JSONL log lines
     CKPT_FREQ: int = 0  # steps between periodic checkpoints; 0 = only at epoch ends

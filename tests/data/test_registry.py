@@ -34,7 +34,7 @@ def test_names_aliases_and_evaluation_sets():
         canonical_name("surreal")
     with pytest.raises(ConfigError, match="TRAIN.DATASETS_IMG: unknown dataset 'coco'"):
         dataset_info("coco", option="TRAIN.DATASETS_IMG")  # configs take database names only
-    assert EVAL_DATASETS == ("3dpw", "mpii3d", "h36m")
+    assert EVAL_DATASETS == ("3dpw", "mpii3d", "h36m", "synth")
     assert eval_dataset_info("h36m").joint_ids(strict=True) != eval_dataset_info("h36m").joint_ids()
     with pytest.raises(ConfigError, match="--dataset 'insta'"):
         eval_dataset_info("insta")

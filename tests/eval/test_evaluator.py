@@ -44,7 +44,7 @@ def test_cli_choices_match_the_evaluator():
     from maed.data.registry import EVAL_DATASETS
     from maed.eval import cli, evaluator
 
-    assert set(cli.EVAL_DATASETS) == set(EVAL_DATASETS) == {"3dpw", "mpii3d", "h36m"}
+    assert set(cli.EVAL_DATASETS) == set(EVAL_DATASETS) == {"3dpw", "mpii3d", "h36m", "synth"}
     assert cli.PROTOCOL_CHOICES == evaluator.PROTOCOL_CHOICES
 
 

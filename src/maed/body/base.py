@@ -66,6 +66,14 @@ class BodyModel(nn.Module):
         """rotmat: B x J x 3 x 3 local joint rotations (root first); betas: B x S shape. Returns metres."""
         raise NotImplementedError
 
+    def forward_axis_angle(self, pose: torch.Tensor, betas: torch.Tensor) -> BodyOutput:
+        """Ground-truth parameters as the databases store them: pose B x 3J axis-angle (root first, radians),
+        betas B x S. Returns :meth:`forward` of the rotation matrices (metres, no translation)."""
+        from maed.body.geometry import axis_angle_to_rotmat
+
+        B = pose.shape[0]
+        return self.forward(axis_angle_to_rotmat(pose.reshape(B, -1, 3)), betas)
+
 
 def ancestors(parents: Sequence[int]) -> list[list[int]]:
     """For each joint, its full chain of ancestors from the root down to its parent.

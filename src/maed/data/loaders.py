@@ -41,12 +41,18 @@ def database_path(db_dir: str | os.PathLike, name: str, split: str) -> Path:
 
 def check_database_file(db_dir: str | os.PathLike, name: str, split: str) -> Path:
     """The database path of a dataset split; an unknown name or a missing file raises one clear error, which
-    suggests a ``maed prepare`` command only for a split the dataset's reader can write (the registry's)."""
+    says how to make it: the generator's command for a dataset the project makes (``maed synth``), otherwise a
+    ``maed prepare`` command, only for a split the dataset's reader can write (the registry's)."""
     info = dataset_info(name)
     path = database_path(db_dir, name, split)
     if path.is_file():
         return path
     missing = f"database not found: {path} (dataset {name}, split {split})"
+    if info.generator is not None:
+        raise DataError(
+            f"{missing}. Make it with `{info.generator} --out {shlex.quote(str(db_dir))}`; that folder is then both "
+            f"--db-dir and --data-root (PATHS.DB_DIR and PATHS.DATASET_ROOTS.{name})"
+        )
     if split not in info.splits:
         raise DataError(
             f"{missing}. {name} has no split {split!r}: `maed prepare` writes its splits "
@@ -362,5 +368,11 @@ def eval_loader_from_config(
         pin_memory=pin_memory,
         width=cfg.DATASET.WIDTH,
         height=cfg.DATASET.HEIGHT,
-        pose_layout=pose_layout_from_config(cfg),
+        pose_layout=eval_pose_layout(cfg, dataset),
     )
+
+
+def eval_pose_layout(cfg: Config, dataset: str) -> PoseLayout | None:
+    """The pose layout an evaluation set's ground truth is read in: the run's body model's for a dataset
+    rendered from it (``maed synth``), else None (SMPL's, as every real dataset stores)."""
+    return pose_layout_from_config(cfg) if dataset_info(dataset).own_body_ground_truth else None

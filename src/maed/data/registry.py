@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maed.body.joints import H36M_TO_J14, H36M_TO_J17, H36M_TO_J17_FIXED, J49_TO_MPII3D
+from maed.body.joints import H36M_TO_J14, H36M_TO_J17, H36M_TO_J17_FIXED, J49_TO_J14, J49_TO_MPII3D
 from maed.errors import ConfigError
 
 
@@ -35,6 +35,13 @@ class DatasetInfo:
         (``"h36m"``: ``J_regressor_h36m.npy``), or None for the model's own 49 joints.
     eval_split: the split ``maed eval`` reads unless told otherwise (one of ``splits``): the set the
         paper's numbers come from.
+    eval_gt_joints: the ground-truth joints compared (indices into the database's 49), or None for the
+        original's rule: the joints confident in the first frame of a window.
+    own_body_ground_truth: the ground-truth pose and shape are parameters of the run's own body model (a
+        dataset rendered from it, ``maed synth``), so the loader reads them in that model's layout and PVE's
+        ground-truth meshes come from that model; False: SMPL parameters (neutral SMPL meshes).
+    generator: the command that writes this dataset's databases and images into one folder (then both
+        ``--db-dir`` and ``--data-root``), for datasets made by the project rather than prepared from raw data.
     """
 
     name: str
@@ -48,6 +55,9 @@ class DatasetInfo:
     eval_joints_strict: tuple[int, ...] | None = None
     eval_regressor: str | None = None
     eval_split: str = "test"
+    eval_gt_joints: tuple[int, ...] | None = None
+    own_body_ground_truth: bool = False
+    generator: str | None = None
 
     @property
     def evaluable(self) -> bool:
@@ -103,6 +113,17 @@ DATASETS: dict[str, DatasetInfo] = {
             eval_regressor="h36m",
         ),
         DatasetInfo("insta", "insta_variety", ("train", "test"), reader="insta"),
+        DatasetInfo(
+            "synth",
+            "synth",
+            ("train", "val", "test"),
+            # the 14 LSP joints of the model's own 49 against the same 14 of the rendered bodies (Anny has no
+            # H36M regressor); the hips (2, 3 of the 14) centre both, as in the 3DPW protocol
+            eval_joints=tuple(J49_TO_J14),
+            eval_gt_joints=tuple(J49_TO_J14),
+            own_body_ground_truth=True,
+            generator="maed synth",
+        ),
         DatasetInfo("posetrack", "posetrack", ("train", "val"), reader="posetrack"),
         DatasetInfo("pennaction", "penn_action", ("train",), reader="pennaction"),
         DatasetInfo("coco2014-all", "coco2014", ("train",), reader="coco", aliases=("coco2014", "coco")),

@@ -1,4 +1,5 @@
-"""``maed eval``: evaluate a checkpoint on 3DPW, MPI-INF-3DHP or Human3.6M (ORIGINAL.md §7)."""
+"""``maed eval``: evaluate a checkpoint on 3DPW, MPI-INF-3DHP, Human3.6M (ORIGINAL.md §7) or the synthetic
+Anny videos of ``maed synth``; or the mean-pose baseline of a training set (``maed.eval.baseline``)."""
 
 from __future__ import annotations
 
@@ -16,18 +17,29 @@ example:
 outputs in --out: metrics.json (mpjpe, pa-mpjpe, pve, accel, accel_err in mm, num_frames),
 per_sequence.csv, predictions.npz (theta, boxes, paths; verts with --save-verts), and the
 original's inference.pkl with --save-inference-pkl.
+
+the mean-pose baseline (the training set's average pose and shape for every frame), same evaluator:
+  maed eval --baseline mean-pose --train-db data/synth/synth_train_db.pt --dataset synth --split test \\
+            --db-dir data/synth --data-root data/synth --out results/baseline_synth
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval",
-        help="evaluate a checkpoint (3DPW, MPI-INF-3DHP, Human3.6M)",
+        help="evaluate a checkpoint (3DPW, MPI-INF-3DHP, Human3.6M, synthetic Anny videos)",
         description="Evaluate a MAED checkpoint with the original protocol (default) or the strict one.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, help="the authors' model_best.pth.tar or one of ours")
+    p.add_argument("--checkpoint", default=None, help="the authors' model_best.pth.tar or one of ours")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        choices=("mean-pose",),
+        help="evaluate a baseline instead of a checkpoint: mean-pose (the average pose and shape of --train-db)",
+    )
+    p.add_argument("--train-db", default=None, help="with --baseline: the training database (*_train_db.pt)")
     p.add_argument(
         "--config",
         default=None,
@@ -81,15 +93,42 @@ def _config(args):
         "NUM_WORKERS": args.num_workers,
     }
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in options.items() if v is not None)]
-    if args.config is not None:
-        return load_config(args.config, overrides)
+    if args.config is not None or args.checkpoint is None:  # a baseline's body model comes from its data
+        return load_config(args.config or "stage2", overrides)
     from maed.models.checkpoint import read_checkpoint
 
     stored = read_checkpoint(args.checkpoint).get("config")
     return load_config(stored if isinstance(stored, dict) and stored else "stage2", overrides)
 
 
+def _baseline(args, cfg, body_model_dir, device):
+    """(config with the training database's body model, the baseline model, its label) for --baseline."""
+    from maed.body import build_body_model
+    from maed.body.joints import pose_layout_from_config
+    from maed.data.database import load_database
+    from maed.errors import ConfigError
+    from maed.eval.baseline import MeanPoseModel, mean_parameters, training_layout
+
+    if args.checkpoint is not None or args.train_db is None:
+        raise ConfigError("--baseline mean-pose takes --train-db (the training database) and no --checkpoint")
+    db = load_database(args.train_db)
+    layout = training_layout(db, label=args.train_db)
+    if args.config is not None and pose_layout_from_config(cfg) != layout:
+        raise ConfigError(
+            f"--config {args.config} names the body model {cfg.MODEL.BODY_MODEL} "
+            f"(rig {cfg.MODEL.BODY_RIG or 'default'}) but --train-db {args.train_db} holds {layout.body_model} "
+            f"(rig {layout.rig}) parameters"
+        )
+    cfg = cfg.copy()
+    cfg.MODEL.BODY_MODEL, cfg.MODEL.BODY_RIG = layout.body_model, "" if layout.body_model == "smpl" else layout.rig
+    body = build_body_model(cfg.MODEL.BODY_MODEL, model_dir=body_model_dir, rig=cfg.MODEL.BODY_RIG)
+    rotmat, betas = mean_parameters(db, num_joints=body.num_joints, num_betas=body.num_betas, label=args.train_db)
+    model = MeanPoseModel(body, rotmat, betas).to(device).eval()
+    return cfg, model, f"mean-pose baseline of {args.train_db}"
+
+
 def run(args: argparse.Namespace) -> int:
+    from maed.errors import ConfigError
     from maed.eval.evaluator import run_evaluation
     from maed.eval.outputs import format_table
     from maed.eval.protocol import EvalSettings
@@ -97,20 +136,28 @@ def run(args: argparse.Namespace) -> int:
     from maed.utils.device import resolve_device
     from maed.utils.io import check_output_dir
 
+    if args.baseline is None and (args.checkpoint is None or args.train_db is not None):
+        raise ConfigError("give --checkpoint CKPT, or --baseline mean-pose --train-db TRAIN_DB (not --train-db alone)")
     check_output_dir(args.out)  # before the checkpoint is read for its config
     cfg = _config(args)
     settings = EvalSettings.from_config(cfg.EVAL)
     paths = resolve_paths(cfg.PATHS)
     device = resolve_device(args.device or cfg.DEVICE, explicit=args.device is not None)
+    body_model_dir = args.body_model_dir or paths["body_model_dir"]
+    model = label = None
+    if args.baseline is not None:
+        cfg, model, label = _baseline(args, cfg, body_model_dir, device)
     record = run_evaluation(
-        checkpoint=args.checkpoint,
+        checkpoint=args.checkpoint if model is None else args.train_db,
+        model=model,
+        model_label=label,
         config=cfg,
         out_dir=args.out,
         dataset=args.dataset,
         split=args.split,
         db_dir=args.db_dir or paths["db_dir"],
         data_root=args.data_root or paths["dataset_roots"].get(args.dataset),
-        body_model_dir=args.body_model_dir or paths["body_model_dir"],
+        body_model_dir=body_model_dir,
         protocol=settings.protocol,
         frame_step=settings.frame_step,
         seqlen=settings.seqlen,

@@ -215,8 +215,8 @@ class Evaluator:
             :class:`maed.eval.protocol.Protocol`.
         J_regressor: K' x V regressor passed to the model (the H36M one for 3dpw/h36m), or None; see
             :func:`evaluation_bodies`.
-        gt_body_model: neutral SMPL for the ground-truth meshes of PVE (``forward_axis_angle``); None
-            disables PVE.
+        gt_body_model: the body model of the ground-truth meshes of PVE (``forward_axis_angle``): neutral SMPL
+            for the real datasets, the run's own for ``synth``; None disables PVE.
         seqlen: frames per clip (16); frame_step: predict every ``frame_step``-th frame, interpolate the rest.
         device: where the model runs. progress: show a progress bar.
 
@@ -268,12 +268,17 @@ class Evaluator:
 
     @torch.inference_mode()
     def _gt_vertices(self, theta: np.ndarray) -> np.ndarray:
-        """Neutral SMPL on ground-truth theta (M x 85: cam, 72 pose, 10 betas) -> M x V x 3, no translation."""
+        """The ground-truth body model on ground-truth theta (M x (3 + 3J + S): cam, axis-angle pose, shape;
+        SMPL: 85) -> M x V x 3, no translation (root-relative, as the predicted meshes)."""
+        pose_dim = 3 * self.gt_body_model.num_joints
+        num_betas = self.gt_body_model.num_betas
         chunks = []
         for s in range(0, len(theta), GT_VERTS_CHUNK):
             th = torch.from_numpy(np.ascontiguousarray(theta[s : s + GT_VERTS_CHUNK], dtype=np.float32))
             th = th.to(self.device)
-            body = self.gt_body_model.forward_axis_angle(th[:, 3:75], th[:, 75:85])
+            body = self.gt_body_model.forward_axis_angle(
+                th[:, 3 : 3 + pose_dim], th[:, 3 + pose_dim : 3 + pose_dim + num_betas]
+            )
             chunks.append(body.verts.float().cpu().numpy())
         return np.concatenate(chunks) if chunks else np.zeros((0, 0, 3), np.float32)
 
@@ -294,10 +299,14 @@ class Evaluator:
         N, T = batch["images"].shape[:2]
         valid = batch["valid"].reshape(-1).cpu().numpy().astype(bool)  # (N*T,)
         kp_3d = batch["kp_3d"].cpu().numpy()  # (N, T, 49, 4)
-        # the original takes the ground-truth joints that are confident in the batch's first frame
-        gt_joint_ids = np.flatnonzero(kp_3d[0, 0, :, -1] != 0)
-        gt = kp_3d[:, :, gt_joint_ids].reshape(N * T, len(gt_joint_ids), 4)[valid]
         for protocol, frames in joints.items():
+            # the original takes the ground-truth joints that are confident in the batch's first frame
+            gt_joint_ids = (
+                np.asarray(protocol.gt_joint_ids)
+                if protocol.gt_joint_ids is not None
+                else np.flatnonzero(kp_3d[0, 0, :, -1] != 0)
+            )
+            gt = kp_3d[:, :, gt_joint_ids].reshape(N * T, len(gt_joint_ids), 4)[valid]
             jid = list(protocol.joint_ids)
             if len(jid) != len(gt_joint_ids):
                 raise DataError(
@@ -452,10 +461,13 @@ def evaluation_bodies(
     The regressor is the dataset's (``maed.data.registry``: the H36M one for 3DPW and Human3.6M, None for
     MPI-INF-3DHP's own 49 joints), taken from the model's body model; without it one ``AssetError`` names
     the file (``what`` says who needs it, ``fix`` is appended). The ground-truth meshes of PVE come from
-    neutral SMPL: the model's own body model when it is SMPL, else SMPL built from ``body_model_dir`` when
-    the files are there, else None (PVE is then reported as null).
+    the model's own body model when the dataset's ground truth is that model's parameters (``synth``:
+    Anny with the run's rig, or SMPL); for the real datasets from neutral SMPL: the model's own body model
+    when it is SMPL, else SMPL built from ``body_model_dir`` when the files are there, else None (PVE is
+    then reported as null).
     """
-    regressor = eval_dataset_info(dataset).eval_regressor
+    info = eval_dataset_info(dataset)
+    regressor = info.eval_regressor
     J_regressor = None
     if regressor is not None:
         J_regressor = getattr(body_model, f"J_regressor_{regressor}", None)
@@ -464,7 +476,9 @@ def evaluation_bodies(
                 f"{what} needs {REGRESSOR_FILES[regressor]} (the 17 x 6890 Human3.6M regressor) in the body-model "
                 f"directory ({body_model_dir or 'PATHS.BODY_MODEL_DIR'}), with MODEL.BODY_MODEL=smpl{fix}"
             )
-    if getattr(body_model, "name", "") == "smpl" and hasattr(body_model, "forward_axis_angle"):
+    if info.own_body_ground_truth or (
+        getattr(body_model, "name", "") == "smpl" and hasattr(body_model, "forward_axis_angle")
+    ):
         return J_regressor, body_model
     if body_model_dir is None:
         return J_regressor, None
@@ -501,19 +515,23 @@ def run_evaluation(
     width: int = DatasetConfig.WIDTH,
     height: int = DatasetConfig.HEIGHT,
     use_crop_cache: bool = True,
+    model: torch.nn.Module | None = None,
+    model_label: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on one dataset split and write ``metrics.json``, ``per_sequence.csv``,
     ``predictions.npz`` (and ``inference.pkl`` when asked) into ``out_dir``. Returns the metrics record.
 
     ``config`` is a resolved :class:`maed.config.Config` describing the architecture (the authors'
     checkpoint carries none). ``split`` defaults to the dataset's evaluation split (``maed.data.registry``:
-    3DPW test, MPI-INF-3DHP val, Human3.6M test). Every check that can fail (output directory, options,
-    database, checkpoint, an output directory holding another evaluation, body model) runs before the first
-    prediction; temporary files a killed run left in ``out_dir`` are removed; outputs are written atomically
-    at the end, with ``metrics.json`` last.
+    3DPW test, MPI-INF-3DHP val, Human3.6M test, synth test). ``model``: a model to evaluate instead of loading
+    ``checkpoint`` (the mean-pose baseline, ``maed.eval.baseline``); ``checkpoint`` then names the file its
+    parameters come from, which identifies the run, and ``model_label`` says what it is in ``metrics.json``.
+    Every check that can fail (output directory, options, database, checkpoint, an output directory holding
+    another evaluation, body model) runs before the first prediction; temporary files a killed run left in
+    ``out_dir`` are removed; outputs are written atomically at the end, with ``metrics.json`` last.
     """
     from maed.data.crop_cache import CropCache, default_crop_cache_dir
-    from maed.data.loaders import build_eval_loader, check_database_file
+    from maed.data.loaders import build_eval_loader, check_database_file, eval_pose_layout
     from maed.models import load_model
     from maed.utils.io import check_output_dir, remove_stale_temporaries, scratch_path
 
@@ -547,7 +565,8 @@ def run_evaluation(
     )
     check_previous_run(out_dir, signature, overwrite=overwrite)
 
-    model = load_model(checkpoint, body_model_dir=body_model_dir, config=config, device=device)
+    if model is None:
+        model = load_model(checkpoint, body_model_dir=body_model_dir, config=config, device=device)
     J_regressor, gt_body = evaluation_bodies(
         model.body_model, dataset, body_model_dir=body_model_dir, device=device, what=f"{dataset} evaluation"
     )
@@ -565,6 +584,7 @@ def run_evaluation(
         width=width,
         height=height,
         use_crop_cache=use_crop_cache,
+        pose_layout=eval_pose_layout(config, dataset),
     )
     evaluator = Evaluator(
         model,
@@ -590,6 +610,8 @@ def run_evaluation(
         write_sequence_csv(out_dir / SEQUENCE_FILE, result)
         if save_inference_pkl:
             write_inference_pkl(out_dir / INFERENCE_PKL, result, primary)
-        record = metrics_record(result, dataset=dataset, split=split, checkpoint=str(checkpoint), signature=signature)
+        record = metrics_record(
+            result, dataset=dataset, split=split, checkpoint=model_label or str(checkpoint), signature=signature
+        )
         write_metrics(out_dir / METRICS_FILE, record)
     return record

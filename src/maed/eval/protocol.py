@@ -31,12 +31,15 @@ class Protocol:
         a reflect-padded short video included; False: each frame of a window once.
     accel_within_sequences: segmenting rule. True: acceleration only over triples of consecutive frames of
         one sequence; False: over the concatenation of every kept frame, as the original.
+    gt_joint_ids: the ground-truth joints compared (indices into the 49), or None for the original's rule:
+        those confident in the first frame of a window.
     """
 
     name: str
     joint_ids: tuple[int, ...]
     counts_repeated_frames: bool
     accel_within_sequences: bool
+    gt_joint_ids: tuple[int, ...] | None = None
 
     @classmethod
     def of(cls, name: str, dataset: str) -> Protocol:
@@ -50,6 +53,7 @@ class Protocol:
             joint_ids=tuple(info.joint_ids(strict=strict)),
             counts_repeated_frames=not strict,
             accel_within_sequences=strict,
+            gt_joint_ids=info.eval_gt_joints,
         )
 
 

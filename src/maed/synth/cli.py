@@ -43,6 +43,17 @@ def register(subparsers) -> None:
         default=None,
         help="sequences rendered in parallel processes (default: the CPUs, at most 4)",
     )
+    p.add_argument(
+        "--people",
+        type=int,
+        default=0,
+        help="exactly this many people in every sequence, 1-3 (default: one to --max-people at random)",
+    )
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="also write videos/seq_XXXX.mp4 (H.264) of every sequence and seq_XXXX_gt.npz, its ground truth",
+    )
     p.add_argument("--crop-cache", action="store_true", help="also build the databases' crop caches")
     p.add_argument("--crop-cache-size", type=int, default=256, help="side of the cached crops in pixels")
     p.add_argument("--force", action="store_true", help="discard an earlier run in --out and start over")
@@ -69,6 +80,8 @@ def _run(args: argparse.Namespace) -> int:
         rig=args.rig,
         body_model_dir=args.body_model_dir,
         max_people=args.max_people,
+        people=args.people,
+        video=args.video,
         workers=args.workers,
         crop_cache=args.crop_cache,
         crop_cache_size=args.crop_cache_size,
@@ -84,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  {split:5s} {path}")
     for split, path in summary.crop_caches.items():
         print(f"  crop cache ({split}) {path}")
+    if summary.videos:
+        print(f"  videos {summary.out / 'videos'} ({len(summary.videos)}, each with its _gt.npz)")
     print(f"  metadata {summary.out / 'synth.json'}, preview {summary.out / 'synth_preview.jpg'}")
     print(f"  train or evaluate with --db-dir {summary.out} --data-root {summary.out}")
     return 0

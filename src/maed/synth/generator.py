@@ -8,6 +8,7 @@ Output folder (``--out``; it is both ``--db-dir`` and ``--data-root`` for traini
     synth_{train,val,test}_db.pt  the databases (``maed.data.database`` format), assembled at the end
     crop_cache/synth_*_db/     with --crop-cache: the databases' crop caches (``maed.data.crop_cache``)
     synth_preview.jpg          a few training frames with their 2D joints and boxes drawn
+    videos/seq_0003.mp4        with --video: the sequence as H.264, and seq_0003_gt.npz, its ground truth
     synth.json                 metadata (arguments, splits, sequences, body model, conventions), last
 
 Sequences are split 80/10/10 into train/val/test (at least one each from three sequences on) by a
@@ -49,6 +50,7 @@ SPLITS = ("train", "val", "test")
 RUN_FILE = "synth_run.json"
 SIDECAR = "synth.json"
 PREVIEW = "synth_preview.jpg"
+VIDEO_DIR = "videos"
 DEFAULT_RIGS = {"anny": "cmu_mb", "smpl": ""}
 
 
@@ -66,6 +68,7 @@ class RunSpec:
     max_people: int = 3
     fps: float = 30.0
     jpeg_quality: int = 90
+    people: int = 0  # an exact count per sequence; 0: drawn
 
     def settings(self) -> Settings:
         return Settings(
@@ -75,10 +78,14 @@ class RunSpec:
             fps=self.fps,
             jpeg_quality=self.jpeg_quality,
             max_people=self.max_people,
+            people=self.people,
         )
 
     def identity(self) -> dict:
-        return {"version": SYNTH_VERSION, **asdict(self)}
+        identity = {"version": SYNTH_VERSION, **asdict(self)}
+        if not self.people:  # runs written before --people existed resume: their identity has no such key
+            del identity["people"]
+        return identity
 
 
 @dataclass
@@ -94,6 +101,7 @@ class SynthSummary:
     seconds: float
     databases: dict[str, Path] = field(default_factory=dict)
     crop_caches: dict[str, Path] = field(default_factory=dict)
+    videos: dict[str, Path] = field(default_factory=dict)
 
 
 def default_workers() -> int:
@@ -137,6 +145,8 @@ def check_arguments(spec: RunSpec, workers: int) -> None:
         raise ConfigError(f"--size {spec.width}x{spec.height}: expected at least 32x32 pixels")
     if not 1 <= spec.max_people <= 3:
         raise ConfigError(f"--max-people {spec.max_people}: expected 1, 2 or 3")
+    if not 0 <= spec.people <= spec.max_people:
+        raise ConfigError(f"--people {spec.people}: expected 1 to {spec.max_people} (--max-people)")
     if workers < 1:
         raise ConfigError(f"--workers {workers}: expected at least 1")
 
@@ -152,6 +162,7 @@ def _owned_paths(out: Path) -> list[Path]:
         out / PREVIEW,
         out / "frames",
         out / "annotations",
+        out / VIDEO_DIR,
         *[database_path(out, s) for s in SPLITS],
         *[checksum_path(database_path(out, s)) for s in SPLITS],
         *[out / "crop_cache" / database_path(out, s).stem for s in SPLITS],
@@ -410,6 +421,28 @@ def _crop_caches(out: Path, paths: dict[str, Path], size: int, workers: int, pro
     }
 
 
+def _videos(out: Path, spec: RunSpec, progress: bool) -> dict[str, Path]:
+    """``videos/seq_XXXX.mp4`` and ``seq_XXXX_gt.npz`` of every sequence that has none yet (from its frames
+    and annotations). Returns {sequence name: video path}."""
+    from tqdm import tqdm
+
+    from maed.synth.video import ground_truth_path, write_ground_truth, write_sequence_video
+
+    folder = out / VIDEO_DIR
+    done = {}
+    for index in tqdm(range(spec.sequences), desc="videos", unit="seq", disable=not progress):
+        name = sequence_name(index)
+        video, truth = folder / f"{name}.mp4", ground_truth_path(folder / f"{name}.mp4")
+        if not truth.is_file():
+            rows, _ = load_rows(_annotation_path(out, index))
+            kit = {**_kit_info(spec), "body_model": spec.body_model, "rig": spec.rig}
+            write_ground_truth(truth, rows, fps=spec.fps, size=(spec.width, spec.height), kit=kit)
+        if not video.is_file():
+            write_sequence_video(video, out, index, frames=spec.frames, fps=spec.fps)
+        done[name] = video
+    return done
+
+
 def _kit_info(spec: RunSpec) -> dict:
     """Pose layout, shape labels and joint mask of the run's body model, from tables."""
     from maed.body.joints import pose_layout
@@ -444,6 +477,8 @@ def generate(
     workers: int | None = None,
     crop_cache: bool = False,
     crop_cache_size: int = 256,
+    people: int = 0,
+    video: bool = False,
     force: bool = False,
     progress: bool = True,
 ) -> SynthSummary:
@@ -453,8 +488,10 @@ def generate(
     user's SMPL files). An interrupted run resumes when called again with the same arguments; other
     arguments are refused unless ``force`` (which discards the earlier run). ``workers`` > 1 renders
     sequences in that many processes (default :func:`default_workers`); the output does not depend on
-    it. ``crop_cache`` builds the databases' crop caches of side ``crop_cache_size`` pixels. Returns a
-    :class:`SynthSummary`.
+    it. ``crop_cache`` builds the databases' crop caches of side ``crop_cache_size`` pixels. ``people``: an
+    exact number of people in every sequence (0: one to ``max_people`` at random). ``video``: also an H.264
+    video of every sequence with its ground truth as plain arrays (``videos/``, :mod:`maed.synth.video`);
+    a rerun with ``video`` adds them to a finished run. Returns a :class:`SynthSummary`.
     """
     from tqdm import tqdm
 
@@ -474,6 +511,7 @@ def generate(
         body_model=layout.body_model,
         rig="" if layout.body_model == "smpl" else layout.rig,
         max_people=int(max_people),
+        people=int(people),
     )
     check_arguments(spec, int(workers))
     out = check_output_dir(out, option="--out")
@@ -496,6 +534,7 @@ def generate(
             _render_all(spec, out, todo, splits, int(workers), body_model_dir, bar)
         paths, metas, counts = assemble(out, spec, splits)
         caches = _crop_caches(out, paths, crop_cache_size, workers, progress) if crop_cache else {}
+        videos = _videos(out, spec, progress) if video else {}
         if paths:
             write_preview(out, paths.get("train", next(iter(paths.values()))))
         atomic_write_text(out / SIDECAR, json_lines(sidecar(spec, splits, metas, counts, _kit_info(spec))))
@@ -517,4 +556,5 @@ def generate(
         seconds=time.perf_counter() - start,
         databases=paths,
         crop_caches=caches,
+        videos=videos,
     )

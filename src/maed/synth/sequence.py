@@ -49,7 +49,7 @@ MIN_PERSON_PIXELS = 110.0
 @dataclass(frozen=True)
 class Settings:
     """What every sequence of a run shares: frame size (pixels), frames per sequence, frame rate, JPEG
-    quality, the most people per sequence."""
+    quality, the most people per sequence, and an exact people count (0: drawn, one to ``max_people``)."""
 
     width: int = 640
     height: int = 480
@@ -57,6 +57,7 @@ class Settings:
     fps: float = 30.0
     jpeg_quality: int = 90
     max_people: int = MAX_PEOPLE
+    people: int = 0
 
 
 def sequence_name(index: int) -> str:
@@ -200,6 +201,8 @@ def _place_people(rng: np.random.Generator, count: int) -> np.ndarray:
 def _pose_people(kit: BodyKit, rng: np.random.Generator, split: str, settings: Settings) -> list[dict]:
     """Shapes, motions and world-frame meshes of the sequence's people."""
     count = min(int(rng.choice(len(PEOPLE_PROBS), p=PEOPLE_PROBS)) + 1, settings.max_people)
+    if settings.people:  # drawn all the same, so that the draws after it do not depend on the option
+        count = settings.people
     starts = _place_people(rng, count)
     people = []
     for k in range(count):

@@ -43,6 +43,7 @@ from maed.train.losses import LOSS_NAMES, MAEDLoss
 from maed.train.run_log import RunLog
 from maed.train.streams import BatchStream, mix_seed
 from maed.train.validation import SELECTION_METRIC
+from maed.utils.device import bf16_autocast_supported
 from maed.utils.io import atomic_write_text
 
 AMP_MODES = ("none", "bf16")
@@ -93,7 +94,7 @@ class TrainSettings:
     ckpt_freq: int = TrainConfig.CKPT_FREQ  # steps between mid-epoch last.pt checkpoints; 0: epoch ends only
     log_freq: int = TrainConfig.LOG_FREQ  # steps between log.jsonl / TensorBoard records
     grad_clip: float = TrainConfig.GRAD_CLIP  # max global gradient norm; 0 disables
-    amp: str = TrainConfig.AMP  # 'none' | 'bf16' (CUDA autocast)
+    amp: str = TrainConfig.AMP  # 'none' | 'bf16' (autocast on CUDA and on CPUs with bf16 matrix instructions)
     optim: str = OptimConfig.OPTIM.lower()  # 'adam' | 'sgd'
     lr: float = OptimConfig.LR
     weight_decay: float = OptimConfig.WD
@@ -307,8 +308,10 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.settings.amp == "bf16" and self.env.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast of the network for ``TRAIN.AMP=bf16`` on CUDA and on CPUs with bf16 matrix
+        instructions (elsewhere float32); the body model, projection and losses stay float32 either way."""
+        if self.settings.amp == "bf16" and bf16_autocast_supported(self.env.device):
+            return torch.autocast(self.env.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     # ---------------------------------------------------------------------------------- state

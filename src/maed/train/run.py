@@ -44,7 +44,7 @@ from maed.train.engine import Trainer, TrainingError, TrainingStopped, TrainSett
 from maed.train.losses import MAEDLoss
 from maed.train.run_log import RunLog
 from maed.train.streams import BatchStream, mix_seed
-from maed.utils.device import resolve_device
+from maed.utils.device import cpu_bf16_matrix, resolve_device
 from maed.utils.io import check_output_dir, output_error, remove_stale_temporaries
 
 CONFIG_FILE = "config.yaml"
@@ -264,8 +264,15 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
                     + "\n  ".join(changed)
                 )
             log.text("config", f"<pre>{_config_text(recorded)}</pre>")
-        if settings.amp == "bf16" and env.device.type != "cuda":
-            log.warning("TRAIN.AMP=bf16 applies to CUDA only; training in float32 on the CPU")
+        if settings.amp == "bf16" and env.device.type == "cpu":
+            matrix = cpu_bf16_matrix()
+            if matrix is None:
+                log.warning(
+                    "TRAIN.AMP=bf16: this CPU has no bf16 matrix instructions (AMX or AVX512-BF16), where bf16 "
+                    "runs slower than float32; training in float32"
+                )
+            else:
+                log.info(f"TRAIN.AMP=bf16: bf16 autocast on the CPU ({matrix}); body model and losses in float32")
         if init_report is not None:
             _log_init_weights(init_report, plan.init_weights, log)
         if transfer is not None:

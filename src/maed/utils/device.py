@@ -41,3 +41,24 @@ def resolve_device(name: str | torch.device | None = None, *, explicit: bool = T
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ConfigError(f"{option} {name}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return device
+
+
+def cpu_bf16_matrix() -> str | None:
+    """The bf16 matrix instructions of this CPU: ``"AMX"`` (AMX-BF16 tiles), ``"AVX512-BF16"``, or None.
+
+    bf16 autocast pays on a CPU only with one of them; without, PyTorch emulates bf16 matrix products and
+    they run slower than float32. Read from PyTorch's own CPU feature detection (``torch.cpu``).
+    """
+    get = getattr(torch.cpu, "get_capabilities", None)
+    caps = get() if get is not None else {}
+    if caps.get("amx_bf16"):
+        return "AMX"
+    if caps.get("avx512_bf16"):
+        return "AVX512-BF16"
+    return None
+
+
+def bf16_autocast_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast is worth using on ``device``: always on CUDA, on a CPU with bf16 matrix
+    instructions (:func:`cpu_bf16_matrix`)."""
+    return device.type == "cuda" or (device.type == "cpu" and cpu_bf16_matrix() is not None)
