@@ -14,7 +14,7 @@ post (body model, cameras, files), export (GLB + BVH), render (meshes over the f
 The demo's total frames/s is input frames over the whole run's wall time (model loading excluded).
 
     python benchmarks/bench_demo.py --out bench_demo.json
-    python benchmarks/bench_demo.py --precision bf16 --detect-every 2 --data /tmp/maed_bench_demo
+    python benchmarks/bench_demo.py --precision fp32 --detect-every 2 --data /tmp/maed_bench_demo
 
 Generated files are kept in ``--data`` (default: a temporary directory) and reused by later runs.
 """
@@ -98,7 +98,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--config", default="stage2", help="architecture of the random model (default stage2)")
     p.add_argument("--checkpoint", default=None, help="time this checkpoint instead of a random model")
     p.add_argument("--body-model-dir", default=None, help="SMPL files for --checkpoint")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "tf32"),
+        default="auto",
+        help="the demo's --precision (default auto: bf16 where the CPU or GPU multiplies it natively)",
+    )
     p.add_argument("--batch-size", type=int, default=2, help="128-frame windows per forward (default 2)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--detector", default="auto", help="--detector of maed demo (default auto: HOG)")

@@ -22,6 +22,7 @@ def data_dir() -> Path:
 
 #: the model shipped with the project and its sample clip, relative to the source checkout
 DEFAULT_CHECKPOINT = Path("checkpoints") / "maed_tiny_synth.pt"
+SAMPLE_CLIP = Path("samples") / "two_people.mp4"
 
 
 def project_root() -> Path:
@@ -41,6 +42,17 @@ def default_checkpoint() -> Path:
             "--checkpoint CKPT (a maed checkpoint, or the authors' model_best.pth.tar with "
             "--config configs/config_stage2.yaml --body-model-dir <your SMPL files>)"
         )
+    return path
+
+
+def sample_clip() -> Path:
+    """The committed sample clip (``samples/two_people.mp4``: two Anny people, made by ``maed synth --video``);
+    ``AssetError`` when this installation has none."""
+    from maed.errors import AssetError
+
+    path = project_root() / SAMPLE_CLIP
+    if not path.is_file():
+        raise AssetError(f"no sample clip in this installation ({path} not found); give a video: maed demo INPUT")
     return path
 
 

@@ -180,3 +180,11 @@ def test_missing_synth_database_says_how_to_make_it(tmp_path):
 
     with pytest.raises(DataError, match=r"maed synth --out .*both --db-dir and --data-root"):
         check_database_file(tmp_path, "synth", "test")
+
+
+def test_unknown_precision_is_one_error_before_anything_runs(synth_splits, tmp_path, capsys):
+    train_db = str(synth_splits / "synth_train_db.pt")
+    args = _eval_args(synth_splits, tmp_path / "out", "--baseline", "mean-pose", "--train-db", train_db)
+    assert main([*args, "--precision", "fp16"]) == 2
+    assert "precision 'fp16': expected one of auto, fp32, bf16, tf32" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "metrics.json").exists()

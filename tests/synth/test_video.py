@@ -67,9 +67,6 @@ def test_a_rerun_with_video_resumes_and_without_people_keeps_the_old_identity(tw
         generator.generate(tmp_path / "x", sequences=1, frames=1, max_people=2, people=3, progress=False)
 
 
-@pytest.mark.skipif(
-    not (SAMPLES / "two_people.mp4").is_file(), reason="the sample clip is made by scripts/make_sample.sh"
-)
 def test_committed_sample_clip_matches_its_ground_truth():
     video, truth = SAMPLES / "two_people.mp4", SAMPLES / "two_people_gt.npz"
     assert video.stat().st_size <= 2_000_000 and truth.stat().st_size <= 2_000_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from maed.demo.detect import DEFAULT_SIZES, DEFAULT_THRESHOLDS, DETECTOR_CHOICES
-from maed.demo.options import PRECISIONS, DemoOptions
+from maed.demo.options import DemoOptions
 from maed.demo.source import DEFAULT_FPS
 from maed.render.overlay import BACKENDS
 
@@ -13,7 +13,8 @@ D = DemoOptions()  # the defaults, stated once there
 
 EPILOG = """\
 examples:
-  maed demo input.mp4 --out output/                                  # the project's default model
+  maed demo                                                          # the sample clip, the shipped model, output/
+  maed demo input.mp4 --out output/                                  # your video
   maed demo input.mp4 --checkpoint model_best.pth.tar --config configs/config_stage2.yaml \\
             --body-model-dir data/smpl_data --out output/               # the authors' model on SMPL
   maed demo frames_dir/ --boxes tracks.json --out output/             # your boxes/tracks skip detection
@@ -33,8 +34,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", metavar="INPUT", help="video file (mp4, mov, avi, mkv, webm), folder of frames, or image")
-    p.add_argument("--out", required=True, help="output folder (created; finished stages are reused from it)")
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        nargs="?",
+        default=None,
+        help="video file (mp4, mov, avi, mkv, webm), folder of frames, or image (default: the sample clip, "
+        "samples/two_people.mp4)",
+    )
+    p.add_argument(
+        "--out", default=str(D.out), help=f"output folder (default {D.out}/; finished stages are reused from it)"
+    )
     g = p.add_argument_group("model")
     g.add_argument(
         "--checkpoint", default=D.checkpoint, help="a maed checkpoint or the authors' model (default: shipped)"
@@ -55,9 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="predict every n-th frame and interpolate the rest (default: EVAL.INTERPOLATION)",
     )
     g.add_argument(
-        "--precision", choices=PRECISIONS, default=D.precision, help=f"bf16: autocast, faster on recent CPUs "
-        f"(default {D.precision})"
-    )  # fmt: skip
+        "--precision",
+        default=D.precision,
+        help=f"{D.precision} (default): bfloat16 where the CPU (AMX, AVX512-BF16) or GPU multiplies it natively, "
+        "else fp32; or fp32, bf16, tf32 (CUDA). docs/SPEED.md",
+    )
     g = p.add_argument_group("detection and tracking")
     g.add_argument("--boxes", default=D.boxes, help="JSON file of per-frame boxes (and track ids): skips detection")
     g.add_argument(
@@ -204,8 +216,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from maed.demo.pipeline import run_demo
+    from maed.paths import sample_clip
 
-    summary = run_demo(args.input, options_from_args(args))
+    summary = run_demo(args.input if args.input is not None else sample_clip(), options_from_args(args))
     print(format_summary(summary))
     print(f"results written to {Path(args.out)}")
     return 0

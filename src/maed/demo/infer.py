@@ -24,7 +24,7 @@ import torch
 from maed.config import DatasetConfig, EvalConfig
 from maed.data.datasets import split_into_chunks
 from maed.data.transforms import ClipParams, build_transforms, normalize_images
-from maed.demo.options import BATCH_SIZE, PRECISIONS
+from maed.demo.options import BATCH_SIZE
 from maed.demo.track import Track
 
 # the evaluation's clip scheme and its file hash: the one place the demo imports from maed.eval
@@ -72,31 +72,20 @@ class ModelPredictor:
         frame_step: int = EvalConfig.INTERPOLATION,
         batch_size: int = BATCH_SIZE,
         device: str = "cpu",
-        precision: str = "fp32",
         signature: dict | None = None,
     ):
-        if precision not in PRECISIONS:
-            from maed.errors import ConfigError
-
-            raise ConfigError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         self.model = model
         self.body_model = model.body_model
         self.transform = build_transforms("eval", width=crop_width, height=crop_height, normalize=False)
         self.seqlen, self.sample_pool, self.frame_step = int(seqlen), int(sample_pool), int(frame_step)
         self.batch_size = max(int(batch_size), 1)
         self.device = torch.device(device)
-        self.precision = precision
         self.signature = signature or {}
 
     def crop(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
         """The evaluation crop (uint8, H x W x 3) of a square box (cx, cy, side, side) of an RGB frame."""
         sample = {"frames": [frame], "bbox": np.asarray(box, dtype=np.float64)[None], "kp_2d": np.zeros((1, 1, 3))}
         return self.transform(sample, params=ClipParams())["images"][0]
-
-    def _autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def predict(
         self,
@@ -169,15 +158,14 @@ class ModelPredictor:
     def _run(self, pending: list, tracks: list[Track], out: dict, clock) -> None:
         with clock("infer"):
             images = torch.stack([normalize_images(stack) for _, stack in pending])  # (B, pool, 3, H, W)
-            with self._autocast():
-                pred = predict_windows(
-                    self.model,
-                    images,
-                    seqlen=self.seqlen,
-                    frame_step=self.frame_step,
-                    device=self.device,
-                    keys=("theta", "rotmat"),
-                )
+            pred = predict_windows(
+                self.model,
+                images,
+                seqlen=self.seqlen,
+                frame_step=self.frame_step,
+                device=self.device,
+                keys=("theta", "rotmat"),
+            )
             theta, rotmat = pred["theta"], pred["rotmat"]
             if self.frame_step > 1:  # linearly interpolated matrices are not rotations: project back onto them
                 from maed.body.geometry import rot6d_to_rotmat, rotmat_to_6d

@@ -15,7 +15,6 @@ from maed.demo.detect import DETECTOR_CHOICES
 from maed.errors import ConfigError
 from maed.render.overlay import BACKENDS
 
-PRECISIONS = ("fp32", "bf16")
 #: windows (``EVAL.SAMPLE_POOL`` frames each) per forward pass: the demo keeps its windows' crops in
 #: memory, so fewer than the evaluation's EVAL.BATCH_SIZE (32) by default
 BATCH_SIZE = 2
@@ -45,7 +44,7 @@ class DemoOptions:
     # inference
     batch_size: int = BATCH_SIZE
     frame_step: int | None = None  # None: the config's EVAL.INTERPOLATION
-    precision: str = "fp32"
+    precision: str = "auto"
     # post-processing and outputs
     smooth: bool = False
     smooth_min_cutoff: float = smooth_mod.MIN_CUTOFF
@@ -82,4 +81,6 @@ class DemoOptions:
              self.smooth_min_cutoff, "a positive frequency in Hz")  # fmt: skip
         need(finite(self.smooth_beta) and self.smooth_beta >= 0, "--smooth-beta", self.smooth_beta, "a number >= 0")
         need(self.renderer in BACKENDS, "--renderer", self.renderer, ", ".join(BACKENDS))
+        from maed.models.fast import PRECISIONS  # torch: imported only when a run is checked
+
         need(self.precision in PRECISIONS, "--precision", self.precision, ", ".join(PRECISIONS))

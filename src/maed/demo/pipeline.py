@@ -197,7 +197,13 @@ def build_predictor(spec: ModelSpec, options: DemoOptions, signature: dict):
     from maed.models import load_model
 
     cfg = spec.config
-    model = load_model(spec.checkpoint_data, body_model_dir=spec.body_model_dir, config=cfg, device=spec.device)
+    model = load_model(
+        spec.checkpoint_data,
+        body_model_dir=spec.body_model_dir,
+        config=cfg,
+        device=spec.device,
+        precision=options.precision,
+    )
     return ModelPredictor(
         model,
         crop_width=cfg.DATASET.WIDTH,
@@ -207,7 +213,6 @@ def build_predictor(spec: ModelSpec, options: DemoOptions, signature: dict):
         frame_step=options.frame_step if options.frame_step is not None else cfg.EVAL.INTERPOLATION,
         batch_size=options.batch_size,
         device=spec.device,
-        precision=options.precision,
         signature=signature,
     )
 
@@ -302,11 +307,16 @@ def run_demo(
         "box_smoothing": options.box_smoothing,
     }
     model_sig = spec.signature() if spec is not None else dict(predictor.signature)
+    precision = options.precision
+    if spec is not None:  # what it resolves to on this device (auto: bf16 or fp32); another machine's cache is redone
+        from maed.models.fast import resolve_precision
+
+        precision = resolve_precision(options.precision, spec.device)
     inf_sig = {
         "track": _digest(trk_sig),
         "model": model_sig,
         "frame_step": options.frame_step,
-        "precision": options.precision,
+        "precision": precision,
     }
     cache = StageCache(out)
     cached = {
@@ -471,6 +481,9 @@ def _model_summary(spec: ModelSpec | None, predictor, body_model) -> dict:
             "joints": int(body_model.num_joints),
             "vertices": int(body_model.num_vertices),
         }
+    setup = getattr(getattr(predictor, "model", None), "inference_setup", None)
+    if setup is not None:  # maed.models.fast: what --precision resolved to, and the instructions it uses
+        base["precision"] = setup.describe()
     if spec is None:
         return base | {"checkpoint": None, "predictor": type(predictor).__name__}
     return base | {

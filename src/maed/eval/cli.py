@@ -73,6 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="windows per batch (EVAL.BATCH_SIZE)")
     p.add_argument("--num-workers", type=int, default=None, help="data loader workers (NUM_WORKERS)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: DEVICE, cpu without CUDA)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        help="the checkpoint's inference precision: fp32 (default: numbers independent of the hardware), auto "
+        "(bf16 where the CPU or GPU multiplies it natively, as maed demo), bf16, tf32 (CUDA). docs/SPEED.md",
+    )
     p.add_argument("--save-verts", action="store_true", help="also save predicted vertices in predictions.npz")
     p.add_argument("--save-inference-pkl", action="store_true", help="also write the original's inference.pkl")
     p.add_argument("--overwrite", action="store_true", help="replace the results of a different run in --out")
@@ -171,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         width=cfg.DATASET.WIDTH,
         height=cfg.DATASET.HEIGHT,
+        precision=args.precision,
     )
     print(format_table(record))
     print(f"results written to {args.out}")

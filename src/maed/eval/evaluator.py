@@ -517,6 +517,7 @@ def run_evaluation(
     use_crop_cache: bool = True,
     model: torch.nn.Module | None = None,
     model_label: str | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on one dataset split and write ``metrics.json``, ``per_sequence.csv``,
     ``predictions.npz`` (and ``inference.pkl`` when asked) into ``out_dir``. Returns the metrics record.
@@ -533,6 +534,7 @@ def run_evaluation(
     from maed.data.crop_cache import CropCache, default_crop_cache_dir
     from maed.data.loaders import build_eval_loader, check_database_file, eval_pose_layout
     from maed.models import load_model
+    from maed.models.fast import resolve_precision
     from maed.utils.io import check_output_dir, remove_stale_temporaries, scratch_path
 
     out_dir = check_output_dir(out_dir, option="--out")
@@ -540,6 +542,7 @@ def run_evaluation(
     info = eval_dataset_info(dataset)  # an unknown dataset fails here, before anything else
     split = info.eval_split if split is None else split
     check_frame_step(sample_pool, seqlen, frame_step)
+    resolve_precision(precision, device)  # a bad --precision fails here
     if batch_size < 1:
         raise ConfigError(f"--batch-size / EVAL.BATCH_SIZE {batch_size}: expected an integer >= 1 (windows per batch)")
     if num_workers < 0:
@@ -561,12 +564,12 @@ def run_evaluation(
         protocol=protocol,
         frame_step=frame_step,
         model_config=config.to_dict()["MODEL"],
-        inputs={"seqlen": seqlen, "sample_pool": sample_pool, "width": width, "height": height},
+        inputs={"seqlen": seqlen, "sample_pool": sample_pool, "width": width, "height": height, "precision": precision},
     )
     check_previous_run(out_dir, signature, overwrite=overwrite)
 
     if model is None:
-        model = load_model(checkpoint, body_model_dir=body_model_dir, config=config, device=device)
+        model = load_model(checkpoint, body_model_dir=body_model_dir, config=config, device=device, precision=precision)
     J_regressor, gt_body = evaluation_bodies(
         model.body_model, dataset, body_model_dir=body_model_dir, device=device, what=f"{dataset} evaluation"
     )
