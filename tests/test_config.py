@@ -74,6 +74,24 @@ def test_unknown_key_in_file_names_the_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+def test_a_key_given_twice_is_refused_with_its_lines(tmp_path):
+    """YAML itself keeps the last of two equal keys: a second DATASET block would silently drop the first's keys."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("DATASET:\n  WIDTH: 96\nMODEL:\n  BODY_MODEL: anny\nDATASET:\n  SEQLEN: 8\n")
+    with pytest.raises(ConfigError, match=r"twice\.yaml.*'DATASET' appears twice.*line 1.*line 5"):
+        load_config(path)
+
+
+def test_every_preset_loads():
+    from maed.config import preset_names
+
+    assert {"stage1", "stage2", "maed", "hmr", "synth_tiny"} <= set(preset_names())
+    for name in preset_names():
+        load_config(name)
+    tiny = load_config("synth_tiny")  # its architecture and its recipe both reach the config
+    assert (tiny.DATASET.WIDTH, tiny.MODEL.ENCODER.EMBED_DIM, tiny.TRAIN.DATASETS_3D) == (96, 256, ["synth"])
+
+
 def test_dump_round_trips(tmp_path):
     cfg = load_config("stage2", ["TRAIN.BATCH_SIZE_3D=2"])
     cfg.dump(tmp_path / "config.yaml")

@@ -41,6 +41,9 @@ class OptimConfig:
     LR: float = 1e-4
     WD: float = 1e-4
     MOMENTUM: float = 0.9
+    # Adam's epsilon (torch's 1e-8, as the original). Larger values shrink the steps of parameters whose
+    # gradients are far smaller than it, which Adam would otherwise move by the full learning rate
+    EPS: float = 1e-8
     WARMUP_EPOCH: int = 2
     WARMUP_FACTOR: float = 0.1
     MILESTONES: list[int] = field(default_factory=lambda: [10, 15])
@@ -108,6 +111,10 @@ class LossConfig:
 class DecoderConfig:
     BACKBONE: str = "ktd"  # 'ktd' | 'iterative'
     HIDDEN_DIM: int = 1024
+    DROPOUT: float = 0.5  # dropout after each trunk layer in training (the original's 0.5)
+    # ktd, new runs: start at the 3D training sets' mean pose and shape (as HMR/SPIN's regressor starts from
+    # its mean parameters) instead of outputs near 0 (the original); weights loaded later replace it
+    INIT_MEAN_POSE: bool = False
 
 
 @dataclass
@@ -126,6 +133,7 @@ class EncoderConfig:
     BACKBONE_LAYERS: list[int] = field(default_factory=lambda: [3, 4, 9])  # ResNetV2 blocks per stage
     BACKBONE_WIDTH: int = 64  # ResNetV2 stem channels; stages have 4x, 8x, 16x (a multiple of 32)
     GRAD_CHECKPOINT: bool = False  # activation checkpointing of the 'ste' encoder in training (less memory)
+    POOL: str = "cls"  # the 'ste' frame feature: 'cls' (the class token, the original) or 'mean' (of the patch tokens)
 
 
 @dataclass
@@ -324,6 +332,29 @@ def load_config(config: str | os.PathLike | dict | Config | None = None, overrid
     return cfg
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping: YAML keeps the last silently, so a
+    second ``DATASET:`` block would drop every key of the first."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} appears twice in one mapping (first on line {seen[key] + 1}); merge the two",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def _merge_file(cfg: Config, path: Path, seen: tuple[Path, ...]) -> None:
     path = path.resolve()
     if path in seen:
@@ -335,7 +366,8 @@ def _merge_file(cfg: Config, path: Path, seen: tuple[Path, ...]) -> None:
     except OSError as e:
         raise ConfigError(f"config {path} cannot be read: {e.strerror or e}") from None
     try:
-        data = yaml.safe_load(text)  # safe_load: tags such as !!python/object are refused, never run
+        # a safe loader: tags such as !!python/object are refused, never run; duplicate keys are refused too
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""

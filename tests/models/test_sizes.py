@@ -112,3 +112,42 @@ def test_timm_weights_for_another_grid_are_refused():
     state = {"pos_embed": torch.zeros(1, 197, 64)}
     with pytest.raises(CheckpointError, match="14x14 token grid; this encoder has 4x4"):
         timm_hybrid_filter(state, num_blocks=1, num_patches=enc.num_patches)
+
+
+def test_decoder_options_change_only_the_initialisation_and_dropout(smpl_body):
+    """KTD.start_at (MODEL.DECODER.INIT_MEAN_POSE) moves a new decoder's starting output to a given pose,
+    shape and camera; DROPOUT reaches the trunk; MODEL.ENCODER.POOL=mean feeds the decoder the patch tokens'
+    mean. Names and shapes stay the original's, so checkpoints load either way."""
+    from maed.body.geometry import axis_angle_to_rotmat, rot6d_to_rotmat
+
+    plain = build_model("stage2", body_model=smpl_body, overrides=TINY)
+    other = build_model(
+        "stage2",
+        body_model=smpl_body,
+        overrides=[*TINY, "MODEL.DECODER.DROPOUT=0.1", "MODEL.ENCODER.POOL=mean"],
+    ).eval()
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {k: v.shape for k, v in other.state_dict().items()}
+    assert other.decoder.drop1.p == other.decoder.drop2.p == 0.1 and plain.decoder.drop1.p == 0.5
+
+    J = smpl_body.num_joints
+    target = axis_angle_to_rotmat(0.4 * torch.randn(J, 3, generator=torch.Generator().manual_seed(0)))
+    betas, cam = torch.linspace(-1, 1, 10), torch.tensor([0.9, 0.1, -0.2])
+    other.decoder.start_at(target, betas, cam)
+    with torch.no_grad():
+        pose_6d, got_betas, got_cam = other.decoder(torch.zeros(1, other.encoder.feat_dim))
+    torch.testing.assert_close(rot6d_to_rotmat(pose_6d), target, atol=0.05, rtol=0)  # the small weights aside
+    torch.testing.assert_close(got_betas[0], betas, atol=0.05, rtol=0)
+    torch.testing.assert_close(got_cam[0], cam, atol=0.05, rtol=0)
+    with pytest.raises(ValueError, match="rotations"):
+        other.decoder.start_at(target[1:], betas, cam)
+
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        tokens = other.encoder.forward_features(x, seqlen=3)
+        torch.testing.assert_close(other.encoder(x, seqlen=3), other.encoder.pre_logits(tokens[:, 1:].mean(1)))
+        other.encoder.pool = "cls"
+        torch.testing.assert_close(other.encoder(x, seqlen=3), other.encoder.pre_logits(tokens[:, 0]))
+    with pytest.raises(ConfigError, match="MODEL.DECODER.DROPOUT"):
+        build_model("stage2", body_model=smpl_body, overrides=[*TINY, "MODEL.DECODER.DROPOUT=1.5"])
+    with pytest.raises(ConfigError, match="MODEL.ENCODER.POOL"):
+        build_model("stage2", body_model=smpl_body, overrides=[*TINY, "MODEL.ENCODER.POOL=max"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from maed.config import EncoderConfig, load_config
+from maed.config import load_config
 from maed.train import train
 from maed.utils.device import cpu_bf16_matrix
 from tests.conftest import synth_model_overrides
@@ -83,10 +82,10 @@ def test_under_cpu_autocast_the_network_runs_in_bf16_and_the_body_model_in_float
     torch.manual_seed(0)
     model = build_model(cfg)
     seen = {}
-    model.decoder.register_forward_hook(lambda m, i, o: seen.update(decoder_in=i[0].dtype))
+    model.decoder.fc1.register_forward_hook(lambda m, i, o: seen.update(decoder_fc1=o.dtype))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(torch.randn(1, 2, 3, 32, 32))
-    assert seen["decoder_in"] == torch.bfloat16  # the encoder's features
+    assert seen["decoder_fc1"] == torch.bfloat16  # the network's layers run in bf16
     assert {v.dtype for _, v in out.items()} == {torch.float32}  # mesh, joints, projection, theta
 
 
@@ -102,10 +101,6 @@ def test_cpu_amp_without_bf16_instructions_warns_and_trains_in_float32(monkeypat
     assert math.isfinite(_events(run, "train")[0]["loss"])
 
 
-@pytest.mark.skipif(
-    "BACKBONE_LAYERS" not in {f.name for f in dataclasses.fields(EncoderConfig)},
-    reason="the synth_tiny architecture keys (MODEL.ENCODER.BACKBONE_LAYERS, ...) come with the smaller ste family",
-)
 def test_synth_tiny_preset_trains_on_synth_from_the_repository_root():
     cfg = load_config("synth_tiny")
     assert cfg.MODEL.BODY_MODEL == "anny" and cfg.MODEL.BODY_RIG == "cmu_mb"
@@ -113,3 +108,34 @@ def test_synth_tiny_preset_trains_on_synth_from_the_repository_root():
     assert cfg.PATHS.DB_DIR == "data/synth" and cfg.PATHS.DATASET_ROOTS["synth"] == "data/synth"
     assert cfg.TRAIN.AMP == "bf16" and cfg.SEED_VALUE >= 0 and cfg.SAVE_FREQ == 1
     assert cfg.EVAL.SAMPLE_POOL == cfg.DATASET.SAMPLE_POOL  # clips of the same frame spacing in training and test
+
+
+def test_a_new_decoder_starts_at_the_mean_training_pose(synth_splits, tmp_path):
+    """MODEL.DECODER.INIT_MEAN_POSE: before any step, the decoder predicts the chordal mean pose and the mean
+    shape of the 3D training rows for every input (the mean-pose baseline's parameters)."""
+    from maed.body.geometry import rot6d_to_rotmat
+    from maed.eval.baseline import mean_parameters
+    from maed.models import build_model
+    from maed.train.distributed import DistEnv
+    from maed.train.run import MEAN_START_CAMERA, build_streams, start_decoder_at_mean_pose
+
+    cfg = load_config("stage2", _synth_training(synth_splits, **{"MODEL.DECODER.INIT_MEAN_POSE": True}))
+    streams = build_streams(cfg, DistEnv(), seed=0)
+    model = build_model(cfg).eval()
+    rows = start_decoder_at_mean_pose(model, streams["3d"])
+    db = streams["3d"].dataset.datasets[0].db
+    assert rows == len(db["pose"])
+    body = model.body_model
+    rotmat, betas = mean_parameters(db, num_joints=body.num_joints, num_betas=body.num_betas)
+    with torch.no_grad():
+        pose_6d, got_betas, cam = model.decoder(torch.zeros(1, model.encoder.feat_dim))
+    mean = torch.from_numpy(rotmat).float()
+    torch.testing.assert_close(rot6d_to_rotmat(pose_6d), mean, atol=0.05, rtol=0)  # the small weights aside
+    torch.testing.assert_close(got_betas[0], torch.from_numpy(betas).float(), atol=0.05, rtol=0)
+    torch.testing.assert_close(cam[0], torch.tensor(MEAN_START_CAMERA), atol=0.05, rtol=0)
+    run = train("stage2", overrides=_synth_training(synth_splits, **{"MODEL.DECODER.INIT_MEAN_POSE": True,
+                "TRAIN.DATASET_EVAL": "''", "TRAIN.END_EPOCH": 1, "TRAIN.NUM_ITERS_PER_EPOCH": 1}),
+                out=tmp_path / "run", progress=False)  # fmt: skip
+    assert (
+        f"decoder starts at the mean pose and shape of {rows} 3D training rows" in (run / "train_log.txt").read_text()
+    )

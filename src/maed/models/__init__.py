@@ -44,6 +44,7 @@ def build_encoder(
     backbone_layers: tuple[int, ...] | list[int] = (3, 4, 9),
     backbone_width: int = 64,
     grad_checkpoint: bool = False,
+    pool: str = "cls",
 ) -> torch.nn.Module:
     """The ``ste`` encoder of the given size, or the ``cnn`` ResNet-50 (which takes no size arguments)."""
     if encoder == "cnn":
@@ -64,6 +65,7 @@ def build_encoder(
         backbone_layers=backbone_layers,
         backbone_width=backbone_width,
         grad_checkpoint=grad_checkpoint,
+        pool=pool,
     )
 
 
@@ -85,6 +87,7 @@ def encoder_kwargs_from_config(cfg: Config) -> dict[str, Any]:
         backbone_layers=list(enc.BACKBONE_LAYERS),
         backbone_width=enc.BACKBONE_WIDTH,
         grad_checkpoint=enc.GRAD_CHECKPOINT,
+        pool=_check_choice("MODEL.ENCODER.POOL", enc.POOL, ("cls", "mean")),
     )
     if encoder != "ste":
         return kwargs
@@ -115,14 +118,30 @@ def encoder_kwargs_from_config(cfg: Config) -> dict[str, Any]:
 
 
 def build_decoder(
-    decoder: str, feat_dim: int, body_model, hidden_dim: int = 1024, body_model_dir: str | os.PathLike | None = None
+    decoder: str,
+    feat_dim: int,
+    body_model,
+    hidden_dim: int = 1024,
+    body_model_dir: str | os.PathLike | None = None,
+    dropout: float = 0.5,
 ) -> torch.nn.Module:
     from maed.models.decoders import KTD, IterativeRegressor
 
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"MODEL.DECODER.DROPOUT={dropout}: expected a probability in [0, 1)")
     if decoder == "ktd":
-        return KTD(feat_dim, parents=list(body_model.parents), num_betas=body_model.num_betas, hidden_dim=hidden_dim)
+        parents = list(body_model.parents)
+        return KTD(
+            feat_dim,
+            parents,
+            num_betas=body_model.num_betas,
+            hidden_dim=hidden_dim,
+            dropout=dropout,
+        )
     mean = _mean_params(body_model, body_model_dir)
-    return IterativeRegressor(feat_dim, mean["pose"], mean["shape"], mean["cam"], hidden_dim=hidden_dim)
+    return IterativeRegressor(
+        feat_dim, mean["pose"], mean["shape"], mean["cam"], hidden_dim=hidden_dim, dropout=dropout
+    )
 
 
 def _mean_params(body_model, body_model_dir) -> dict[str, torch.Tensor]:
@@ -171,7 +190,12 @@ def build_model(
             ", ".join(report.missing) or "none",
         )
     decoder = build_decoder(
-        decoder_name, encoder.feat_dim, body_model, hidden_dim=dec_cfg.HIDDEN_DIM, body_model_dir=body_model_dir
+        decoder_name,
+        encoder.feat_dim,
+        body_model,
+        hidden_dim=dec_cfg.HIDDEN_DIM,
+        body_model_dir=body_model_dir,
+        dropout=dec_cfg.DROPOUT,
     )
     return MAED(encoder, decoder, body_model)
 

@@ -26,20 +26,44 @@ class KTD(nn.Module):
         parents: parent index of each kinematic joint (-1 for the root), from the body model.
         num_betas: shape-parameter count of the body model.
         hidden_dim: width of the two linear trunk layers (no nonlinearity between them, as SPIN/MAED).
+        dropout: dropout probability after each trunk layer in training (the original's 0.5).
+
+    The original initialises the regressors with tiny weights and leaves their outputs near 0, where the 6D
+    to rotation map (Gram-Schmidt) is most sensitive. :meth:`start_at` moves a new decoder's starting output
+    to a given pose, shape and camera instead (``MODEL.DECODER.INIT_MEAN_POSE``).
     """
 
-    def __init__(self, feat_dim: int, parents: list[int], num_betas: int = 10, hidden_dim: int = 1024):
+    def __init__(
+        self,
+        feat_dim: int,
+        parents: list[int],
+        num_betas: int = 10,
+        hidden_dim: int = 1024,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.ancestor_index = ancestors(parents)
         self.fc1 = nn.Linear(feat_dim, hidden_dim)
-        self.drop1 = nn.Dropout()
+        self.drop1 = nn.Dropout(dropout)
         self.fc2 = nn.Linear(hidden_dim, hidden_dim)
-        self.drop2 = nn.Dropout()
+        self.drop2 = nn.Dropout(dropout)
         self.joint_regs = nn.ModuleList(
             _small_xavier(nn.Linear(hidden_dim + 6 * len(anc), 6)) for anc in self.ancestor_index
         )
         self.decshape = _small_xavier(nn.Linear(hidden_dim, num_betas))
         self.deccam = _small_xavier(nn.Linear(hidden_dim, 3))
+
+    @torch.no_grad()
+    def start_at(self, rotmat: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor) -> None:
+        """Set the output biases so that, before training moves the small weights, the decoder predicts
+        ``rotmat`` (J x 3 x 3, root first), ``betas`` (S) and ``cam`` (3: s, tx, ty) for every input."""
+        if rotmat.shape != (len(self.joint_regs), 3, 3):
+            raise ValueError(f"start_at: expected {len(self.joint_regs)} x 3 x 3 rotations, got {tuple(rotmat.shape)}")
+        six_d = rotmat[:, :, :2].reshape(len(self.joint_regs), 6)  # the 3 x 2 layout of rot6d_to_rotmat
+        for reg, target in zip(self.joint_regs, six_d):
+            reg.bias.copy_(target.to(reg.bias))
+        self.decshape.bias.copy_(betas.to(self.decshape.bias))
+        self.deccam.bias.copy_(cam.to(self.deccam.bias))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: B x feat_dim -> (pose_6d B x J*6, betas B x S, cam B x 3)."""
@@ -70,14 +94,15 @@ class IterativeRegressor(nn.Module):
         mean_cam: torch.Tensor,
         hidden_dim: int = 1024,
         n_iter: int = 3,
+        dropout: float = 0.5,
     ):
         super().__init__()
         npose, nshape = mean_pose_6d.numel(), mean_betas.numel()
         self.n_iter = n_iter
         self.fc1 = nn.Linear(feat_dim + npose + nshape + 3, hidden_dim)
-        self.drop1 = nn.Dropout()
+        self.drop1 = nn.Dropout(dropout)
         self.fc2 = nn.Linear(hidden_dim, hidden_dim)
-        self.drop2 = nn.Dropout()
+        self.drop2 = nn.Dropout(dropout)
         self.decpose = _small_xavier(nn.Linear(hidden_dim, npose))
         self.decshape = _small_xavier(nn.Linear(hidden_dim, nshape))
         self.deccam = _small_xavier(nn.Linear(hidden_dim, 3))

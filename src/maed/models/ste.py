@@ -197,6 +197,10 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+#: how a frame's tokens become its feature (``SpatioTemporalEncoder``'s ``pool``)
+POOLS = ("cls", "mean")
+
+
 class PreLogits(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
@@ -223,6 +227,9 @@ class SpatioTemporalEncoder(nn.Module):
         mlp_ratio: hidden width of each block's MLP as a multiple of C (4).
         backbone_layers: ResNetV2 blocks per stage ((3, 4, 9)).
         backbone_width: ResNetV2 stem channels w; stages have 4w, 8w, 16w (64).
+        pool: the frame feature fed to ``pre_logits``: ``"cls"`` the class token's output (the original), or
+            ``"mean"`` the mean of the patch tokens' outputs (no class-token attention to learn first; trains
+            from scratch without collapsing to one output for every input, see docs/SYNTH.md).
         grad_checkpoint: in training, keep only the inputs of the backbone's stem and stages and of each
             transformer block, and recompute their insides during backward (activation checkpointing:
             much less memory for about one more forward pass of compute). Same gradients.
@@ -243,8 +250,12 @@ class SpatioTemporalEncoder(nn.Module):
         backbone_layers: tuple[int, ...] | list[int] = BACKBONE_LAYERS,
         backbone_width: int = BACKBONE_WIDTH,
         grad_checkpoint: bool = False,
+        pool: str = "cls",
     ):
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool {pool!r}: expected one of {POOLS}")
+        self.pool = pool
         if img_size < PATCH_STRIDE or img_size % PATCH_STRIDE:
             raise ValueError(f"input size {img_size}: expected a positive multiple of {PATCH_STRIDE} pixels")
         dim = embed_dim
@@ -321,7 +332,8 @@ class SpatioTemporalEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, seqlen: int = 1) -> torch.Tensor:
         """x: (N*T) x 3 x S x S ImageNet-normalised crops -> (N*T) x C features."""
-        return self.pre_logits(self.forward_features(x, seqlen)[:, 0])
+        tokens = self.forward_features(x, seqlen)
+        return self.pre_logits(tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1))
 
 
 def timm_hybrid_filter(state_dict: dict, num_blocks: int, num_patches: int = NUM_PATCHES) -> dict:

@@ -99,6 +99,7 @@ class TrainSettings:
     lr: float = OptimConfig.LR
     weight_decay: float = OptimConfig.WD
     momentum: float = OptimConfig.MOMENTUM
+    eps: float = OptimConfig.EPS
     warmup_epochs: int = OptimConfig.WARMUP_EPOCH
     warmup_factor: float = OptimConfig.WARMUP_FACTOR
     milestones: list[int] = field(default_factory=lambda: list(OptimConfig().MILESTONES))
@@ -130,6 +131,7 @@ class TrainSettings:
             lr=o.LR,
             weight_decay=o.WD,
             momentum=o.MOMENTUM,
+            eps=o.EPS,
             warmup_epochs=o.WARMUP_EPOCH,
             warmup_factor=o.WARMUP_FACTOR,
             milestones=list(o.MILESTONES),
@@ -161,7 +163,7 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Op
         return torch.optim.SGD(
             params, lr=settings.lr, momentum=settings.momentum
         )  # the original passed no decay to SGD
-    return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, eps=settings.eps)
 
 
 def build_scheduler(
@@ -177,6 +179,7 @@ def build_scheduler(
         group["initial_lr"] = settings.lr  # the base LR of LambdaLR
         if settings.optim == "adam":
             group["weight_decay"] = settings.weight_decay
+            group["eps"] = settings.eps
     factor = LRFactor(settings.warmup_epochs, settings.warmup_factor, settings.milestones)
     # last_epoch = epochs_done - 1: the constructor's own step lands on epochs_done and sets each LR
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor, last_epoch=epochs_done - 1)

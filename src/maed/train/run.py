@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from maed.config import Config, load_config
@@ -246,6 +247,9 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
     if plan.init_weights is not None:
         init_report = init_encoder_weights(model.encoder, plan.init_weights, num_blocks=cfg.MODEL.ENCODER.NUM_BLOCKS)
     transfer = ckpt_io.load_pretrained_encoder(model, plan.pretrained) if plan.pretrained is not None else None
+    mean_start = None
+    if cfg.MODEL.DECODER.INIT_MEAN_POSE and not plan.resuming:
+        mean_start = start_decoder_at_mean_pose(model, streams["3d"])
     model.to(env.device)
     validator = Validator.from_config(cfg, model, env, progress=plan.progress)
 
@@ -275,6 +279,8 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
                 log.info(f"TRAIN.AMP=bf16: bf16 autocast on the CPU ({matrix}); body model and losses in float32")
         if init_report is not None:
             _log_init_weights(init_report, plan.init_weights, log)
+        if mean_start is not None:
+            log.info(f"decoder starts at the mean pose and shape of {mean_start} 3D training rows (INIT_MEAN_POSE)")
         if transfer is not None:
             _log_transfer(transfer, cfg, log)
         trainer = Trainer(
@@ -324,6 +330,27 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
 
 
 # ------------------------------------------------------------------------------------------ pieces
+#: the camera (s, tx, ty) a decoder started at the mean pose predicts: SPIN's mean camera
+MEAN_START_CAMERA = (0.9, 0.0, 0.0)
+
+
+def start_decoder_at_mean_pose(model, stream: BatchStream | None) -> int:
+    """Move a new KTD decoder's starting output to the chordal mean pose and the mean shape of the 3D training
+    rows (``MODEL.DECODER.INIT_MEAN_POSE``; every rank computes the same). Returns the number of rows."""
+    from maed.eval.baseline import mean_parameters
+
+    if not hasattr(model.decoder, "start_at"):
+        raise ConfigError("MODEL.DECODER.INIT_MEAN_POSE: only the ktd decoder has it (iterative starts at SMPL's mean)")
+    parts = [d for d in (stream.dataset.datasets if stream is not None else []) if getattr(d, "has_pose", False)]
+    if not parts:
+        raise ConfigError("MODEL.DECODER.INIT_MEAN_POSE needs 3D training data with pose and shape (TRAIN.DATASETS_3D)")
+    db = {k: np.concatenate([np.asarray(d.db[k]).reshape(len(d.db[k]), -1) for d in parts]) for k in ("pose", "shape")}
+    body = model.body_model
+    rotmat, betas = mean_parameters(db, num_joints=body.num_joints, num_betas=body.num_betas, label="TRAIN.DATASETS_3D")
+    model.decoder.start_at(torch.from_numpy(rotmat), torch.from_numpy(betas), torch.tensor(MEAN_START_CAMERA))
+    return len(db["pose"])
+
+
 def build_streams(cfg: Config, env: DistEnv, seed: int) -> dict[str, BatchStream | None]:
     """The training streams of a config on this rank (``TRAIN.*``, ``DATASET.*``, ``PATHS.*``)."""
     from maed.data.loaders import TrainDataSettings, build_train_datasets
