@@ -51,11 +51,13 @@ def test_bad_input_is_one_line(capsys, argv, message):
     assert message in err and err.startswith("maed train: error:") and len(err.splitlines()) == 1
 
 
-def test_sigterm_saves_last_pt_once_and_exits_143_with_a_quoted_resume_command(tiny, tmp_path):
+@pytest.mark.parametrize("group", [False, True], ids=["process", "process-group-with-loader-worker"])
+def test_sigterm_saves_last_pt_once_and_exits_143_with_a_quoted_resume_command(tiny, tmp_path, group):
     """A real ``python -m maed train`` process, sent SIGTERM once a step is done: it finishes the step in
     progress, saves last.pt once at that step (TRAIN.CKPT_FREQ=1 puts a mid-epoch checkpoint there too) and
     exits 143, so that ``maed train ... && maed eval ...`` stops; the resume command it prints works in a shell
-    for a directory with a space, quotes and a dollar sign."""
+    for a directory with a space, quotes and a dollar sign. ``group``: the signal goes to the whole process
+    group, data loader worker included, as Slurm and ``kill -- -PGID`` send it."""
     run_dir = tmp_path / "run 'a' $HOME"
     over = tiny(
         **{
@@ -70,17 +72,23 @@ def test_sigterm_saves_last_pt_once_and_exits_143_with_a_quoted_resume_command(t
             "DATASET.HEIGHT": 64,
             "TRAIN.OPTIM.OPTIM": "sgd",
             "TRAIN.OPTIM.MOMENTUM": 0.0,
+            "NUM_WORKERS": 1 if group else 0,
         }
     )
     cmd = [sys.executable, "-m", "maed", "train", "--config", "stage2", "--out", str(run_dir), "--no-progress", *over]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=group
+    )
     try:
         log, deadline = run_dir / "log.jsonl", time.monotonic() + 240
         while not (log.is_file() and '"event": "train"' in log.read_text()):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +97,14 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """``worker_init_fn`` of our DataLoaders: workers ignore SIGTERM and SIGUSR1 (as PyTorch's ignore SIGINT).
+    Slurm and ``kill -- -PGID`` signal every process of a job; a worker that died of it would make training
+    fail mid-step instead of finishing the step and saving last.pt. Workers stop when their loader does."""
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def _eval_loader(
     dataset: Dataset,
     *,
@@ -117,6 +126,7 @@ def _eval_loader(
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
+        worker_init_fn=ignore_stop_signals if num_workers > 0 else None,
     )
 
 

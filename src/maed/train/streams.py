@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from maed.data.loaders import ignore_stop_signals
+
 #: stream ids mixed into the seeds, so equal-sized datasets are not shuffled identically
 STREAM_IDS = {"2d": 1, "3d": 2, "img": 3}
 
@@ -129,5 +131,6 @@ class BatchStream:
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             generator=torch.Generator().manual_seed(mix_seed(self.seed, self.stream_id, start)),
+            worker_init_fn=ignore_stop_signals if self.num_workers > 0 else None,
         )
         return iter(loader)
