@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.bench import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 #: the stages in pipeline order, as the summary names them
 STAGES = ("decode", "detect", "track", "crop", "infer", "post", "export", "render", "encode")
@@ -47,16 +49,6 @@ def _fixtures():
     sys.modules[spec.name] = module  # dataclasses look their module up while it runs
     spec.loader.exec_module(module)
     return module
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _model(data: Path, config: str, overrides: list[str]) -> Path:
@@ -176,10 +168,10 @@ def main(argv: list[str] | None = None) -> dict:
     device = summary["model"].get("device", "cpu")
     results = {
         "machine": {
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
-            "device": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else _cpu_name(),
+            "device": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else cpu_name(),
             "platform": platform.platform(),
         },
         "setup": {

@@ -15,22 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from maed.bench import cpu_name
 
 
 def _anny_mesh() -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
         for i, (s, cx, cy) in enumerate([(1.2, 0.0, 0.05), (0.9, -0.6, 0.0), (1.0, 0.6, -0.05)])
     ]
     results: dict = {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "frame": [W, H],
         "mesh": {"vertices": int(len(verts)), "faces": int(len(faces))},
         "render": {},

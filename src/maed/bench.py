@@ -79,7 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- device
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -101,7 +102,7 @@ def device_summary(device) -> dict:
         return {"name": torch.cuda.get_device_name(device), "bf16_matrix": bf16_matrix_instructions(device)}
     caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
     return {
-        "name": _cpu_name(),
+        "name": cpu_name(),
         "bf16_matrix": bf16_matrix_instructions(device),
         "amx": bool(caps.get("amx_bf16")),
         "avx512_bf16": bool(caps.get("avx512_bf16")),

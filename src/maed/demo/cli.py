@@ -13,7 +13,7 @@ D = DemoOptions()  # the defaults, stated once there
 
 EPILOG = """\
 examples:
-  maed demo                                                          # the sample clip, the shipped model, output/
+  maed demo --checkpoint CK                                          # the sample clip, into output/
   maed demo input.mp4 --out output/                                  # your video
   maed demo input.mp4 --checkpoint model_best.pth.tar --config configs/config_stage2.yaml \\
             --body-model-dir data/smpl_data --out output/               # the authors' model on SMPL
@@ -47,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("model")
     g.add_argument(
-        "--checkpoint", default=D.checkpoint, help="a maed checkpoint or the authors' model (default: shipped)"
+        "--checkpoint",
+        default=D.checkpoint,
+        help="a maed checkpoint or the authors' model (default: checkpoints/maed_tiny_synth.pt, not shipped yet)",
     )
     g.add_argument("--config", default=D.config, help="architecture YAML or preset (default: the checkpoint's own)")
     g.add_argument("--body-model-dir", default=D.body_model_dir, help="SMPL files (default: the config's PATHS)")

@@ -72,6 +72,8 @@ def build_encoder(
 def encoder_kwargs_from_config(cfg: Config) -> dict[str, Any]:
     """``build_encoder`` arguments from ``MODEL.ENCODER`` and the input size ``DATASET.WIDTH/HEIGHT``, checked
     here so that a bad size names its config key."""
+    from maed.models.ste import POOLS
+
     enc, ds = cfg.MODEL.ENCODER, cfg.DATASET
     encoder = _check_choice("MODEL.ENCODER.BACKBONE", enc.BACKBONE, ENCODERS)
     kwargs = dict(
@@ -87,7 +89,7 @@ def encoder_kwargs_from_config(cfg: Config) -> dict[str, Any]:
         backbone_layers=list(enc.BACKBONE_LAYERS),
         backbone_width=enc.BACKBONE_WIDTH,
         grad_checkpoint=enc.GRAD_CHECKPOINT,
-        pool=_check_choice("MODEL.ENCODER.POOL", enc.POOL, ("cls", "mean")),
+        pool=_check_choice("MODEL.ENCODER.POOL", enc.POOL, POOLS),
     )
     if encoder != "ste":
         return kwargs
