@@ -105,6 +105,7 @@ class LossConfig:
     # project additions
     POSE_VIA_AXIS_ANGLE: bool = False  # the original's rotmat -> axis-angle -> rotmat round trip in the pose loss
     MASK_IMAGE_SMPL: bool = True  # image pose/shape losses only where SMPL labels exist (the original did not mask)
+    JOINT_HEATMAP_W: float = 0.0  # the 2D-joint loss of MODEL.ENCODER.JOINT_HEATMAP's head (needs that head)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class EncoderConfig:
     BACKBONE_WIDTH: int = 64  # ResNetV2 stem channels; stages have 4x, 8x, 16x (a multiple of 32)
     GRAD_CHECKPOINT: bool = False  # activation checkpointing of the 'ste' encoder in training (less memory)
     POOL: str = "cls"  # the 'ste' frame feature: 'cls' (the class token, the original) or 'mean' (of the patch tokens)
+    JOINT_HEATMAP: bool = False  # 'ste': an auxiliary 2D-joint heatmap head on the stride-8 backbone features (training)
 
 
 @dataclass

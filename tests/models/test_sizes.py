@@ -151,3 +151,65 @@ def test_decoder_options_change_only_the_initialisation_and_dropout(smpl_body):
         build_model("stage2", body_model=smpl_body, overrides=[*TINY, "MODEL.DECODER.DROPOUT=1.5"])
     with pytest.raises(ConfigError, match="MODEL.ENCODER.POOL"):
         build_model("stage2", body_model=smpl_body, overrides=[*TINY, "MODEL.ENCODER.POOL=max"])
+
+
+def test_joint_heatmap_head_reads_cell_centres_in_the_datasets_coordinates():
+    """A heatmap peaked on one cell of the stride-8 grid gives that cell's centre in the crop's [-1, 1]
+    coordinates (2 px / S - 1, pixel centres at integers); a flat one gives the crop's centre pixel, (S - 1) / 2."""
+    from maed.models.ste import JointHeatmapHead
+
+    S, K = 64, 3
+    head = JointHeatmapHead(K, K, stride=8)
+    with torch.no_grad():
+        head.conv.weight.copy_(60.0 * torch.eye(K)[:, :, None, None])
+        head.conv.bias.zero_()
+    feat = torch.zeros(1, K, S // 8, S // 8)
+    cells = [(0, 0), (2, 5), (7, 3)]  # (row, column)
+    for k, (r, c) in enumerate(cells):
+        feat[0, k, r, c] = 1.0
+    got = head(feat)[0]
+    want = torch.tensor([[2 * (8 * c + 3.5) / S - 1, 2 * (8 * r + 3.5) / S - 1] for r, c in cells])
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    centre = 2 * (S - 1) / 2 / S - 1
+    torch.testing.assert_close(head(torch.zeros(1, K, 8, 8))[0], torch.full((K, 2), centre), atol=1e-6, rtol=0)
+
+
+def test_joint_heatmap_head_exists_only_when_asked_and_runs_only_in_training(smpl_body):
+    """MODEL.ENCODER.JOINT_HEATMAP adds the head (and nothing else); the model returns its 49 joints per frame in
+    training mode only, so inference, exports and checkpoints without it are unchanged."""
+    plain = build_model("stage2", body_model=smpl_body, overrides=TINY)
+    model = build_model("stage2", body_model=smpl_body, overrides=[*TINY, "MODEL.ENCODER.JOINT_HEATMAP=True"])
+    extra = set(model.state_dict()) - set(plain.state_dict())
+    assert extra == {"encoder.patch_embed.joint_head.conv.weight", "encoder.patch_embed.joint_head.conv.bias"}
+    assert set(plain.state_dict()) <= set(model.state_dict())
+    x = torch.randn(2, 3, 3, 64, 64)
+    out = model.train()(x)
+    assert out.kp_2d_heatmap.shape == (2, 3, 49, 2) and "kp_2d_heatmap" in out.keys()
+    out.kp_2d_heatmap.sum().backward()
+    assert model.encoder.patch_embed.joint_head.conv.weight.grad.abs().sum() > 0
+    assert model.encoder.patch_embed.backbone.stem.conv.weight.grad.abs().sum() > 0  # the dense signal reaches the stem
+    with torch.no_grad():
+        evaluated = model.eval()(x)
+    assert evaluated.kp_2d_heatmap is None and "kp_2d_heatmap" not in evaluated.keys()
+    assert plain.train()(x).kp_2d_heatmap is None
+    with pytest.raises(ConfigError, match="JOINT_HEATMAP"):
+        build_model("stage2", body_model=smpl_body, overrides=["MODEL.ENCODER.BACKBONE=cnn", "MODEL.ENCODER.JOINT_HEATMAP=True"])
+
+
+def test_grid_pool_reads_where_on_the_grid_a_token_is(smpl_body):
+    """MODEL.ENCODER.POOL=grid: the frame feature is a linear read of every patch token's reduced channels, so
+    moving content between grid cells changes it (the mean pool cannot tell), and the class token is unused."""
+    model = build_model("stage2", body_model=smpl_body, overrides=[*TINY, "MODEL.ENCODER.POOL=grid"]).eval()
+    enc = model.encoder
+    tokens = torch.randn(1, 1 + enc.num_patches, enc.feat_dim)
+    swapped = tokens.clone()
+    swapped[:, [1, 2]] = tokens[:, [2, 1]]
+    other_cls = tokens.clone()
+    other_cls[:, 0] += 5.0
+    with torch.no_grad():
+        feat = enc.pool_tokens(tokens)
+        assert feat.shape == (1, enc.feat_dim)
+        assert not torch.allclose(enc.pool_tokens(swapped), feat)
+        torch.testing.assert_close(enc.pool_tokens(other_cls), feat)
+        enc.pool = "mean"
+        torch.testing.assert_close(enc.pool_tokens(swapped), enc.pool_tokens(tokens))

@@ -241,3 +241,23 @@ def test_non_finite_weight_is_a_config_error():
 
     with pytest.raises(ConfigError, match="LOSS.KP_2D_W=nan"):
         MAEDLoss.from_config(load_config("stage2", ["LOSS.KP_2D_W=nan"]).LOSS)
+
+
+def test_joint_heatmap_term_scores_the_heatmap_joints_like_kp_2d():
+    g = torch.Generator().manual_seed(3)
+    pred = _pred(2, 4, g=g)
+    pred["kp_2d_heatmap"] = torch.rand(2, 4, K, 2, generator=g)
+    t3d = _batch(2, 4, g=g)
+    crit = MAEDLoss(joint_heatmap_weight=7.0)
+    res = crit.video(pred, target_3d=t3d)
+    want = 7.0 * keypoint_2d_loss(pred["kp_2d_heatmap"], t3d["kp_2d"])
+    torch.testing.assert_close(res.terms["loss_joint_heatmap"], want)
+    assert "loss_joint_heatmap" not in MAEDLoss().video(pred, target_3d=t3d).terms  # off by default
+    img = {k: v[:, 0] for k, v in t3d.items()}
+    one = {k: v[:, :1] for k, v in pred.items()}
+    torch.testing.assert_close(
+        crit.image(one, img).terms["loss_joint_heatmap"], 7.0 * keypoint_2d_loss(one["kp_2d_heatmap"][:, 0], img["kp_2d"])
+    )
+    del pred["kp_2d_heatmap"]
+    with pytest.raises(ValueError, match="JOINT_HEATMAP"):
+        crit.video(pred, target_3d=t3d)

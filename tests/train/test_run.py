@@ -170,3 +170,19 @@ def test_a_killed_runs_temporary_files_do_not_make_out_another_run(tmp_path):
     hint = f"continue it with `maed train --resume {shlex.quote(str(out))}`"
     with pytest.raises(OutputError, match=re.escape(hint)):
         prepare_run_dir(output_dir=tmp_path, exp_name="x", out=out, config_text="A: 1\n")
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["MODEL.ENCODER.JOINT_HEATMAP=True"], "LOSS.JOINT_HEATMAP_W"),
+        (["LOSS.JOINT_HEATMAP_W=10"], "MODEL.ENCODER.JOINT_HEATMAP"),
+    ],
+)
+def test_joint_heatmap_head_and_loss_come_together(overrides, key):
+    from maed.errors import ConfigError
+    from maed.train.run import check_joint_heatmap
+
+    with pytest.raises(ConfigError, match=key):
+        check_joint_heatmap(load_config("stage2", overrides))
+    check_joint_heatmap(load_config("stage2", ["MODEL.ENCODER.JOINT_HEATMAP=True", "LOSS.JOINT_HEATMAP_W=10"]))

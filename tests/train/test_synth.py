@@ -122,7 +122,7 @@ def test_a_new_decoder_starts_at_the_mean_training_pose(synth_splits, tmp_path):
     cfg = load_config("stage2", _synth_training(synth_splits, **{"MODEL.DECODER.INIT_MEAN_POSE": True}))
     streams = build_streams(cfg, DistEnv(), seed=0)
     model = build_model(cfg).eval()
-    rows = start_decoder_at_mean_pose(model, streams["3d"])
+    rows = start_decoder_at_mean_pose(model, [streams["3d"], streams["img"]])
     db = streams["3d"].dataset.datasets[0].db
     assert rows == len(db["pose"])
     body = model.body_model

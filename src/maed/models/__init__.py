@@ -45,12 +45,16 @@ def build_encoder(
     backbone_width: int = 64,
     grad_checkpoint: bool = False,
     pool: str = "cls",
+    joint_heatmap: bool = False,
 ) -> torch.nn.Module:
     """The ``ste`` encoder of the given size, or the ``cnn`` ResNet-50 (which takes no size arguments)."""
     if encoder == "cnn":
         from maed.models.cnn import ResNet50Encoder
 
+        if joint_heatmap:
+            raise ConfigError("MODEL.ENCODER.JOINT_HEATMAP: only the ste encoder has the joint heatmap head")
         return ResNet50Encoder()
+    from maed.data.database import NUM_JOINTS
     from maed.models.ste import SpatioTemporalEncoder
 
     return SpatioTemporalEncoder(
@@ -66,6 +70,7 @@ def build_encoder(
         backbone_width=backbone_width,
         grad_checkpoint=grad_checkpoint,
         pool=pool,
+        joint_heatmap_joints=NUM_JOINTS if joint_heatmap else 0,
     )
 
 
@@ -90,6 +95,7 @@ def encoder_kwargs_from_config(cfg: Config) -> dict[str, Any]:
         backbone_width=enc.BACKBONE_WIDTH,
         grad_checkpoint=enc.GRAD_CHECKPOINT,
         pool=_check_choice("MODEL.ENCODER.POOL", enc.POOL, POOLS),
+        joint_heatmap=enc.JOINT_HEATMAP,
     )
     if encoder != "ste":
         return kwargs

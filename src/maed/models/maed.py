@@ -18,8 +18,10 @@ class MAEDOutput:
 
     theta (N, T, 3 + 3J + S): camera (s, tx, ty), pose as axis-angle, shape; verts (N, T, V, 3) metres;
     kp_3d (N, T, K, 3) metres (the body model's joints, or J_regressor's when one is given);
-    kp_2d (N, T, K, 2) normalised to [-1, 1] of the crop; rotmat (N, T, J, 3, 3).
-    Mapping access (``out["verts"]``) works as with the original's dict.
+    kp_2d (N, T, K, 2) normalised to [-1, 1] of the crop; rotmat (N, T, J, 3, 3);
+    kp_2d_heatmap (N, T, 49, 2), the same coordinates: the encoder's auxiliary heatmap joints, present only in
+    training when the encoder has that head (``MODEL.ENCODER.JOINT_HEATMAP``), else None.
+    Mapping access (``out["verts"]``) works as with the original's dict; keys are the fields that are set.
     """
 
     theta: torch.Tensor
@@ -27,6 +29,7 @@ class MAEDOutput:
     kp_3d: torch.Tensor
     kp_2d: torch.Tensor
     rotmat: torch.Tensor
+    kp_2d_heatmap: torch.Tensor | None = None
 
     def __getitem__(self, key: str) -> torch.Tensor:
         if key not in self.keys():
@@ -34,7 +37,7 @@ class MAEDOutput:
         return getattr(self, key)
 
     def keys(self) -> list[str]:
-        return [f.name for f in fields(self)]
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
 
     def items(self) -> Iterator[tuple[str, torch.Tensor]]:
         return ((k, getattr(self, k)) for k in self.keys())
@@ -83,13 +86,21 @@ class MAED(nn.Module):
             raise ValueError(f"images: expected N x T x 3 x H x W, got {tuple(images.shape)}")
         N, T = images.shape[:2]
         self.encoder.check_seqlen(T)
-        feats = self.encoder(images.reshape(N * T, *images.shape[2:]), seqlen=T)  # (N*T, feat_dim)
+        frames = images.reshape(N * T, *images.shape[2:])
+        heatmap_kp = None
+        if self.training and getattr(self.encoder, "has_joint_heatmap", False):
+            feats, heatmap_kp = self.encoder(frames, seqlen=T, joints=True)
+        else:
+            feats = self.encoder(frames, seqlen=T)  # (N*T, feat_dim)
         # the encoder may run in bfloat16 (maed.models.fast); the decoder's precision is its own
         pose_6d, betas, cam = self.decoder(feats.to(self.decoder.fc1.weight.dtype))
         # the body model, projection and rotation conversions stay in float32 under autocast: they are
         # cheap, and bf16 (about 3 significant digits) would blur millimetre-scale geometry
         with torch.autocast(images.device.type, enabled=False):
-            return self.decode(pose_6d.float(), betas.float(), cam.float(), batch_shape=(N, T), J_regressor=J_regressor)
+            out = self.decode(pose_6d.float(), betas.float(), cam.float(), batch_shape=(N, T), J_regressor=J_regressor)
+        if heatmap_kp is not None:
+            out.kp_2d_heatmap = heatmap_kp.float().reshape(N, T, *heatmap_kp.shape[1:])
+        return out
 
     def decode(
         self,

@@ -149,28 +149,60 @@ def build_hybrid_backbone(
     return net
 
 
+class JointHeatmapHead(nn.Module):
+    """Auxiliary 2D joints from a feature map of stride ``stride`` (integral regression, Sun et al. 2018): a 1 x 1
+    convolution gives one heatmap per joint, a softmax over its cells turns it into a distribution, and the
+    joint is that distribution's mean cell centre. B x C x H x W -> B x K x 2 in the crop's [-1, 1]
+    coordinates (``2 px / S - 1``, pixel centres at integers, as the datasets' ``kp_2d``)."""
+
+    def __init__(self, in_channels: int, num_joints: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv2d(in_channels, num_joints, kernel_size=1)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        B, _, H, W = feat.shape
+        prob = self.conv(feat).flatten(2).float().softmax(dim=-1)  # (B, K, H*W)
+        s = self.stride
+        xs = 2.0 * (torch.arange(W, device=feat.device) * s + (s - 1) / 2) / (W * s) - 1.0
+        ys = 2.0 * (torch.arange(H, device=feat.device) * s + (s - 1) / 2) / (H * s) - 1.0
+        centres = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(H * W, 2)
+        return prob @ centres
+
+
 class HybridEmbed(nn.Module):
-    """CNN feature map -> tokens: B x 3 x S x S -> B x (S/16)^2 x C (224 px: 196 tokens)."""
+    """CNN feature map -> tokens: B x 3 x S x S -> B x (S/16)^2 x C (224 px: 196 tokens).
+
+    ``joint_heatmap_joints`` K > 0 adds a :class:`JointHeatmapHead` on the second stage's output (stride 8):
+    training-only 2D joints that give the backbone a dense signal of where the body's parts are.
+    """
 
     def __init__(
         self,
         embed_dim: int = EMBED_DIM,
         layers: tuple[int, ...] | list[int] = BACKBONE_LAYERS,
         width: int = BACKBONE_WIDTH,
+        joint_heatmap_joints: int = 0,
     ):
         super().__init__()
         self.backbone = build_hybrid_backbone(layers, width)
         self.proj = nn.Conv2d(16 * width, embed_dim, kernel_size=1)
+        self.joint_head = JointHeatmapHead(8 * width, joint_heatmap_joints, stride=8) if joint_heatmap_joints else None
 
-    def forward(self, x: torch.Tensor, run=None) -> torch.Tensor:
-        """``run(module, x)`` calls each piece (stem, each stage); activation checkpointing passes its own."""
+    def forward(self, x: torch.Tensor, run=None, joints: bool = False):
+        """``run(module, x)`` calls each piece (stem, each stage); activation checkpointing passes its own.
+        ``joints=True`` also returns the heatmap head's B x K x 2 joints."""
         run = run or _call
         bb = self.backbone
         x = run(bb.stem, x)
-        for stage in bb.stages:
+        kp = None
+        for i, stage in enumerate(bb.stages):
             x = run(stage, x)
+            if joints and i == 1:
+                kp = self.joint_head(x)
         x = bb.norm(x)  # (B, 16w, S/16, S/16); the same steps as timm's forward_features
-        return self.proj(x).flatten(2).transpose(1, 2)
+        tokens = self.proj(x).flatten(2).transpose(1, 2)
+        return (tokens, kp) if joints else tokens
 
 
 def _call(module: nn.Module, *args):
@@ -198,7 +230,8 @@ class Block(nn.Module):
 
 
 #: how a frame's tokens become its feature (``SpatioTemporalEncoder``'s ``pool``)
-POOLS = ("cls", "mean")
+POOLS = ("cls", "mean", "grid")
+GRID_POOL_CHANNELS = 16  # per-token channels kept by the "grid" pool before it reads the whole grid
 
 
 class PreLogits(nn.Module):
@@ -227,12 +260,16 @@ class SpatioTemporalEncoder(nn.Module):
         mlp_ratio: hidden width of each block's MLP as a multiple of C (4).
         backbone_layers: ResNetV2 blocks per stage ((3, 4, 9)).
         backbone_width: ResNetV2 stem channels w; stages have 4w, 8w, 16w (64).
-        pool: the frame feature fed to ``pre_logits``: ``"cls"`` the class token's output (the original), or
-            ``"mean"`` the mean of the patch tokens' outputs (no class-token attention to learn first; trains
-            from scratch without collapsing to one output for every input, see docs/SYNTH.md).
+        pool: the frame feature fed to ``pre_logits``: ``"cls"`` the class token's output (the original),
+            ``"mean"`` the mean of the patch tokens' outputs, or ``"grid"``: each patch token reduced to
+            ``GRID_POOL_CHANNELS`` channels and the whole grid read by one linear layer, which keeps where on the
+            grid each part was seen (for models trained from scratch, docs/SYNTH.md).
         grad_checkpoint: in training, keep only the inputs of the backbone's stem and stages and of each
             transformer block, and recompute their insides during backward (activation checkpointing:
             much less memory for about one more forward pass of compute). Same gradients.
+        joint_heatmap_joints: K > 0 adds an auxiliary 2D-joint head on the backbone's stride-8 features
+            (:class:`JointHeatmapHead`), computed only when ``forward(..., joints=True)`` asks for it (the
+            training loss ``LOSS.JOINT_HEATMAP_W``); 0, the original, has none.
     """
 
     uses_seqlen = True
@@ -251,6 +288,7 @@ class SpatioTemporalEncoder(nn.Module):
         backbone_width: int = BACKBONE_WIDTH,
         grad_checkpoint: bool = False,
         pool: str = "cls",
+        joint_heatmap_joints: int = 0,
     ):
         super().__init__()
         if pool not in POOLS:
@@ -265,7 +303,9 @@ class SpatioTemporalEncoder(nn.Module):
         self.max_seqlen = max_seqlen
         self.interp_temp_embed = interp_temp_embed
         self.grad_checkpoint = grad_checkpoint
-        self.patch_embed = HybridEmbed(dim, layers=backbone_layers, width=backbone_width)
+        self.patch_embed = HybridEmbed(
+            dim, layers=backbone_layers, width=backbone_width, joint_heatmap_joints=joint_heatmap_joints
+        )
         self.num_patches = (img_size // PATCH_STRIDE) ** 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches + 1, dim))
@@ -274,6 +314,9 @@ class SpatioTemporalEncoder(nn.Module):
             self.temp_embed = nn.Parameter(torch.zeros(1, max_seqlen, 1, dim))
         self.blocks = nn.ModuleList(Block(dim, num_heads, st_mode, mlp_ratio=mlp_ratio) for _ in range(num_blocks))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
+        if pool == "grid":
+            self.grid_reduce = nn.Linear(dim, GRID_POOL_CHANNELS)
+            self.grid_read = nn.Linear(self.num_patches * GRID_POOL_CHANNELS, dim)
         self.pre_logits = PreLogits(dim)
         self.reset_parameters()
 
@@ -308,8 +351,13 @@ class SpatioTemporalEncoder(nn.Module):
         emb = F.interpolate(emb, size=seqlen, mode="linear", align_corners=True)
         return emb[0].t()[None, :, None, :]
 
-    def forward_features(self, x: torch.Tensor, seqlen: int = 1) -> torch.Tensor:
-        """x: (N*T) x 3 x S x S -> (N*T) x (1 + (S/16)^2) x C tokens after the final norm."""
+    @property
+    def has_joint_heatmap(self) -> bool:
+        return self.patch_embed.joint_head is not None
+
+    def forward_features(self, x: torch.Tensor, seqlen: int = 1, joints: bool = False):
+        """x: (N*T) x 3 x S x S -> (N*T) x (1 + (S/16)^2) x C tokens after the final norm (and, with
+        ``joints=True``, the heatmap head's (N*T) x K x 2 joints)."""
         self.check_seqlen(seqlen)
         B = x.shape[0]
         x = x.to(self.pos_embed.dtype)  # a bfloat16 encoder (maed.models.fast) takes bfloat16 crops
@@ -321,19 +369,35 @@ class SpatioTemporalEncoder(nn.Module):
         if B % seqlen:
             raise ValueError(f"batch of {B} frames is not a whole number of clips of {seqlen} frames")
         run = _checkpointed if self.grad_checkpoint and torch.is_grad_enabled() else _call
-        x = self.patch_embed(x, run=run)
+        kp = None
+        if joints:
+            if not self.has_joint_heatmap:
+                raise ValueError("joints=True: this encoder has no joint heatmap head (joint_heatmap_joints=0)")
+            x, kp = self.patch_embed(x, run=run, joints=True)
+        else:
+            x = self.patch_embed(x, run=run)
         x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1) + self.pos_embed
         if self.has_temp_embed:
             n, C = x.shape[1:]
             x = (x.reshape(-1, seqlen, n, C) + self.temporal_embedding(seqlen)).reshape(B, n, C)
         for blk in self.blocks:
             x = run(blk, x, seqlen)
-        return self.norm(x)
+        return (self.norm(x), kp) if joints else self.norm(x)
 
-    def forward(self, x: torch.Tensor, seqlen: int = 1) -> torch.Tensor:
-        """x: (N*T) x 3 x S x S ImageNet-normalised crops -> (N*T) x C features."""
-        tokens = self.forward_features(x, seqlen)
-        return self.pre_logits(tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1))
+    def forward(self, x: torch.Tensor, seqlen: int = 1, joints: bool = False):
+        """x: (N*T) x 3 x S x S ImageNet-normalised crops -> (N*T) x C features (and, with ``joints=True``,
+        the heatmap head's (N*T) x K x 2 joints)."""
+        tokens, kp = self.forward_features(x, seqlen, joints=True) if joints else (self.forward_features(x, seqlen), None)
+        feats = self.pre_logits(self.pool_tokens(tokens))
+        return (feats, kp) if joints else feats
+
+    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """B x (1 + n) x C tokens -> B x C frame features, as ``pool`` says."""
+        if self.pool == "cls":
+            return tokens[:, 0]
+        if self.pool == "mean":
+            return tokens[:, 1:].mean(dim=1)
+        return self.grid_read(self.grid_reduce(tokens[:, 1:]).flatten(1))
 
 
 def timm_hybrid_filter(state_dict: dict, num_blocks: int, num_patches: int = NUM_PATCHES) -> dict:

@@ -14,6 +14,9 @@ Terms, each multiplied by its weight (``LOSS.*``):
   divided by the number of frames. Video: only the 3D clips, as the original.
 - ``loss_accl``: MSE of joint accelerations, masked by the confidence of all three frames involved (the
   original multiplied each frame's confidence by itself). Video only, off by default (weight 0).
+- ``loss_joint_heatmap`` (a project addition, off by default): ``loss_kp_2d``'s formula on the encoder's
+  auxiliary heatmap joints (``kp_2d_heatmap``, ``MODEL.ENCODER.JOINT_HEATMAP``) instead of the projected
+  body joints, on every clip or image: a dense signal for a backbone trained from scratch.
 
 Fixes besides the two above: 2D clips without 3D clips no longer crash (the 3D-part terms are then
 omitted), images without ``kp_3d`` skip the 3D term, an empty ``w_smpl`` selection gives 0 instead of
@@ -41,7 +44,7 @@ from maed.config import LossConfig
 #: the hips of the 49-joint format (SPIN order 25 + 2, 25 + 3): the centre of the 3D keypoint loss
 PELVIS_JOINTS = (27, 28)
 
-LOSS_NAMES = ("loss_kp_2d", "loss_kp_3d", "loss_pose", "loss_shape", "loss_norm", "loss_accl")
+LOSS_NAMES = ("loss_kp_2d", "loss_kp_3d", "loss_pose", "loss_shape", "loss_norm", "loss_accl", "loss_joint_heatmap")
 
 
 @dataclass
@@ -133,9 +136,10 @@ class MAEDLoss:
     """The weighted MAED objective for video batches, image batches and their mix (ORIGINAL.md §6).
 
     Args:
-        kp_2d_weight, kp_3d_weight, pose_weight, shape_weight, norm_weight, accel_weight: term weights
-            (``LOSS.KP_2D_W``, ``KP_3D_W``, ``POSE_W``, ``SHAPE_W``, ``SMPL_NORM``, ``ACCL_W``); a term
-            with weight 0 is not computed.
+        kp_2d_weight, kp_3d_weight, pose_weight, shape_weight, norm_weight, accel_weight, joint_heatmap_weight:
+            term weights (``LOSS.KP_2D_W``, ``KP_3D_W``, ``POSE_W``, ``SHAPE_W``, ``SMPL_NORM``, ``ACCL_W``,
+            ``JOINT_HEATMAP_W``); a term with weight 0 is not computed. A positive ``joint_heatmap_weight``
+            needs predictions with ``kp_2d_heatmap``.
         pose_via_axis_angle: the original's rotation-matrix -> axis-angle -> rotation-matrix pose loss.
         mask_image_smpl: mask image pose/shape losses by ``w_smpl`` (False: the original, unmasked).
 
@@ -150,6 +154,7 @@ class MAEDLoss:
     shape_weight: float = LossConfig.SHAPE_W
     norm_weight: float = LossConfig.SMPL_NORM
     accel_weight: float = LossConfig.ACCL_W
+    joint_heatmap_weight: float = LossConfig.JOINT_HEATMAP_W
     pose_via_axis_angle: bool = LossConfig.POSE_VIA_AXIS_ANGLE
     mask_image_smpl: bool = LossConfig.MASK_IMAGE_SMPL
 
@@ -168,7 +173,7 @@ class MAEDLoss:
         """From the ``LOSS`` section of a :class:`maed.config.Config`."""
         from maed.errors import ConfigError
 
-        for key in ("KP_2D_W", "KP_3D_W", "POSE_W", "SHAPE_W", "SMPL_NORM", "ACCL_W"):
+        for key in ("KP_2D_W", "KP_3D_W", "POSE_W", "SHAPE_W", "SMPL_NORM", "ACCL_W", "JOINT_HEATMAP_W"):
             w = getattr(loss_cfg, key)
             if not (math.isfinite(w) and w >= 0):
                 raise ConfigError(f"LOSS.{key}={w}: expected a finite weight >= 0 (0 disables the term)")
@@ -179,6 +184,7 @@ class MAEDLoss:
             shape_weight=loss_cfg.SHAPE_W,
             norm_weight=loss_cfg.SMPL_NORM,
             accel_weight=loss_cfg.ACCL_W,
+            joint_heatmap_weight=loss_cfg.JOINT_HEATMAP_W,
             pose_via_axis_angle=loss_cfg.POSE_VIA_AXIS_ANGLE,
             mask_image_smpl=loss_cfg.MASK_IMAGE_SMPL,
         )
@@ -197,6 +203,19 @@ class MAEDLoss:
             )
         if self.shape_weight > 0:
             terms["loss_shape"] = self.shape_weight * shape_loss(theta[sel, 3 + 3 * J :], gt_theta[sel, 3 + 3 * J :])
+
+    def _heatmap_term(self, pred: Mapping[str, torch.Tensor], gt_2d: torch.Tensor, terms: dict) -> None:
+        if self.joint_heatmap_weight <= 0:
+            return
+        kp = pred.get("kp_2d_heatmap")
+        if kp is None:
+            raise ValueError(
+                "joint heatmap loss: the predictions have no kp_2d_heatmap (the encoder needs "
+                "MODEL.ENCODER.JOINT_HEATMAP and the model must be in training mode)"
+            )
+        terms["loss_joint_heatmap"] = self.joint_heatmap_weight * keypoint_2d_loss(
+            kp.float().reshape(gt_2d.shape[:-1] + (2,)), gt_2d.float()
+        )
 
     @staticmethod
     def _total(terms: dict[str, torch.Tensor]) -> LossResult:
@@ -222,6 +241,7 @@ class MAEDLoss:
         terms: dict[str, torch.Tensor] = {}
         if self.kp_2d_weight > 0:
             terms["loss_kp_2d"] = self.kp_2d_weight * keypoint_2d_loss(kp_2d, gt_2d.float())
+        self._heatmap_term(pred, gt_2d, terms)
         if target_3d is not None:
             kp_3d = pred["kp_3d"][n_2d:].float()  # (N3, T, K, 3)
             gt_3d = target_3d["kp_3d"].float()
@@ -253,6 +273,7 @@ class MAEDLoss:
         terms: dict[str, torch.Tensor] = {}
         if self.kp_2d_weight > 0:
             terms["loss_kp_2d"] = self.kp_2d_weight * keypoint_2d_loss(kp_2d, target["kp_2d"].float())
+        self._heatmap_term(pred, target["kp_2d"], terms)
         if self.kp_3d_weight > 0 and target.get("kp_3d") is not None:
             terms["loss_kp_3d"] = self.kp_3d_weight * keypoint_3d_loss(
                 pred["kp_3d"].float().squeeze(1), target["kp_3d"].float()

@@ -231,6 +231,7 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
     cfg = plan.config
     settings = TrainSettings.from_config(cfg)
     criterion = MAEDLoss.from_config(cfg.LOSS)
+    check_joint_heatmap(cfg)
     _on_main(lambda: _check_output(plan), env)
     if plan.resuming and resume_state is None:
         resume_state = ckpt_io.load_training_checkpoint(plan.resume_checkpoint)
@@ -249,7 +250,7 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
     transfer = ckpt_io.load_pretrained_encoder(model, plan.pretrained) if plan.pretrained is not None else None
     mean_start = None
     if cfg.MODEL.DECODER.INIT_MEAN_POSE and not plan.resuming:
-        mean_start = start_decoder_at_mean_pose(model, streams["3d"])
+        mean_start = start_decoder_at_mean_pose(model, [streams["3d"], streams["img"]])
     model.to(env.device)
     validator = Validator.from_config(cfg, model, env, progress=plan.progress)
 
@@ -334,16 +335,29 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
 MEAN_START_CAMERA = (0.9, 0.0, 0.0)
 
 
-def start_decoder_at_mean_pose(model, stream: BatchStream | None) -> int:
-    """Move a new KTD decoder's starting output to the chordal mean pose and the mean shape of the 3D training
-    rows (``MODEL.DECODER.INIT_MEAN_POSE``; every rank computes the same). Returns the number of rows."""
+def check_joint_heatmap(cfg: Config) -> None:
+    """The encoder's heatmap head and its loss come together: a head without loss would get no gradient (and
+    DDP refuses unused parameters), a loss without head has nothing to score."""
+    head, weight = cfg.MODEL.ENCODER.JOINT_HEATMAP, cfg.LOSS.JOINT_HEATMAP_W
+    if head and not weight > 0:
+        raise ConfigError("MODEL.ENCODER.JOINT_HEATMAP=True needs its loss: set LOSS.JOINT_HEATMAP_W > 0")
+    if weight > 0 and not head:
+        raise ConfigError(f"LOSS.JOINT_HEATMAP_W={weight} needs the head: set MODEL.ENCODER.JOINT_HEATMAP=True")
+
+
+def start_decoder_at_mean_pose(model, streams: list[BatchStream | None]) -> int:
+    """Move a new KTD decoder's starting output to the chordal mean pose and the mean shape of the training rows
+    with pose and shape in ``streams`` (the 3D videos and the images; ``MODEL.DECODER.INIT_MEAN_POSE``; every
+    rank computes the same). Returns the number of rows."""
     from maed.eval.baseline import mean_parameters
 
     if not hasattr(model.decoder, "start_at"):
         raise ConfigError("MODEL.DECODER.INIT_MEAN_POSE: only the ktd decoder has it (iterative starts at SMPL's mean)")
-    parts = [d for d in (stream.dataset.datasets if stream is not None else []) if getattr(d, "has_pose", False)]
+    parts = [d for s in streams if s is not None for d in s.dataset.datasets if getattr(d, "has_pose", False)]
     if not parts:
-        raise ConfigError("MODEL.DECODER.INIT_MEAN_POSE needs 3D training data with pose and shape (TRAIN.DATASETS_3D)")
+        raise ConfigError(
+            "MODEL.DECODER.INIT_MEAN_POSE needs training data with pose and shape (TRAIN.DATASETS_3D or DATASETS_IMG)"
+        )
     db = {k: np.concatenate([np.asarray(d.db[k]).reshape(len(d.db[k]), -1) for d in parts]) for k in ("pose", "shape")}
     body = model.body_model
     rotmat, betas = mean_parameters(db, num_joints=body.num_joints, num_betas=body.num_betas, label="TRAIN.DATASETS_3D")
