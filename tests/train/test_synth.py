@@ -11,6 +11,7 @@ import torch
 
 from maed.config import load_config
 from maed.train import train
+from maed.train.run import check_joint_heatmap
 from maed.utils.device import cpu_bf16_matrix
 from tests.conftest import synth_model_overrides
 
@@ -105,6 +106,8 @@ def test_synth_tiny_preset_trains_on_synth_from_the_repository_root():
     cfg = load_config("synth_tiny")
     assert cfg.MODEL.BODY_MODEL == "anny" and cfg.MODEL.BODY_RIG == "cmu_mb"
     assert cfg.TRAIN.DATASETS_3D == ["synth"] and cfg.TRAIN.DATASET_EVAL == "synth"
+    assert cfg.TRAIN.DATASETS_IMG == ["synth"] and cfg.TRAIN.BATCH_SIZE_IMG > 0  # single frames beside the clips
+    check_joint_heatmap(cfg)  # the heatmap head comes with its loss
     assert cfg.PATHS.DB_DIR == "data/synth" and cfg.PATHS.DATASET_ROOTS["synth"] == "data/synth"
     assert cfg.TRAIN.AMP == "bf16" and cfg.SEED_VALUE >= 0 and cfg.SAVE_FREQ == 1
     assert cfg.EVAL.SAMPLE_POOL == cfg.DATASET.SAMPLE_POOL  # clips of the same frame spacing in training and test
@@ -112,15 +115,18 @@ def test_synth_tiny_preset_trains_on_synth_from_the_repository_root():
 
 def test_a_new_decoder_starts_at_the_mean_training_pose(synth_splits, tmp_path):
     """MODEL.DECODER.INIT_MEAN_POSE: before any step, the decoder predicts the chordal mean pose and the mean
-    shape of the 3D training rows for every input (the mean-pose baseline's parameters)."""
+    shape of the training rows for every input (the mean-pose baseline's parameters); a database in both the
+    video and the image stream counts once."""
     from maed.body.geometry import rot6d_to_rotmat
     from maed.eval.baseline import mean_parameters
     from maed.models import build_model
     from maed.train.distributed import DistEnv
     from maed.train.run import MEAN_START_CAMERA, build_streams, start_decoder_at_mean_pose
 
-    cfg = load_config("stage2", _synth_training(synth_splits, **{"MODEL.DECODER.INIT_MEAN_POSE": True}))
+    both = {"TRAIN.DATASETS_IMG": "[synth]", "TRAIN.BATCH_SIZE_IMG": 2}
+    cfg = load_config("stage2", _synth_training(synth_splits, **{"MODEL.DECODER.INIT_MEAN_POSE": True, **both}))
     streams = build_streams(cfg, DistEnv(), seed=0)
+    assert streams["img"] is not None
     model = build_model(cfg).eval()
     rows = start_decoder_at_mean_pose(model, [streams["3d"], streams["img"]])
     db = streams["3d"].dataset.datasets[0].db
@@ -137,5 +143,5 @@ def test_a_new_decoder_starts_at_the_mean_training_pose(synth_splits, tmp_path):
                 "TRAIN.DATASET_EVAL": "''", "TRAIN.END_EPOCH": 1, "TRAIN.NUM_ITERS_PER_EPOCH": 1}),
                 out=tmp_path / "run", progress=False)  # fmt: skip
     assert (
-        f"decoder starts at the mean pose and shape of {rows} 3D training rows" in (run / "train_log.txt").read_text()
+        f"decoder starts at the mean pose and shape of {rows} training rows" in (run / "train_log.txt").read_text()
     )

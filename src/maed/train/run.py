@@ -281,7 +281,7 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
         if init_report is not None:
             _log_init_weights(init_report, plan.init_weights, log)
         if mean_start is not None:
-            log.info(f"decoder starts at the mean pose and shape of {mean_start} 3D training rows (INIT_MEAN_POSE)")
+            log.info(f"decoder starts at the mean pose and shape of {mean_start} training rows (INIT_MEAN_POSE)")
         if transfer is not None:
             _log_transfer(transfer, cfg, log)
         trainer = Trainer(
@@ -353,7 +353,12 @@ def start_decoder_at_mean_pose(model, streams: list[BatchStream | None]) -> int:
 
     if not hasattr(model.decoder, "start_at"):
         raise ConfigError("MODEL.DECODER.INIT_MEAN_POSE: only the ktd decoder has it (iterative starts at SMPL's mean)")
-    parts = [d for s in streams if s is not None for d in s.dataset.datasets if getattr(d, "has_pose", False)]
+    parts = {}  # one entry per database: a set in both the video and the image stream counts once
+    for stream in streams:
+        for d in stream.dataset.datasets if stream is not None else []:
+            if getattr(d, "has_pose", False):
+                parts.setdefault(d.label, d)
+    parts = list(parts.values())
     if not parts:
         raise ConfigError(
             "MODEL.DECODER.INIT_MEAN_POSE needs training data with pose and shape (TRAIN.DATASETS_3D or DATASETS_IMG)"
