@@ -184,16 +184,18 @@ def test_joint_heatmap_head_exists_only_when_asked_and_runs_only_in_training(smp
     assert set(plain.state_dict()) <= set(model.state_dict())
     x = torch.randn(2, 3, 3, 64, 64)
     out = model.train()(x)
-    assert out.kp_2d_heatmap.shape == (2, 3, 49, 2) and "kp_2d_heatmap" in out.keys()
+    assert out.kp_2d_heatmap.shape == (2, 3, 49, 2) and "kp_2d_heatmap" in out
     out.kp_2d_heatmap.sum().backward()
     assert model.encoder.patch_embed.joint_head.conv.weight.grad.abs().sum() > 0
     assert model.encoder.patch_embed.backbone.stem.conv.weight.grad.abs().sum() > 0  # the dense signal reaches the stem
     with torch.no_grad():
         evaluated = model.eval()(x)
-    assert evaluated.kp_2d_heatmap is None and "kp_2d_heatmap" not in evaluated.keys()
+    assert evaluated.kp_2d_heatmap is None and "kp_2d_heatmap" not in evaluated
     assert plain.train()(x).kp_2d_heatmap is None
     with pytest.raises(ConfigError, match="JOINT_HEATMAP"):
-        build_model("stage2", body_model=smpl_body, overrides=["MODEL.ENCODER.BACKBONE=cnn", "MODEL.ENCODER.JOINT_HEATMAP=True"])
+        build_model(
+            "stage2", body_model=smpl_body, overrides=["MODEL.ENCODER.BACKBONE=cnn", "MODEL.ENCODER.JOINT_HEATMAP=True"]
+        )
 
 
 def test_grid_pool_reads_where_on_the_grid_a_token_is(smpl_body):

@@ -256,7 +256,8 @@ def test_joint_heatmap_term_scores_the_heatmap_joints_like_kp_2d():
     img = {k: v[:, 0] for k, v in t3d.items()}
     one = {k: v[:, :1] for k, v in pred.items()}
     torch.testing.assert_close(
-        crit.image(one, img).terms["loss_joint_heatmap"], 7.0 * keypoint_2d_loss(one["kp_2d_heatmap"][:, 0], img["kp_2d"])
+        crit.image(one, img).terms["loss_joint_heatmap"],
+        7.0 * keypoint_2d_loss(one["kp_2d_heatmap"][:, 0], img["kp_2d"]),
     )
     del pred["kp_2d_heatmap"]
     with pytest.raises(ValueError, match="JOINT_HEATMAP"):

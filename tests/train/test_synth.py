@@ -142,6 +142,4 @@ def test_a_new_decoder_starts_at_the_mean_training_pose(synth_splits, tmp_path):
     run = train("stage2", overrides=_synth_training(synth_splits, **{"MODEL.DECODER.INIT_MEAN_POSE": True,
                 "TRAIN.DATASET_EVAL": "''", "TRAIN.END_EPOCH": 1, "TRAIN.NUM_ITERS_PER_EPOCH": 1}),
                 out=tmp_path / "run", progress=False)  # fmt: skip
-    assert (
-        f"decoder starts at the mean pose and shape of {rows} training rows" in (run / "train_log.txt").read_text()
-    )
+    assert f"decoder starts at the mean pose and shape of {rows} training rows" in (run / "train_log.txt").read_text()

@@ -387,9 +387,10 @@ class SpatioTemporalEncoder(nn.Module):
     def forward(self, x: torch.Tensor, seqlen: int = 1, joints: bool = False):
         """x: (N*T) x 3 x S x S ImageNet-normalised crops -> (N*T) x C features (and, with ``joints=True``,
         the heatmap head's (N*T) x K x 2 joints)."""
-        tokens, kp = self.forward_features(x, seqlen, joints=True) if joints else (self.forward_features(x, seqlen), None)
-        feats = self.pre_logits(self.pool_tokens(tokens))
-        return (feats, kp) if joints else feats
+        if not joints:
+            return self.pre_logits(self.pool_tokens(self.forward_features(x, seqlen)))
+        tokens, kp = self.forward_features(x, seqlen, joints=True)
+        return self.pre_logits(self.pool_tokens(tokens)), kp
 
     def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """B x (1 + n) x C tokens -> B x C frame features, as ``pool`` says."""
