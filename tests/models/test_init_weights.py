@@ -30,6 +30,16 @@ def test_first_blocks_are_mapped_and_the_rest_reported(timm_file):
     assert not [k for k in report.missing if k.startswith("patch_embed.")]
 
 
+def test_the_projects_extra_heads_keep_their_initialisation(timm_file):
+    """The joint heatmap head and the grid pool are never in an ImageNet file: reported, not refused."""
+    path, net = timm_file
+    enc = SpatioTemporalEncoder(num_blocks=2, num_heads=12, pool="grid", joint_heatmap_joints=49).eval()
+    report = init_encoder_weights(enc, path)
+    assert {"patch_embed.joint_head.conv.weight", "grid_reduce.weight", "grid_read.weight"} <= set(report.missing)
+    key = "patch_embed.backbone.stages.1.blocks.0.conv1.weight"
+    torch.testing.assert_close(enc.state_dict()[key], net.state_dict()[key])
+
+
 def test_vanilla_trunk_matches_timm_blocks(timm_file):
     """Same weights, same tokens: our vanilla blocks compute timm's ViT blocks."""
     path, net = timm_file

@@ -36,6 +36,8 @@ INIT_WEIGHTS_MAY_LACK = (
     re.compile(r"^blocks\.\d+\.attn\.ts_attn\."),
     re.compile(r"^temp_embed$"),
     re.compile(r"^pre_logits\."),
+    re.compile(r"^patch_embed\.joint_head\."),  # MODEL.ENCODER.JOINT_HEATMAP's head
+    re.compile(r"^grid_(reduce|read)\."),  # MODEL.ENCODER.POOL=grid
 )
 
 
@@ -225,7 +227,8 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
     ``ste``: timm's R50+ViT-B/16 (``vit_base_r50_s16_224``, ImageNet-21k; ``.pth``/``.bin`` or
     ``.safetensors``), its first ``num_blocks`` blocks mapped as the original did. ``cnn``: torchvision's
     ResNet-50 ImageNet file. Parameters the file cannot provide and that are on the allow-list
-    (``INIT_WEIGHTS_MAY_LACK``: the attention-fusion ``ts_attn``, ``temp_embed``, ``pre_logits``) keep their
+    (``INIT_WEIGHTS_MAY_LACK``: the attention-fusion ``ts_attn``, ``temp_embed``, ``pre_logits``, and the
+    project's joint heatmap head and grid pool) keep their
     initialisation and are listed in the report's ``missing``; any other missing key, any unexpected key
     and any shape mismatch raise ``CheckpointError`` with the key report, before anything is loaded.
     """
