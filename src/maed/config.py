@@ -134,7 +134,7 @@ class EncoderConfig:
     BACKBONE_LAYERS: list[int] = field(default_factory=lambda: [3, 4, 9])  # ResNetV2 blocks per stage
     BACKBONE_WIDTH: int = 64  # ResNetV2 stem channels; stages have 4x, 8x, 16x (a multiple of 32)
     GRAD_CHECKPOINT: bool = False  # activation checkpointing of the 'ste' encoder in training (less memory)
-    POOL: str = "cls"  # the 'ste' frame feature: 'cls' (the class token, the original) or 'mean' (of the patch tokens)
+    POOL: str = "cls"  # the 'ste' frame feature: 'cls' (class token, the original), 'mean' or 'grid' (patch tokens)
     JOINT_HEATMAP: bool = False  # 'ste': a training-only 2D-joint heatmap head on the stride-8 backbone features
 
 
