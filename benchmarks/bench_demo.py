@@ -9,8 +9,9 @@ but their meshes would be drawn at random sizes: so the random model runs in ful
 as crop and infer), and its outputs are then replaced by the clip's true pose and camera, so that the
 render, encode and export stages draw and write the person a trained model would.
 
-Stages (``maed.demo.pipeline``): decode (all passes), detect (OpenCV HOG by default), track, crop, infer,
-post (body model, cameras, files), export (GLB + BVH), render (meshes over the frames) and encode (H.264).
+Stages (``maed.demo.stages``): decode (all passes), detect (OpenCV HOG by default), track, crop, infer,
+post (body model, cameras), write (tracks.npz, results.pkl), export (GLB + BVH), render (meshes over the
+frames) and encode (H.264).
 The demo's total frames/s is input frames over the whole run's wall time (model loading excluded).
 
     python benchmarks/bench_demo.py --out bench_demo.json
@@ -38,7 +39,7 @@ from maed.bench import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the stages in pipeline order, as the summary names them
-STAGES = ("decode", "detect", "track", "crop", "infer", "post", "export", "render", "encode")
+STAGES = ("decode", "detect", "track", "crop", "infer", "post", "write", "export", "render", "encode")
 
 
 def _fixtures():
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     predictor = None
     t0 = time.perf_counter()
     if not args.checkpoint:  # the random network runs in full, then the truth is drawn (module docstring)
-        from maed.demo.pipeline import build_predictor, resolve_model
+        from maed.demo.model import build_predictor, resolve_model
 
         spec = resolve_model(options)
         network = build_predictor(spec, options, spec.signature())

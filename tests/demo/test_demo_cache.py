@@ -9,8 +9,9 @@ import shutil
 import numpy as np
 import torch
 
+from maed.demo.cache import StageCache
 from maed.demo.infer import ModelPredictor
-from maed.demo.pipeline import DemoOptions, StageCache, run_demo
+from maed.demo.pipeline import DemoOptions, run_demo
 
 
 class CropMeanModel(torch.nn.Module):
@@ -79,7 +80,7 @@ def test_a_damaged_or_foreign_cache_file_is_rebuilt(tmp_path):
 
 
 def test_model_signature_follows_the_checkpoint_content(tmp_path, tiny_checkpoint, smpl_dir):
-    from maed.demo.pipeline import resolve_model
+    from maed.demo.model import resolve_model
 
     copy = tmp_path / "tiny.pt"
     shutil.copy(tiny_checkpoint, copy)
@@ -90,3 +91,31 @@ def test_model_signature_follows_the_checkpoint_content(tmp_path, tiny_checkpoin
     b = resolve_model(DemoOptions(checkpoint=copy, body_model_dir=smpl_dir, device="cpu")).signature()
     assert a["checkpoint"] == b["checkpoint"] and a["checkpoint_sha256"] != b["checkpoint_sha256"]
     assert a["model"] == b["model"] and a["crop"] == [32, 32] and a["sample_pool"] == 16
+
+
+def test_each_cached_stage_is_chained_to_the_one_before(tmp_path):
+    """load_or_compute chains signatures: a changed or inserted stage upstream invalidates those below it."""
+    calls = []
+
+    def stages(cache_dir, names_and_settings):
+        cache = StageCache(cache_dir)
+        cached = {}
+        for name, settings in names_and_settings:
+
+            def compute(name=name):
+                calls.append(name)
+                return np.arange(3)
+
+            _, cached[name] = cache.load_or_compute(
+                name, settings, compute, to_arrays=lambda a: {"a": a}, from_arrays=lambda z: z["a"]
+            )
+        return cached
+
+    plain = [("detections", {"t": 1}), ("tracks", {"iou": 0.3}), ("predictions", {"m": "a"})]
+    assert stages(tmp_path, plain) == {"detections": False, "tracks": False, "predictions": False}
+    assert stages(tmp_path, plain) == {"detections": True, "tracks": True, "predictions": True}
+    changed = [("detections", {"t": 2}), *plain[1:]]  # the first stage's settings only
+    assert stages(tmp_path, changed) == {"detections": False, "tracks": False, "predictions": False}
+    inserted = [*changed[:2], ("keypoints", {"k": 1}), changed[2]]  # a new stage between track and infer
+    assert stages(tmp_path, inserted) == {"detections": True, "tracks": True, "keypoints": False, "predictions": False}
+    assert calls.count("predictions") == 3

@@ -98,7 +98,7 @@ class ModelPredictor:
     ) -> dict[int, TrackPrediction]:
         """Predict every frame of every track; ``frames`` yields ``(index, RGB frame)`` from the input's start.
 
-        ``clock``: a :class:`maed.demo.pipeline.StageClock` (crop and infer time are added to it);
+        ``clock``: a :class:`maed.demo.context.StageClock` (crop and infer time are added to it);
         ``on_frame``: called after each decoded frame (progress). Returns predictions by track id.
         """
         clock = clock or _NullClock()
