@@ -13,7 +13,7 @@ from maed.cli import main
 
 PERSON_KEYS = {
     "frame_ids", "boxes", "detected", "cam_crop", "cam_full", "trans", "pose", "rotmat", "betas", "joints3d",
-    "joints2d",
+    "joints2d", "keypoints_coco", "keypoints_blazepose", "keypoints_blazepose_world",
 }  # fmt: skip
 VIBE_KEYS = {"pred_cam", "orig_cam", "verts", "pose", "betas", "joints3d", "joints2d", "bboxes", "frame_ids"}
 
@@ -32,7 +32,7 @@ def first_run(tmp_path_factory, person_clip, tiny_checkpoint):
 def test_one_person_is_found_and_tracked(first_run, person_clip):
     rc, out, summary = first_run
     assert rc == 0
-    assert summary["detector"]["tier"] == "hog" and summary["num_people"] == 1 and summary["frames"] == 24
+    assert summary["detector"]["tier"] == "movenet" and summary["num_people"] == 1 and summary["frames"] == 24
     assert summary["input"]["kind"] == "video" and (summary["input"]["width"], summary["input"]["height"]) == (256, 192)
     with np.load(out / "tracks.npz", allow_pickle=False) as z:
         pid = int(z["person_ids"][0])
@@ -62,7 +62,7 @@ def test_every_output_exists_and_loads(first_run, smpl_body):
     stages = summary["stages"]
     for name in ("decode", "detect", "track", "infer", "post"):
         assert stages[name]["seconds"] >= 0 and not stages[name]["cached"], name
-    assert stages["decode"]["frames"] == 72  # decoded three times: detection, crops, overlay
+    assert stages["decode"]["frames"] == 96  # decoded four times: detection, landmarks, crops, overlay
     assert summary["model"]["body_model"] == "smpl" and summary["model"]["checkpoint"].endswith("tiny.pt")
     assert set(summary["outputs"]) >= {"tracks.npz", "results.pkl", "summary.json"}
     assert all((out / name).is_file() for name in summary["outputs"])
@@ -295,7 +295,7 @@ def test_without_input_the_demo_runs_on_the_sample_clip(tmp_path, tiny_checkpoin
     out = tmp_path / "out"
     assert _demo("--checkpoint", tiny_checkpoint, "--out", out, "--no-render", "--no-export") == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["input"]["path"] == str(sample_clip()) and summary["detector"]["tier"] == "hog"
+    assert summary["input"]["path"] == str(sample_clip()) and summary["detector"]["tier"] == "movenet"
     assert summary["num_people"] >= 1
     with np.load(sample_clip().with_name("two_people_gt.npz"), allow_pickle=False) as gt:
         truth = gt["bbox"][..., :2]  # (2 people, 120 frames, centre)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from maed.demo.detect import Detections
 from maed.demo.smooth import one_euro, smooth_rotations
 from maed.demo.track import build_tracks, link_detections, square_boxes
+from maed.perception.detectors import Detections
 
 
 def _detections(rows, num_frames, track_ids=None, box_scale=1.1):
-    from maed.demo.detect import cxcywh_from_xyxy
+    from maed.perception.detectors import cxcywh_from_xyxy
 
     frame = np.array([r[0] for r in rows], dtype=np.int64)
     boxes = cxcywh_from_xyxy(np.array([r[1] for r in rows], dtype=np.float64))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from maed.demo.detect import DEFAULT_SIZES, DEFAULT_THRESHOLDS, DETECTOR_CHOICES
-from maed.demo.options import DemoOptions
+from maed.demo.options import KEYPOINT_MODELS, DemoOptions
 from maed.demo.source import DEFAULT_FPS
+from maed.perception.detectors import DEFAULT_SIZES, DEFAULT_THRESHOLDS, DETECTOR_CHOICES
 from maed.render.overlay import BACKENDS
 
 D = DemoOptions()  # the defaults, stated once there
@@ -78,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--detector",
         choices=DETECTOR_CHOICES,
         default=D.detector,
-        help=f"{D.detector} (default): --boxes, else --detector-weights, else OpenCV HOG, else the whole frame",
+        help=f"{D.detector} (default): --boxes, else --detector-weights, else the shipped MoveNet network, else "
+        "OpenCV HOG (docs/MODELS.md)",
     )
     g.add_argument(
         "--detector-weights",
@@ -96,14 +97,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=D.detector_size,
         help="shorter side in pixels the detector works at (default: "
-        + ", ".join(f"{v} {k}" for k, v in DEFAULT_SIZES.items())
-        + ")",
+        + ", ".join(f"{v} {k}" for k, v in DEFAULT_SIZES.items() if v)
+        + "); for movenet the longer side of its finer pass, a multiple of 32 (default: chosen per frame size)",
     )
     g.add_argument(
         "--detect-every",
         type=int,
         default=D.detect_every,
         help=f"run the detector on every n-th frame only; the tracker fills the others (default {D.detect_every})",
+    )
+    g.add_argument(
+        "--keypoint-model",
+        choices=KEYPOINT_MODELS,
+        default=D.keypoint_model,
+        help=f"BlazePose landmarks per person (default {D.keypoint_model}; heavy needs "
+        "scripts/perception/make_weights.sh heavy; none skips them)",
+    )
+    g.add_argument(
+        "--keypoints-only",
+        action="store_true",
+        help="people and their 2D/3D keypoints, with a skeleton overlay; no mesh model is loaded",
     )
     g.add_argument(
         "--min-track-length",
@@ -167,6 +180,8 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         detector_threshold=args.detector_threshold,
         detector_size=args.detector_size,
         detect_every=args.detect_every,
+        keypoint_model=args.keypoint_model,
+        keypoints_only=args.keypoints_only,
         iou_threshold=args.iou_threshold,
         max_age=args.max_age,
         min_track_length=args.min_track_length,
@@ -194,6 +209,7 @@ def format_summary(summary: dict) -> str:
         f"input: {info['path']} ({info['kind']}, {info['width']} x {info['height']}, {summary['frames']} frames at "
         f"{info['fps']:.3g} fps)",
         f"detector: {summary['detector']['tier']} ({summary['detector']['reason']})",
+        f"keypoints: {summary['keypoints']['model'] or 'none'}",
         f"people: {summary['num_people']}"
         + "".join(
             f"\n  person {p['id']}: frames {p['first_frame']}-{p['last_frame']} ({p['frames']})"

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from maed.demo import smooth as smooth_mod
 from maed.demo import track as track_mod
-from maed.demo.detect import DETECTOR_CHOICES
 from maed.errors import ConfigError
+from maed.perception.detectors import DETECTOR_CHOICES
 from maed.render.overlay import BACKENDS
+
+KEYPOINT_MODELS = ("lite", "full", "heavy", "none")
 
 #: windows (``EVAL.SAMPLE_POOL`` frames each) per forward pass: the demo keeps its windows' crops in
 #: memory, so fewer than the evaluation's EVAL.BATCH_SIZE (32) by default
@@ -33,9 +35,12 @@ class DemoOptions:
     boxes: str | os.PathLike | None = None
     detector: str = "auto"
     detector_weights: str | os.PathLike | None = None
-    detector_threshold: float | None = None  # None: the tier's (maed.demo.detect.DEFAULT_THRESHOLDS)
-    detector_size: int | None = None  # None: the tier's (maed.demo.detect.DEFAULT_SIZES)
+    detector_threshold: float | None = None  # None: the tier's (maed.perception.detectors.DEFAULT_THRESHOLDS)
+    detector_size: int | None = None  # None: the tier's (maed.perception.detectors.DEFAULT_SIZES)
     detect_every: int = 1
+    # body keypoints (maed.perception.blazepose): lite, full, heavy, or none
+    keypoint_model: str = "full"
+    keypoints_only: bool = False  # keypoints and a skeleton overlay, no mesh model
     # tracking
     iou_threshold: float = track_mod.IOU_THRESHOLD
     max_age: int = track_mod.MAX_AGE
@@ -73,6 +78,11 @@ class DemoOptions:
         need(finite(self.iou_threshold) and 0 < self.iou_threshold <= 1, "--iou-threshold", self.iou_threshold,
              "a number in (0, 1]")  # fmt: skip
         need(self.detector in DETECTOR_CHOICES, "--detector", self.detector, ", ".join(DETECTOR_CHOICES))
+        need(
+            self.keypoint_model in KEYPOINT_MODELS, "--keypoint-model", self.keypoint_model, ", ".join(KEYPOINT_MODELS)
+        )
+        need(not (self.keypoints_only and self.keypoint_model == "none"), "--keypoint-model", self.keypoint_model,
+             "a BlazePose variant with --keypoints-only")  # fmt: skip
         need(self.detector_size is None or self.detector_size >= 32, "--detector-size", self.detector_size,
              "pixels >= 32")  # fmt: skip
         need(self.detector_threshold is None or finite(self.detector_threshold), "--detector-threshold",

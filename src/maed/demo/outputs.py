@@ -179,6 +179,45 @@ def all_vertices(person: Person, body_model, device="cpu") -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ files
+def keypoint_arrays(track: Track, landmarks=None) -> dict[str, np.ndarray]:
+    """A track's keypoints for ``tracks.npz``: the detector's COCO-17 and BlazePose's 33 (when it ran)."""
+    out = {"keypoints_coco": track.keypoints.astype(np.float32)}
+    if landmarks is not None:
+        out["keypoints_blazepose"] = landmarks.image.astype(np.float32)
+        out["keypoints_blazepose_world"] = landmarks.world.astype(np.float32)
+    return out
+
+
+def _header(ids: list[int], width: int, height: int, fps: float, num_frames: int) -> dict[str, np.ndarray]:
+    return {
+        "person_ids": np.array(ids, dtype=np.int64),
+        "image_size": np.array([width, height], dtype=np.int64),
+        "fps": np.array(fps, dtype=np.float64),
+        "num_frames": np.array(num_frames, dtype=np.int64),
+        "focal_length": np.array(nominal_focal(width, height), dtype=np.float64),
+    }
+
+
+def _track_arrays(track: Track) -> dict[str, np.ndarray]:
+    return {
+        "frame_ids": track.frames.astype(np.int64),
+        "boxes": track.boxes.astype(np.float32),
+        "detected": track.detected.astype(bool),
+    }
+
+
+def write_keypoints_npz(
+    path: Path, tracks: list[Track], landmarks: dict, *, width: int, height: int, fps: float, num_frames: int
+) -> None:
+    """``tracks.npz`` of a ``--keypoints-only`` run: per person frames, boxes and keypoints, no body."""
+    arrays = _header([t.track_id for t in tracks], width, height, fps, num_frames)
+    for t in tracks:
+        for name, value in {**_track_arrays(t), **keypoint_arrays(t, landmarks.get(t.track_id))}.items():
+            arrays[f"person_{t.track_id}/{name}"] = value
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
 def write_tracks_npz(
     path: Path,
     people: list[Person],
@@ -190,22 +229,18 @@ def write_tracks_npz(
     body_model=None,
     save_verts: bool = False,
     device="cpu",
+    landmarks: dict | None = None,
 ) -> None:
-    """``tracks.npz``: plain numeric arrays only (loads with ``allow_pickle=False``); keys in docs/OUTPUTS.md."""
-    arrays: dict[str, np.ndarray] = {
-        "person_ids": np.array([p.track_id for p in people], dtype=np.int64),
-        "image_size": np.array([width, height], dtype=np.int64),
-        "fps": np.array(fps, dtype=np.float64),
-        "num_frames": np.array(num_frames, dtype=np.int64),
-        "focal_length": np.array(nominal_focal(width, height), dtype=np.float64),
-    }
+    """``tracks.npz``: plain numeric arrays only (loads with ``allow_pickle=False``); keys in docs/OUTPUTS.md.
+    ``landmarks``: BlazePose's per track id (``maed.demo.stages.landmarks``), stored when given."""
+    arrays = _header([p.track_id for p in people], width, height, fps, num_frames)
+    landmarks = landmarks or {}
     for p in people:
         key = f"person_{p.track_id}/"
+        for name, value in {**_track_arrays(p.track), **keypoint_arrays(p.track, landmarks.get(p.track_id))}.items():
+            arrays[key + name] = value
         arrays.update(
             {
-                key + "frame_ids": p.track.frames.astype(np.int64),
-                key + "boxes": p.track.boxes.astype(np.float32),
-                key + "detected": p.track.detected.astype(bool),
                 key + "cam_crop": p.cam,
                 key + "cam_full": p.cam_full,
                 key + "trans": p.trans,
@@ -262,14 +297,14 @@ def write_summary(path: Path, summary: dict) -> None:
     atomic_write_text(path, json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n")
 
 
-def people_table(people: Iterable[Person]) -> list[dict]:
+def people_table(tracks: Iterable[Track]) -> list[dict]:
     return [
         {
-            "id": p.track_id,
-            "frames": len(p.track),
-            "first_frame": p.track.first,
-            "last_frame": p.track.last,
-            "detected_frames": int(p.track.detected.sum()),
+            "id": t.track_id,
+            "frames": len(t),
+            "first_frame": t.first,
+            "last_frame": t.last,
+            "detected_frames": int(t.detected.sum()),
         }
-        for p in people
+        for t in tracks
     ]

@@ -39,6 +39,7 @@ from maed.demo.context import DemoRun
 from maed.demo.model import DemoModel, resolve_model
 from maed.demo.options import DemoOptions
 from maed.demo.source import open_source
+from maed.utils.device import resolve_device
 from maed.utils.io import check_output_dir, remove_stale_temporaries
 
 
@@ -62,20 +63,29 @@ def run_demo(
 
     # everything a user can get wrong fails here, before any work
     detector = stages.plan_detector(run)
-    if predictor is None:
+    if options.keypoints_only:
+        model = None
+    elif predictor is None:
         model = DemoModel(options, run.clock, spec=resolve_model(options))
     else:
         model = DemoModel(options, run.clock, predictor=predictor)
+    device = model.device if model is not None else str(resolve_device(options.device))
     _prepare_out(run.out)
 
-    detected = stages.detect(run, detector, device=model.device)
+    detected = stages.detect(run, detector, device=device)
     tracked = stages.track(run, detected)
-    predictions = stages.infer(run, tracked, model)
-    people = stages.post(run, tracked, predictions, model)
-    outputs = stages.write(run, people, detected, model)
-    if options.export:
-        outputs += stages.export(run, people, model)
-    rendered = stages.render(run, people, model) if options.render else None
+    landmarks = stages.landmarks(run, tracked, device=device)
+    if model is None:
+        people = []
+        outputs = stages.write_keypoints(run, tracked, detected, landmarks)
+        rendered = stages.render_skeletons(run, tracked, landmarks) if options.render else None
+    else:
+        predictions = stages.infer(run, tracked, model)
+        people = stages.post(run, tracked, predictions, model)
+        outputs = stages.write(run, people, detected, model, landmarks)
+        if options.export:
+            outputs += stages.export(run, people, model)
+        rendered = stages.render(run, people, model) if options.render else None
     if rendered is not None:
         outputs += rendered.files
 
@@ -83,10 +93,11 @@ def run_demo(
         # every decoding pass adds the damaged frames it meets (a --boxes run decodes first for the crops)
         "input": run.source.info.to_dict()
         | {"num_frames": detected.num_frames, "replaced_frames": run.source.replaced},
-        "model": model.summary(),
+        "model": model.summary() if model is not None else None,
+        "keypoints": _keypoints_summary(options, landmarks),
         "detector": _detector_summary(detector, detected, options),
-        "num_people": len(people),
-        "people": out_mod.people_table(people),
+        "num_people": len(tracked.tracks),
+        "people": out_mod.people_table(tracked.tracks),
         "dropped_tracks": tracked.dropped,
         "frames": detected.num_frames,
         "stages": run.clock.report(),
@@ -99,6 +110,16 @@ def run_demo(
     summary["fps"] = round(detected.num_frames / summary["seconds"], 3) if summary["seconds"] > 0 else None
     out_mod.write_summary(run.out / out_mod.SUMMARY_FILE, summary)
     return summary
+
+
+def _keypoints_summary(options: DemoOptions, landmarks: dict) -> dict:
+    from maed.perception.weights import WEIGHTS
+
+    if options.keypoint_model == "none":
+        return {"model": None}
+    entry = WEIGHTS[f"blazepose_{options.keypoint_model}"]
+    return {"model": f"BlazePose GHUM 3D {options.keypoint_model}", "file": entry.filename, "sha256": entry.sha256,
+            "person_frames": int(sum(len(lm) for lm in landmarks.values()))}  # fmt: skip
 
 
 def _start(input_path, options: DemoOptions, log: Callable[[str], None]) -> DemoRun:

@@ -9,6 +9,8 @@ stage      work                                                  returns (cached
 =========  ====================================================  =====================================
 detect     decode the input, person boxes per frame              :class:`Detected` (cache/detections.npz)
 track      link boxes into people, fill gaps, smooth, square     :class:`Tracked` (cache/tracks.npz)
+landmarks  decode again, BlazePose on each person's region       landmarks by track id
+                                                                 (cache/landmarks.npz)
 infer      decode again, crop, run the model per window          predictions by track id
                                                                  (cache/predictions.npz)
 post       smoothing, body model, cameras, joints in pixels      one :class:`Person` per track
@@ -25,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maed.demo import detect as det_mod
 from maed.demo import outputs as out_mod
 from maed.demo import track as trk_mod
 from maed.demo.cache import file_digest
@@ -38,6 +39,8 @@ from maed.errors import DataError
 from maed.export.bvh import write_bvh
 from maed.export.gltf import write_glb
 from maed.export.rig import rig_from_body_model
+from maed.perception import detectors as det_mod
+from maed.perception.blazepose import Landmarks, Roi
 from maed.render.overlay import SIDE_BACKGROUND, OverlayRenderer, PersonDraw, track_color
 from maed.render.video import VideoWriter
 
@@ -154,13 +157,16 @@ class Tracked:
 
     tracks: list[Track]
     dropped: int
+    dropped_spans: list[tuple[int, int]] | None = None  # first and last frame of each dropped track
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {**trk_mod.tracks_to_arrays(self.tracks), "dropped": np.array(self.dropped)}
+        spans = np.array(self.dropped_spans or [], np.int64).reshape(-1, 2)
+        return {**trk_mod.tracks_to_arrays(self.tracks), "dropped": np.array(self.dropped), "dropped_spans": spans}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Tracked:
-        return cls(trk_mod.tracks_from_arrays(arrays), int(arrays["dropped"]))
+        spans = [tuple(map(int, r)) for r in arrays.get("dropped_spans", np.zeros((0, 2), np.int64))]
+        return cls(trk_mod.tracks_from_arrays(arrays), int(arrays["dropped"]), spans)
 
 
 def track(run: DemoRun, detected: Detected) -> Tracked:
@@ -184,10 +190,16 @@ def track(run: DemoRun, detected: Detected) -> Tracked:
                 detections, ids, min_length=options.min_track_length, smooth=options.box_smoothing
             )
         run.clock.count("track", detected.num_frames)
-        return Tracked(tracks, len(dropped))
+        return Tracked(tracks, len(dropped), [(t.first, t.last) for t in dropped])
 
     tracked = run.cached("track", "tracks", settings, compute, to_arrays=Tracked.to_arrays,
                          from_arrays=Tracked.from_arrays)  # fmt: skip
+    if tracked.dropped and tracked.tracks:
+        need = max(1, min(options.min_track_length, detected.num_frames))
+        spans = ", ".join(f"{a}-{b}" for a, b in (tracked.dropped_spans or [])[:8])
+        more = " ..." if len(tracked.dropped_spans or []) > 8 else ""
+        run.note(f"dropped {tracked.dropped} track(s) shorter than {need} frames (--min-track-length): frames "
+                 f"{spans}{more}")  # fmt: skip
     if not tracked.tracks:
         if len(detections.frame) == 0:
             run.note(
@@ -201,6 +213,87 @@ def track(run: DemoRun, detected: Detected) -> Tracked:
                 "hold no people (lower --min-track-length to keep short tracks)"
             )
     return tracked
+
+
+# ------------------------------------------------------------------------------------------------ landmarks
+#: BlazePose landmarks for every frame of each track, by track id
+TrackLandmarks = dict[int, Landmarks]
+
+
+def landmarks(run: DemoRun, tracked: Tracked, *, device: str) -> TrackLandmarks:
+    """BlazePose's 33 landmarks (pixels, visibility; metres around the hips) for every frame of every track,
+    on the region its COCO keypoints give (or its box where it has none); ``{}`` with
+    ``--keypoint-model none``."""
+    from maed.perception.blazepose import BlazePose
+
+    tracks, options = tracked.tracks, run.options
+    if options.keypoint_model == "none" or not tracks:
+        return {}
+
+    def compute() -> TrackLandmarks:
+        network = BlazePose(options.keypoint_model, device="cuda" if device.startswith("cuda") else "cpu")
+        by_frame: dict[int, list[tuple[int, int]]] = {}  # frame -> (track index, row)
+        for k, t in enumerate(tracks):
+            for row, f in enumerate(t.frames.tolist()):
+                by_frame.setdefault(f, []).append((k, row))
+        parts: dict[int, list] = {k: [None] * len(t) for k, t in enumerate(tracks)}
+        pending: list[tuple[int, int, np.ndarray, Roi]] = []
+
+        def flush():
+            with run.clock("landmarks"):
+                result = network.run_many([(frame, roi) for _, _, frame, roi in pending])
+            for n, (k, row, _, _) in enumerate(pending):
+                parts[k][row] = n, result
+            run.clock.count("landmarks", len(pending))
+            pending.clear()
+
+        last = max(by_frame)
+        for index, frame in run.frames("landmarks", total=last + 1):
+            for k, row in by_frame.get(index, ()):
+                pending.append((k, row, frame, track_roi(tracks[k], row)))
+            if len(pending) >= 32:
+                flush()
+            if index >= last:
+                break
+        if pending:
+            flush()
+        out = {}
+        for k, t in enumerate(tracks):
+            rows = [res.take(n) for n, res in parts[k]]
+            out[t.track_id] = Landmarks.concat(rows)
+        return out
+
+    settings = {"model": options.keypoint_model, "version": 1}
+    return run.cached("landmarks", "landmarks", settings, compute, to_arrays=_landmarks_to_arrays,
+                      from_arrays=lambda arrays: _landmarks_from_arrays(arrays, tracks))  # fmt: skip
+
+
+def track_roi(track: Track, row: int) -> Roi:
+    """The landmark network's region for one frame of a track: from the detector's keypoints where it gave
+    them, else the square box (centre, side)."""
+    from maed.perception.blazepose import roi_from_coco
+
+    cx, cy, side, _ = track.boxes[row]
+    box = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+    return roi_from_coco(track.keypoints[row], box)
+
+
+def _landmarks_to_arrays(landmarks: TrackLandmarks) -> dict[str, np.ndarray]:
+    arrays = {}
+    for tid, lm in landmarks.items():
+        for key, value in lm.to_arrays().items():
+            arrays[f"{tid}/{key}"] = value
+    return arrays
+
+
+def _landmarks_from_arrays(arrays: dict, tracks: list[Track]) -> TrackLandmarks:
+    out = {}
+    for t in tracks:
+        prefix = f"{t.track_id}/"
+        out[t.track_id] = Landmarks.from_arrays(
+            {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        )
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ infer
@@ -268,7 +361,9 @@ def post(run: DemoRun, tracked: Tracked, predictions: Predictions, model: DemoMo
 
 
 # ------------------------------------------------------------------------------------------------ write
-def write(run: DemoRun, people: list[Person], detected: Detected, model: DemoModel) -> list[str]:
+def write(
+    run: DemoRun, people: list[Person], detected: Detected, model: DemoModel, landmarks: TrackLandmarks
+) -> list[str]:
     """``tracks.npz`` and ``results.pkl`` (docs/OUTPUTS.md); drops the people's vertices once written."""
     info = run.source.info
     body_model = model.body_model() if people else None
@@ -283,12 +378,50 @@ def write(run: DemoRun, people: list[Person], detected: Detected, model: DemoMod
             body_model=body_model,
             save_verts=run.options.save_verts,
             device=model.device,
+            landmarks=landmarks,
         )
         out_mod.write_results_pkl(run.out / out_mod.RESULTS_FILE, people, body_model, device=model.device)
     for p in people:  # rendering recomputes them a chunk at a time: long videos stay within memory
         p.verts = None
     run.clock.count("write", sum(len(p.track) for p in people))
     return [out_mod.TRACKS_FILE, out_mod.RESULTS_FILE]
+
+
+def write_keypoints(run: DemoRun, tracked: Tracked, detected: Detected, landmarks: TrackLandmarks) -> list[str]:
+    """``--keypoints-only``: ``tracks.npz`` with each person's boxes and keypoints (docs/OUTPUTS.md)."""
+    info = run.source.info
+    with run.clock("write"):
+        out_mod.write_keypoints_npz(run.out / out_mod.TRACKS_FILE, tracked.tracks, landmarks, width=info.width,
+                                    height=info.height, fps=info.fps, num_frames=detected.num_frames)  # fmt: skip
+    return [out_mod.TRACKS_FILE]
+
+
+def render_skeletons(run: DemoRun, tracked: Tracked, landmarks: TrackLandmarks) -> Rendered:
+    """``--keypoints-only``: ``overlay.mp4`` with every person's skeleton (BlazePose's where it ran, else the
+    detector's COCO keypoints), one colour per person."""
+    from maed.perception.skeletons import BLAZEPOSE33_EDGES, COCO17_EDGES
+    from maed.render.skeleton import draw_skeleton
+
+    info, clock = run.source.info, run.clock
+    rows = {}
+    for t in tracked.tracks:
+        lm = landmarks.get(t.track_id)
+        points = lm.image if lm is not None else t.keypoints
+        edges = BLAZEPOSE33_EDGES if lm is not None else COCO17_EDGES
+        rows[t.track_id] = (t, points, edges, tuple(int(255 * c) for c in track_color(t.track_id)))
+    with VideoWriter(run.out / out_mod.OVERLAY_FILE, fps=info.fps, width=info.width, height=info.height) as writer:
+        for index, frame in run.frames("render"):
+            with clock("render"):
+                image = frame
+                for t, points, edges, color in rows.values():
+                    if t.first <= index <= t.last:
+                        image = draw_skeleton(image, points[index - t.first], edges, color)
+            with clock("encode"):
+                writer.write(image)
+            clock.count("render", 1)
+            clock.count("encode", 1)
+    note = None if rows else "no person to draw"
+    return Rendered(backend="skeleton" if rows else None, fallback_reason=None, files=[out_mod.OVERLAY_FILE], note=note)
 
 
 # ------------------------------------------------------------------------------------------------ export

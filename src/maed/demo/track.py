@@ -1,8 +1,11 @@
-"""People across frames: IoU + Hungarian linking with an age buffer, gap filling, box smoothing, square crop boxes.
+"""People across frames: IoU/OKS + Hungarian linking with an age buffer, gap filling, box smoothing, square boxes.
 
 Linking (:func:`link_detections`): each open track predicts its box in the next frame from its last two
 detections (constant velocity); ``scipy.optimize.linear_sum_assignment`` pairs predicted boxes and the
-frame's detections to maximise the summed IoU, and pairs below ``iou_threshold`` are not linked. A track
+frame's detections to maximise the summed similarity, and pairs below ``iou_threshold`` are not linked.
+The similarity is the boxes' IoU; when the detector gives keypoints (MoveNet), it is the mean of the IoU
+and the object keypoint similarity (OKS, COCO's spreads) between the track's last keypoints, moved with
+its predicted box, and the detection's, so that two people whose boxes overlap keep their own ids. A track
 without a detection survives ``max_age`` frames, so a person hidden for a moment keeps their id; detections
 left over start new tracks. (The ``trackers`` package's ByteTrack was not added: for the few people of a
 demo clip it would bring a dependency for what thirty lines of IoU matching do; a deep re-identification
@@ -23,7 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maed.demo.detect import Detections, box_iou
+from maed.perception.boxes import box_iou
+from maed.perception.detectors import NUM_KEYPOINTS, Detections
+from maed.perception.skeletons import COCO17_OKS_SIGMAS
 
 IOU_THRESHOLD = 0.3
 MAX_AGE = 15
@@ -38,13 +43,20 @@ class Track:
 
     track_id: the person's id (user ids are kept; the tracker numbers people 1, 2, ... by first appearance).
     frames (T,) int64 consecutive frame indices; boxes (T, 4) float64 square crop boxes (cx, cy, side, side)
-    in pixels (the crop itself covers 1.3 x the side); detected (T,) bool, False where the box was filled in.
+    in pixels (the crop itself covers 1.3 x the side); detected (T,) bool, False where the box was filled in;
+    keypoints (T, 17, 3) float32 the detector's COCO keypoints (x, y pixels, score; 0 where filled in or
+    where the detector gives none).
     """
 
     track_id: int
     frames: np.ndarray
     boxes: np.ndarray
     detected: np.ndarray
+    keypoints: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.keypoints is None:
+            self.keypoints = np.zeros((len(self.frames), NUM_KEYPOINTS, 3), np.float32)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -67,6 +79,18 @@ def _predict(history: list[np.ndarray], frames: list[int], frame: int) -> np.nda
     return history[-1] + velocity * (frame - frames[-1])
 
 
+def keypoint_similarity(a: np.ndarray, b: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """COCO's object keypoint similarity between keypoint sets a (N, 17, 3) and b (M, 17, 3) (x, y pixels,
+    score), over the keypoints both see (score > 0.3); ``area`` (M,) the b boxes' areas in pixels^2.
+    Returns (N, M) in [0, 1]; 0 where no keypoint is seen by both."""
+    seen = (a[:, None, :, 2] > 0.3) & (b[None, :, :, 2] > 0.3)  # (N, M, 17)
+    d2 = ((a[:, None, :, :2] - b[None, :, :, :2]) ** 2).sum(-1)
+    var = (2 * COCO17_OKS_SIGMAS) ** 2
+    e = d2 / (2 * var[None, None, :] * np.maximum(area, 1.0)[None, :, None])
+    sim = (np.exp(-e) * seen).sum(-1)
+    return np.where(seen.any(-1), sim / np.maximum(seen.sum(-1), 1), 0.0)
+
+
 def link_detections(det: Detections, *, iou_threshold: float = IOU_THRESHOLD, max_age: int = MAX_AGE) -> np.ndarray:
     """Track id (0, 1, ... in order of first appearance) of every detection row of ``det``.
 
@@ -76,7 +100,8 @@ def link_detections(det: Detections, *, iou_threshold: float = IOU_THRESHOLD, ma
 
     ids = np.full(len(det.frame), -1, dtype=np.int64)
     xyxy = det.xyxy
-    open_tracks: dict[int, dict] = {}  # id -> {"boxes": [...], "frames": [...]}
+    use_keypoints = det.has_keypoints
+    open_tracks: dict[int, dict] = {}  # id -> {"boxes": [...], "frames": [...], "keypoints": last (17, 3)}
     next_id = 0
     order = np.argsort(det.frame, kind="stable")
     rows_by_frame: dict[int, list[int]] = {}
@@ -90,18 +115,28 @@ def link_detections(det: Detections, *, iou_threshold: float = IOU_THRESHOLD, ma
         matched_rows: set[int] = set()
         if tids:
             predicted = np.stack([_predict(open_tracks[t]["boxes"], open_tracks[t]["frames"], frame) for t in tids])
-            iou = box_iou(predicted, xyxy[rows])  # (tracks, detections)
-            ti, di = linear_sum_assignment(-iou)
+            sim = box_iou(predicted, xyxy[rows])  # (tracks, detections)
+            if use_keypoints:  # last keypoints moved by the predicted box's shift
+                shift = (predicted[:, :2] + predicted[:, 2:]) / 2
+                shift -= np.stack(
+                    [(open_tracks[t]["boxes"][-1][:2] + open_tracks[t]["boxes"][-1][2:]) / 2 for t in tids]
+                )
+                last = np.stack([open_tracks[t]["keypoints"] for t in tids]).copy()
+                last[..., :2] += shift[:, None, :]
+                area = np.prod(xyxy[rows, 2:] - xyxy[rows, :2], axis=1)
+                sim = 0.5 * (sim + keypoint_similarity(last, det.keypoints[rows], area))
+            ti, di = linear_sum_assignment(-sim)
             for a, b in zip(ti, di):
-                if iou[a, b] >= iou_threshold:
+                if sim[a, b] >= iou_threshold:
                     tr = open_tracks[tids[a]]
                     tr["boxes"].append(xyxy[rows[b]])
                     tr["frames"].append(frame)
+                    tr["keypoints"] = det.keypoints[rows[b]]
                     ids[rows[b]] = tids[a]
                     matched_rows.add(rows[b])
         for r in rows:
             if r not in matched_rows:
-                open_tracks[next_id] = {"boxes": [xyxy[r]], "frames": [frame]}
+                open_tracks[next_id] = {"boxes": [xyxy[r]], "frames": [frame], "keypoints": det.keypoints[r]}
                 ids[r] = next_id
                 next_id += 1
     return ids
@@ -156,7 +191,9 @@ def build_tracks(
         boxes = square_boxes(cxcywh, det.box_scale)
         if smooth and not user_ids:
             boxes = smooth_boxes(boxes)
-        tracks.append(Track(track_id=int(tid), frames=full.astype(np.int64), boxes=boxes, detected=detected))
+        keypoints = np.zeros((len(full), NUM_KEYPOINTS, 3), np.float32)
+        keypoints[frames - full[0]] = det.keypoints[rows]
+        tracks.append(Track(int(tid), full.astype(np.int64), boxes, detected, keypoints))
     tracks.sort(key=lambda t: (t.first, t.track_id))
     if not user_ids:
         for k, t in enumerate(tracks, start=1):
@@ -178,12 +215,14 @@ def tracks_to_arrays(tracks: list[Track]) -> dict[str, np.ndarray]:
             "frame": np.zeros(0, np.int64),
             "box": np.zeros((0, 4)),
             "detected": np.zeros(0, bool),
+            "keypoints": np.zeros((0, NUM_KEYPOINTS, 3), np.float32),
         }
     return {
         "track_id": np.concatenate([np.full(len(t), t.track_id, np.int64) for t in tracks]),
         "frame": np.concatenate([t.frames for t in tracks]),
         "box": np.concatenate([t.boxes for t in tracks]),
         "detected": np.concatenate([t.detected for t in tracks]),
+        "keypoints": np.concatenate([t.keypoints for t in tracks]),
     }
 
 
@@ -192,7 +231,14 @@ def tracks_from_arrays(z) -> list[Track]:
     out = []
     for tid in dict.fromkeys(track_id.tolist()):  # stored order
         rows = track_id == tid
+        keypoints = np.asarray(z["keypoints"])[rows] if "keypoints" in z else None
         out.append(
-            Track(int(tid), np.asarray(z["frame"])[rows], np.asarray(z["box"])[rows], np.asarray(z["detected"])[rows])
+            Track(
+                int(tid),
+                np.asarray(z["frame"])[rows],
+                np.asarray(z["box"])[rows],
+                np.asarray(z["detected"])[rows],
+                keypoints,
+            )
         )
     return out

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from maed.demo import detect
 from maed.errors import AssetError, CheckpointError, ConfigError, DataError
+from maed.perception import detectors as detect
 
 
 def _write(path, doc):
@@ -129,10 +129,14 @@ def _small_detector_state(tmp_path, num_classes=91):
     return path, model.state_dict()
 
 
-def test_detector_choice(tmp_path):
+def test_detector_choice(tmp_path, monkeypatch):
     boxes = _write(tmp_path / "b.json", {"box_format": "xyxy", "frames": []})
     assert detect.choose_detector("auto", boxes=boxes, weights=None).tier == "boxes"
-    assert detect.choose_detector("auto", boxes=None, weights=None).tier == "hog"  # opencv < 5 ships HOG
+    assert detect.choose_detector("auto", boxes=None, weights=None).tier == "movenet"  # the shipped network
+    monkeypatch.setenv("MAED_PERCEPTION_WEIGHTS", str(tmp_path))  # no weights there: HOG (opencv < 5 ships it)
+    choice = detect.choose_detector("auto", boxes=None, weights=None)
+    assert choice.tier == "hog" and "movenet_multipose_lightning.onnx is missing" in choice.reason
+    monkeypatch.delenv("MAED_PERCEPTION_WEIGHTS")
     assert detect.choose_detector("full-frame", boxes=None, weights=None).tier == "full-frame"
     with pytest.raises(ConfigError, match="--boxes and --detector hog exclude each other"):
         detect.choose_detector("hog", boxes=boxes, weights=None)
@@ -179,22 +183,6 @@ def test_torchvision_weights_load_strictly_and_run(tmp_path):
     choice = detect.choose_detector("torchvision", boxes=None, weights=path)
     with pytest.raises(CheckpointError, match=r"does not fit fasterrcnn_mobilenet_v3_large_320_fpn.*bbox_pred\.bias"):
         detect.build_detector(choice, threshold=None, size=None, device="cpu")
-
-
-def test_hog_finds_the_generated_person(person_clip):
-    from maed.demo.source import open_source
-
-    frames = [f for _, f in open_source(person_clip.path).frames()]
-    boxes = detect.HogDetector()(frames)
-    hits = wrong = 0
-    for (b, s), truth in zip(boxes, person_clip.boxes):
-        if len(b):  # the best box fits the silhouette's box (HOG windows shrunk to the person)
-            iou = detect.box_iou(b, truth[None])[:, 0]
-            hits += iou[np.argmax(s)] > 0.6
-            wrong += int((iou < 0.1).sum())
-    assert hits >= 2 * len(frames) // 3 and wrong == 0, boxes
-    empty = np.full((192, 256, 3), 120, np.uint8)
-    assert len(detect.HogDetector()([empty])[0][0]) == 0
 
 
 def test_detecting_every_nth_frame_leaves_the_others_empty():

@@ -8,11 +8,16 @@ Tiers, in the order ``--detector auto`` tries them:
    state-dict file (``--detector-weights x.pth``), built with ``weights=None, weights_backbone=None`` and
    loaded strictly. ``yolo``: ultralytics YOLO, when that package is installed and ``--detector-weights``
    is a local YOLO ``.pt`` file. Nothing is ever downloaded.
-3. ``hog``: OpenCV's bundled HOG people detector (opencv < 5), for upright, fully visible people.
-4. ``full-frame``: the largest centred square of every frame, for one person filling the frame's height
-   (used when OpenCV has no HOG detector, or when asked for).
+3. ``movenet``: the shipped MoveNet MultiPose network (:mod:`maed.perception.movenet`), trained on real
+   photographs: boxes and the 17 COCO keypoints of up to 6 people per pass, close-ups and half bodies
+   included. The default.
+4. ``hog``: OpenCV's bundled HOG people detector (opencv < 5), for upright, fully visible people; used by
+   ``auto`` only when onnxruntime is missing.
+5. ``full-frame``: the largest centred square of every frame, for one person filling the frame's height
+   (never chosen by ``auto``; a frame with nobody in it must not get an invented person).
 
-Detector boxes are tight around the person; the crop box of a track is then enlarged by
+Only the ``movenet`` tier (and a Keypoint R-CNN file) gives keypoints; :attr:`Detections.keypoints` holds
+zeros (score 0) for the others. Detector boxes are tight around the person; the crop box of a track is then enlarged by
 :attr:`Detector.box_scale` (1.1, as the datasets' boxes are 1.1 x the person's extent), see
 ``maed.demo.track``. Detectors return ``x1, y1, x2, y2`` boxes in pixels of the upright frame;
 :class:`Detections` keeps them as centre and size, so that user boxes given that way stay exact.
@@ -30,8 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from maed.errors import AssetError, CheckpointError, ConfigError, DataError
+from maed.perception.boxes import NMS_IOU, box_iou, cxcywh_from_xyxy, nms, xyxy_from_cxcywh
 
-TIERS = ("boxes", "torchvision", "yolo", "hog", "full-frame")
+__all__ = ["NMS_IOU", "box_iou", "cxcywh_from_xyxy", "nms", "xyxy_from_cxcywh"]  # re-exported for callers
+
+TIERS = ("boxes", "torchvision", "yolo", "movenet", "hog", "full-frame")
 DETECTOR_CHOICES = ("auto", *TIERS)
 BOX_FORMATS = ("xyxy", "cxcywh")
 #: crop box / detector box: the datasets' boxes are 1.1 x the extent of the person's keypoints
@@ -40,10 +48,11 @@ HOG_WINDOW = (64, 128)  # width, height of OpenCV's people detector window
 #: the person inside a HOG detection window (with a margin): fraction of its width and height
 HOG_PERSON_FRACTION = (0.5, 0.8)
 #: default score thresholds per tier (HOG scores are SVM margins, the others probabilities)
-DEFAULT_THRESHOLDS = {"torchvision": 0.7, "yolo": 0.5, "hog": 0.5}
-#: default shorter side, in pixels, of the frames a detector sees
-DEFAULT_SIZES = {"torchvision": 800, "yolo": 640, "hog": 480}
-NMS_IOU = 0.5
+DEFAULT_THRESHOLDS = {"torchvision": 0.7, "yolo": 0.5, "movenet": 0.25, "hog": 0.5}
+#: default shorter side, in pixels, of the frames a detector sees (MoveNet: None, chosen per frame size;
+#: a value there is the longer side of its finer pass, see maed.perception.movenet)
+DEFAULT_SIZES = {"torchvision": 800, "yolo": 640, "movenet": None, "hog": 480}
+NUM_KEYPOINTS = 17  # COCO order, maed.perception.skeletons.COCO17
 
 
 @dataclass
@@ -51,7 +60,8 @@ class Detections:
     """Person boxes of a whole input, one row per box.
 
     frame (M,) int64 frame index; boxes (M, 4) float64 cx, cy, w, h pixels (``xyxy`` gives corners);
-    scores (M,) float32; track_ids (M,) int64, -1 when the tier gives none (the tracker links boxes then).
+    scores (M,) float32; track_ids (M,) int64, -1 when the tier gives none (the tracker links boxes then);
+    keypoints (M, 17, 3) float32 COCO keypoints x, y pixels and score (all 0 from tiers without keypoints).
     """
 
     tier: str
@@ -62,6 +72,15 @@ class Detections:
     track_ids: np.ndarray
     box_scale: float = 1.0
     settings: dict = field(default_factory=dict)  # what ran (Detector.describe), for the summary
+    keypoints: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.keypoints is None:
+            self.keypoints = np.zeros((len(self.frame), NUM_KEYPOINTS, 3), np.float32)
+
+    @property
+    def has_keypoints(self) -> bool:
+        return bool((self.keypoints[..., 2] > 0).any())
 
     @property
     def xyxy(self) -> np.ndarray:
@@ -82,6 +101,7 @@ class Detections:
             "track_ids": self.track_ids,
             "box_scale": np.array(self.box_scale, dtype=np.float64),
             "settings": np.array(json.dumps(self.settings, sort_keys=True)),
+            "keypoints": self.keypoints,
         }
 
     @classmethod
@@ -95,14 +115,21 @@ class Detections:
             track_ids=np.asarray(z["track_ids"], dtype=np.int64),
             box_scale=float(z["box_scale"]),
             settings=json.loads(str(z["settings"])) if "settings" in z else {},
+            keypoints=np.asarray(z["keypoints"], dtype=np.float32) if "keypoints" in z else None,
         )
 
     @classmethod
-    def from_lists(cls, tier: str, per_frame: list[tuple[np.ndarray, np.ndarray]], box_scale: float) -> Detections:
-        """``per_frame[i]`` = (boxes K x 4 xyxy, scores K) of frame i."""
-        frames = [np.full(len(b), i, dtype=np.int64) for i, (b, _) in enumerate(per_frame)]
-        boxes = [cxcywh_from_xyxy(np.asarray(b, dtype=np.float64).reshape(-1, 4)) for b, _ in per_frame]
-        scores = [np.asarray(s, dtype=np.float32).reshape(-1) for _, s in per_frame]
+    def from_lists(cls, tier: str, per_frame: list[tuple], box_scale: float) -> Detections:
+        """``per_frame[i]`` = (boxes K x 4 xyxy, scores K) or (boxes, scores, keypoints K x 17 x 3) of frame i."""
+        frames = [np.full(len(r[0]), i, dtype=np.int64) for i, r in enumerate(per_frame)]
+        boxes = [cxcywh_from_xyxy(np.asarray(r[0], dtype=np.float64).reshape(-1, 4)) for r in per_frame]
+        scores = [np.asarray(r[1], dtype=np.float32).reshape(-1) for r in per_frame]
+        keypoints = [
+            np.asarray(r[2], np.float32).reshape(-1, NUM_KEYPOINTS, 3)
+            if len(r) > 2
+            else np.zeros((len(r[0]), NUM_KEYPOINTS, 3), np.float32)
+            for r in per_frame
+        ]
         cat = lambda xs, shape, dt: np.concatenate(xs) if xs else np.zeros(shape, dt)  # noqa: E731
         frame = cat(frames, (0,), np.int64)
         return cls(
@@ -113,17 +140,8 @@ class Detections:
             scores=cat(scores, (0,), np.float32),
             track_ids=np.full(len(frame), -1, dtype=np.int64),
             box_scale=box_scale,
+            keypoints=cat(keypoints, (0, NUM_KEYPOINTS, 3), np.float32),
         )
-
-
-def cxcywh_from_xyxy(b: np.ndarray) -> np.ndarray:
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([(b[:, :2] + b[:, 2:]) / 2.0, b[:, 2:] - b[:, :2]], axis=1)
-
-
-def xyxy_from_cxcywh(b: np.ndarray) -> np.ndarray:
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2] - b[:, 2:] / 2.0, b[:, :2] + b[:, 2:] / 2.0], axis=1)
 
 
 # ---------------------------------------------------------------------------------------------- --boxes
@@ -236,7 +254,8 @@ def load_boxes_file(path: str | os.PathLike, num_frames: int | None = None) -> D
 
 # ---------------------------------------------------------------------------------------------- detectors
 class Detector:
-    """A batch detector: ``detector(frames)`` -> per frame (boxes K x 4 xyxy pixels, scores K)."""
+    """A batch detector: ``detector(frames)`` -> per frame (boxes K x 4 xyxy pixels, scores K), or
+    (boxes, scores, keypoints K x 17 x 3) from tiers that see keypoints."""
 
     tier: str = ""
     box_scale: float = DETECTOR_BOX_SCALE
@@ -252,32 +271,6 @@ class Detector:
 def _resize_factor(height: int, width: int, size: int | None) -> float:
     """Scale that brings the shorter side down to ``size`` pixels (never up: 1 for smaller frames)."""
     return 1.0 if not size else min(1.0, float(size) / float(min(height, width)))
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
-    """Indices of the boxes (K x 4 xyxy) kept by greedy non-maximum suppression, best score first."""
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while len(order):
-        i = order[0]
-        keep.append(int(i))
-        rest = order[1:]
-        overlap = box_iou(boxes[i : i + 1], boxes[rest])[0]
-        order = rest[overlap <= iou]
-    return np.asarray(keep, dtype=np.int64)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes a (N x 4) and b (M x 4), both x1, y1, x2, y2."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0.0, None), axis=-1)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=-1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def hog_available() -> bool:
@@ -469,8 +462,46 @@ class TorchvisionDetector(Detector):
         out = []
         for r in results:
             keep = (r["labels"] == 1) & (r["scores"] >= self.threshold)
-            out.append((r["boxes"][keep].float().cpu().numpy(), r["scores"][keep].float().cpu().numpy()))
+            boxes, scores = r["boxes"][keep].float().cpu().numpy(), r["scores"][keep].float().cpu().numpy()
+            if "keypoints" in r and r["keypoints"].shape[1] == NUM_KEYPOINTS:  # Keypoint R-CNN: COCO's 17
+                kp = r["keypoints"][keep].float().cpu().numpy()
+                kp[..., 2] = torch.sigmoid(r["keypoints_scores"][keep].float()).cpu().numpy()
+                out.append((boxes, scores, kp))
+            else:
+                out.append((boxes, scores))
         return out
+
+
+class MoveNetDetector(Detector):
+    """The shipped MoveNet MultiPose network (:mod:`maed.perception.movenet`): boxes and COCO keypoints."""
+
+    tier = "movenet"
+
+    def __init__(self, *, threshold: float | None = None, size: int | None = None, device: str = "cpu"):
+        from maed.perception.movenet import MoveNet
+
+        threshold = DEFAULT_THRESHOLDS["movenet"] if threshold is None else float(threshold)
+        sizes = None if size is None else (256, int(size))
+        self.network = MoveNet(threshold=threshold, size=sizes, device="cuda" if device.startswith("cuda") else "cpu")
+        self.batch_size = 8
+
+    def describe(self) -> dict:
+        return {"tier": self.tier, **self.network.describe()}
+
+    def __call__(self, frames):
+        return [(p.boxes, p.scores, p.keypoints) for p in self.network(frames)]
+
+
+def movenet_available() -> str | None:
+    """None when the MoveNet tier can run here, else why not (onnxruntime missing, weights missing)."""
+    try:
+        import onnxruntime  # noqa: F401  (optional dependency: the [perception] extra)
+    except ImportError:
+        return "onnxruntime is not installed (pip install 'maed[perception]')"
+    from maed.perception.weights import WEIGHTS, weights_dir
+
+    path = weights_dir() / WEIGHTS["movenet_multipose"].filename
+    return None if path.is_file() else f"{path} is missing"
 
 
 class YoloDetector(Detector):
@@ -527,7 +558,7 @@ def choose_detector(
     requested: str, *, boxes: str | os.PathLike | None, weights: str | os.PathLike | None
 ) -> DetectorChoice:
     """Resolve ``--detector`` (``auto`` or a tier) with ``--boxes`` and ``--detector-weights`` into a tier,
-    checking the files it needs exist. ``auto``: boxes > the weights' detector > HOG > full frame."""
+    checking the files it needs exist. ``auto``: boxes > the weights' detector > MoveNet > HOG."""
     if requested not in DETECTOR_CHOICES:
         raise ConfigError(f"--detector {requested!r}: expected one of {', '.join(DETECTOR_CHOICES)}")
     if boxes is not None:
@@ -554,7 +585,7 @@ def choose_detector(
         if requested == "torchvision":  # read now: a damaged file fails before any work
             return DetectorChoice(requested, "--detector torchvision", path, _torchvision_state(path))
         return DetectorChoice(requested, f"--detector {requested}", path)
-    if requested in ("hog", "full-frame"):
+    if requested in ("movenet", "hog", "full-frame"):
         return DetectorChoice(requested, f"--detector {requested}")
     # auto
     if path is not None:
@@ -566,10 +597,14 @@ def choose_detector(
                 f"--detector-weights {path}: neither a torchvision Faster/Keypoint R-CNN state dict nor a YOLO file"
             )
         return DetectorChoice("torchvision", "--detector-weights holds a torchvision detector", path, state)
+    missing = movenet_available()
+    if missing is None:
+        return DetectorChoice("movenet", "no --boxes or --detector-weights: the shipped MoveNet MultiPose network")
     if hog_available():
-        return DetectorChoice("hog", "no --boxes or --detector-weights: OpenCV's bundled HOG people detector")
-    return DetectorChoice(
-        "full-frame", "no --boxes or --detector-weights, and this OpenCV has no HOG detector (opencv<5 has one)"
+        return DetectorChoice("hog", f"MoveNet cannot run ({missing}): OpenCV's bundled HOG people detector")
+    raise AssetError(
+        f"no person detector can run: MoveNet cannot ({missing}) and this OpenCV has no HOG detector "
+        "(opencv<5 has one); give --boxes FILE, or --detector full-frame for one person filling every frame"
     )
 
 
@@ -588,6 +623,8 @@ def build_detector(choice: DetectorChoice, *, threshold: float | None, size: int
         return TorchvisionDetector(choice.weights, threshold=threshold, size=size, device=device, state=choice.state)
     if choice.tier == "yolo":
         return YoloDetector(choice.weights, threshold=threshold, size=size, device=device)
+    if choice.tier == "movenet":
+        return MoveNetDetector(threshold=threshold, size=size, device=device)
     if choice.tier == "hog":
         return HogDetector(threshold=threshold, size=size)
     if choice.tier == "full-frame":

@@ -1,0 +1,126 @@
+"""MoveNet MultiPose Lightning: up to 6 people per image, each with a box and the 17 COCO keypoints.
+
+The network takes one RGB image of any size whose sides are multiples of 32 (int32 values 0-255) and
+returns 6 candidates of 56 numbers: 17 x (y, x, score) keypoints, then the box ``ymin, xmin, ymax, xmax``
+and the person's score, coordinates in [0, 1] of the image it saw. Here a frame is resized so that its
+longer side is :attr:`MoveNet.size` pixels (aspect kept), padded at the bottom/right to multiples of 32,
+and the results are mapped back to frame pixels.
+
+One size does not fit all people: at 256 pixels the network finds people who fill the frame (a half-body
+portrait) but misses those under ~50 input pixels tall, and at 512 it finds small people but loses those
+who fill the frame. :func:`input_sizes` therefore runs 256 on every frame and adds a pass at half the
+frame's longer side for large frames (720p: 256 and 640); the passes' people are merged by box overlap.
+``sizes`` may be given instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from maed.errors import ConfigError
+from maed.perception.runtime import Network
+
+STRIDE = 32
+#: people below this score are dropped (the network's own suggestion for multi-person use is 0.2-0.3)
+DEFAULT_THRESHOLD = 0.25
+BASE_SIZE, MAX_SIZE = 256, 640
+#: frames whose longer side is at least this get the second, finer pass
+FINE_PASS_FROM = 960
+MERGE_IOU = 0.5
+
+
+def input_sizes(height: int, width: int) -> tuple[int, ...]:
+    """Longer sides of the network's inputs for a ``height`` x ``width`` frame: 256, and for frames of
+    960 pixels or more also half the longer side rounded to a multiple of 32, at most 640."""
+    longer = max(height, width)
+    if longer < FINE_PASS_FROM:
+        return (BASE_SIZE,)
+    return (BASE_SIZE, int(min(MAX_SIZE, round(longer / 2 / STRIDE) * STRIDE)))
+
+
+@dataclass
+class People:
+    """The people found in one frame, best first.
+
+    boxes (K, 4) x1, y1, x2, y2 pixels; scores (K,); keypoints (K, 17, 3) x, y pixels and score (COCO order).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray
+
+    @classmethod
+    def empty(cls) -> People:
+        return cls(np.zeros((0, 4)), np.zeros(0, np.float32), np.zeros((0, 17, 3), np.float32))
+
+
+class MoveNet:
+    """MoveNet MultiPose on RGB frames (H x W x 3 uint8): ``movenet(frames) -> [People per frame]``."""
+
+    def __init__(
+        self, *, threshold: float | None = None, size: int | None = None, device: str = "cpu", threads: int = 0
+    ):
+        self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        sizes = (size,) if isinstance(size, int) else (tuple(size) if size else None)
+        for s in sizes or ():
+            if s < STRIDE or s % STRIDE:
+                raise ConfigError(f"MoveNet input size {s}: expected a positive multiple of {STRIDE}")
+        self.sizes = sizes
+        self.network = Network("movenet_multipose", device=device, threads=threads)
+
+    def describe(self) -> dict:
+        sizes = list(self.sizes) if self.sizes else f"auto ({BASE_SIZE}, + a finer pass from {FINE_PASS_FROM} px)"
+        return {**self.network.describe(), "threshold": self.threshold, "sizes": sizes}
+
+    def prepare(self, frame: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+        """frame (H, W, 3) uint8 -> network input (1, h, w, 3) int32 whose longer side is ``size`` before
+        padding, and the frame-to-input scale."""
+        import cv2
+
+        h, w = frame.shape[:2]
+        scale = size / max(h, w)
+        rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
+        resized = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        ph, pw = -(-rh // STRIDE) * STRIDE, -(-rw // STRIDE) * STRIDE
+        image = np.zeros((1, ph, pw, 3), np.int32)
+        image[0, :rh, :rw] = resized
+        return image, scale
+
+    def decode(self, raw: np.ndarray, image_hw: tuple[int, int], scale: float, frame_hw: tuple[int, int]) -> People:
+        """raw (6, 56) -> the people above the threshold, in frame pixels, clipped to the frame."""
+        ph, pw = image_hw
+        fh, fw = frame_hw
+        keep = raw[:, 55] >= self.threshold
+        raw = raw[keep][np.argsort(-raw[keep][:, 55], kind="stable")]
+        kp = raw[:, :51].reshape(-1, 17, 3)
+        keypoints = np.stack([kp[..., 1] * pw / scale, kp[..., 0] * ph / scale, kp[..., 2]], axis=-1)
+        box = raw[:, 51:55]
+        boxes = np.stack([box[:, 1] * pw, box[:, 0] * ph, box[:, 3] * pw, box[:, 2] * ph], axis=1) / scale
+        boxes = np.clip(boxes, 0, [fw, fh, fw, fh])
+        ok = (boxes[:, 2] - boxes[:, 0] > 1) & (boxes[:, 3] - boxes[:, 1] > 1)
+        return People(boxes[ok].astype(np.float64), raw[ok, 55].astype(np.float32), keypoints[ok].astype(np.float32))
+
+    def __call__(self, frames: list[np.ndarray]) -> list[People]:
+        out = []
+        for frame in frames:
+            passes = []
+            for size in self.sizes or input_sizes(*frame.shape[:2]):
+                image, scale = self.prepare(frame, size)
+                raw = self.network(image=image)["people"][0]
+                passes.append(self.decode(raw, image.shape[1:3], scale, frame.shape[:2]))
+            out.append(passes[0] if len(passes) == 1 else merge(passes))
+        return out
+
+
+def merge(passes: list[People], iou: float = MERGE_IOU) -> People:
+    """The people of several passes, one per person: boxes overlapping by more than ``iou`` are one person,
+    kept from the pass that scored it highest."""
+    from maed.perception.boxes import nms
+
+    boxes = np.concatenate([p.boxes for p in passes])
+    scores = np.concatenate([p.scores for p in passes])
+    keypoints = np.concatenate([p.keypoints for p in passes])
+    keep = nms(boxes, scores, iou)
+    return People(boxes[keep], scores[keep], keypoints[keep])
