@@ -122,7 +122,8 @@ def test_keyword_defaults_are_the_schema_values():
 
     from maed.data.datasets import VideoDataset
     from maed.data.loaders import build_eval_dataset, build_eval_loader
-    from maed.eval.evaluator import Evaluator, predict_windows, run_evaluation
+    from maed.eval.evaluator import Evaluator, run_evaluation
+    from maed.models.windows import predict_windows
     from maed.train.validation import Validator
 
     cfg = Config()

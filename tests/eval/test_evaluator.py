@@ -19,8 +19,6 @@ from maed.body.joints import H36M_TO_J14, H36M_TO_J17, H36M_TO_J17_FIXED, J49_TO
 from maed.errors import CheckpointError, ConfigError, DataError, OutputError
 from maed.eval.evaluator import (
     Evaluator,
-    check_frame_step,
-    interpolate_frames,
     joint_ids,
     run_evaluation,
     segment_ids,
@@ -46,24 +44,6 @@ def test_cli_choices_match_the_evaluator():
 
     assert set(cli.EVAL_DATASETS) == set(EVAL_DATASETS) == {"3dpw", "mpii3d", "h36m", "synth"}
     assert cli.PROTOCOL_CHOICES == evaluator.PROTOCOL_CHOICES
-
-
-def test_frame_step_must_leave_whole_clips():
-    assert check_frame_step(128, 16, 1) == 128
-    assert check_frame_step(128, 16, 2) == 64
-    assert check_frame_step(128, 16, 8) == 16
-    with pytest.raises(ConfigError, match=r"--frame-step 3.*43 frames.*valid values here: 1, 2, 4, 8"):
-        check_frame_step(128, 16, 3)
-
-
-def test_interpolation_uses_the_original_knots():
-    # predictions sit at (1..L)/L, outputs at linspace(0, 1, T): a linear signal in the knot is exact
-    L, T = 4, 8
-    knots = np.arange(1, L + 1) / L
-    seq = (3.0 * knots - 1.0)[None, :, None]  # (1, L, 1)
-    out = interpolate_frames(seq, T)
-    np.testing.assert_allclose(out[0, :, 0], 3.0 * np.linspace(0, 1, T) - 1.0, atol=1e-12)
-    assert interpolate_frames(seq, L) is seq
 
 
 def test_segments_split_at_sequence_change_and_frame_gap():

@@ -198,6 +198,19 @@ def test_joint_heatmap_head_exists_only_when_asked_and_runs_only_in_training(smp
         )
 
 
+def test_the_heatmap_head_predicts_the_joint_count_it_is_given(smpl_body):
+    """The factory does not read the data layer: the training run passes its labels' joint count, whose
+    default is the 49 keypoints the databases store."""
+    from maed.data.database import NUM_JOINTS
+    from maed.models.factory import KEYPOINT_JOINTS
+
+    assert KEYPOINT_JOINTS == NUM_JOINTS == 49
+    overrides = [*TINY, "MODEL.ENCODER.JOINT_HEATMAP=True"]
+    model = build_model("stage2", body_model=smpl_body, overrides=overrides, keypoint_joints=7)
+    assert model.encoder.patch_embed.joint_head.conv.out_channels == 7
+    assert model.train()(torch.randn(1, 2, 3, 64, 64)).kp_2d_heatmap.shape == (1, 2, 7, 2)
+
+
 def test_grid_pool_reads_where_on_the_grid_a_token_is(smpl_body):
     """MODEL.ENCODER.POOL=grid: the frame feature is a linear read of every patch token's reduced channels, so
     moving content between grid cells changes it (the mean pool cannot tell), and the class token is unused."""

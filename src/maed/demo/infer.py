@@ -26,9 +26,7 @@ from maed.data.datasets import split_into_chunks
 from maed.data.transforms import ClipParams, build_transforms, normalize_images
 from maed.demo.options import BATCH_SIZE
 from maed.demo.track import Track
-
-# the evaluation's clip scheme and its file hash: the one place the demo imports from maed.eval
-from maed.eval.evaluator import predict_windows
+from maed.models.windows import predict_windows  # the evaluation's clip scheme
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The evaluation runner (ORIGINAL.md §7): predictions over whole windows, per-frame errors, every protocol.
 
 Each window (128 frames, reflect-padded) is predicted as ``sample_freq = L // 16`` interleaved 16-frame
-clips (frames ``i::sample_freq``, stride 8; :func:`predict_windows`), optionally on every
+clips (frames ``i::sample_freq``, stride 8; :func:`maed.models.windows.predict_windows`), optionally on every
 ``frame_step``-th frame with the rest linearly interpolated back. The joints compared are the H36M
 regressor's for 3DPW and Human3.6M and the model's own 49 for MPI-INF-3DHP (:func:`evaluation_bodies`),
 mapped by the protocol's joint ids. What each protocol counts is a :class:`maed.eval.protocol.Protocol`
@@ -47,7 +47,8 @@ from maed.eval.outputs import (
     write_predictions,
     write_sequence_csv,
 )
-from maed.eval.protocol import PROTOCOL_CHOICES, PROTOCOLS, Protocol, check_frame_step, joint_ids, protocols_for
+from maed.eval.protocol import PROTOCOL_CHOICES, PROTOCOLS, Protocol, joint_ids, protocols_for
+from maed.models.windows import check_frame_step, predict_windows
 
 __all__ = [
     "PROTOCOLS",
@@ -56,29 +57,13 @@ __all__ = [
     "Evaluator",
     "Protocol",
     "ProtocolResult",
-    "check_frame_step",
     "evaluation_bodies",
-    "interpolate_frames",
     "joint_ids",
-    "predict_windows",
     "run_evaluation",
     "segment_ids",
 ]
 
 GT_VERTS_CHUNK = 512  # frames per ground-truth SMPL forward
-
-
-def interpolate_frames(seq: np.ndarray, orig_len: int) -> np.ndarray:
-    """Linear interpolation of N x L x ... predictions back to N x orig_len x ... (the original's knots:
-    the L predictions sit at (1..L)/L, the output frames at linspace(0, 1, orig_len); ends extrapolated)."""
-    from scipy.interpolate import interp1d
-
-    L = seq.shape[1]
-    if L == orig_len:
-        return seq
-    knots = np.arange(1, L + 1, dtype=np.float64) / L
-    f = interp1d(knots, seq, axis=1, fill_value="extrapolate")
-    return f(np.linspace(0.0, 1.0, num=orig_len, endpoint=True)).astype(seq.dtype)
 
 
 def _split_instance(instance_id: str) -> tuple[str, int | None]:
@@ -115,45 +100,6 @@ def _flat_strings(batch_field, n: int, t: int) -> np.ndarray:
     if arr.shape == (t, n):
         arr = arr.T
     return arr.reshape(-1)
-
-
-@torch.inference_mode()
-def predict_windows(
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    *,
-    seqlen: int = EvalConfig.SEQLEN,
-    frame_step: int = EvalConfig.INTERPOLATION,
-    J_regressor: torch.Tensor | None = None,
-    device: str | torch.device | None = None,
-    keys: Sequence[str] = ("theta", "verts", "kp_3d", "kp_2d", "rotmat"),
-) -> dict[str, np.ndarray]:
-    """The original protocol's clip scheme: predictions for every frame of whole windows.
-
-    images: N x T x 3 x H x W crops (T = the window, 128 in the protocol). Every ``frame_step``-th frame is
-    kept (L frames, a multiple of ``seqlen``); the model sees ``L // seqlen`` interleaved clips (frames
-    ``i::L // seqlen``, i.e. stride 8 for 128 / 16), and with ``frame_step > 1`` the predictions are linearly
-    interpolated back to T frames. Returns the model outputs named in ``keys`` (``MAEDOutput`` fields), as
-    float32 numpy arrays N x T x ..., in frame order. Evaluation and the demo both predict through here.
-    """
-    device = torch.device(device) if device is not None else images.device
-    N, T = images.shape[:2]
-    sub = images[:, ::frame_step]
-    L = check_frame_step(T, seqlen, frame_step)
-    freq = L // seqlen
-    outs: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    for i in range(freq):
-        clip = sub[:, i::freq].to(device, non_blocking=True)  # (N, seqlen, 3, H, W)
-        out = model(clip, J_regressor=J_regressor)
-        for k in keys:
-            outs[k].append(out[k].float().cpu().numpy())
-    result = {}
-    for key, parts in outs.items():
-        # clip i holds frames i, i + freq, ...: stacking on axis 2 and flattening restores the order
-        stacked = np.stack(parts, axis=2)  # (N, seqlen, freq, ...)
-        merged = stacked.reshape(N, L, *stacked.shape[3:])
-        result[key] = interpolate_frames(merged, T) if L != T else merged
-    return result
 
 
 # ------------------------------------------------------------------------------------------ results

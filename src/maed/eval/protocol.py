@@ -10,7 +10,6 @@ acceleration may cross from one frame to the next (ORIGINAL.md §7, §9). Cheap 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from maed.config import EvalConfig
@@ -69,20 +68,6 @@ def joint_ids(dataset: str, protocol: str) -> list[int]:
     return list(Protocol.of(protocol, dataset).joint_ids)
 
 
-def check_frame_step(sample_pool: int, seqlen: int, frame_step: int) -> int:
-    """Frames left in a window after keeping every ``frame_step``-th one; must be a multiple of ``seqlen``."""
-    if frame_step < 1:
-        raise ConfigError(f"EVAL.INTERPOLATION / --frame-step {frame_step}: expected an integer >= 1")
-    kept = math.ceil(sample_pool / frame_step)
-    if kept < seqlen or kept % seqlen:
-        ok = [i for i in range(1, sample_pool + 1) if math.ceil(sample_pool / i) % seqlen == 0]
-        raise ConfigError(
-            f"EVAL.INTERPOLATION / --frame-step {frame_step}: a {sample_pool}-frame window keeps {kept} frames, "
-            f"which is not a whole number of {seqlen}-frame clips; valid values here: {', '.join(map(str, ok))}"
-        )
-    return kept
-
-
 @dataclass(frozen=True)
 class EvalSettings:
     """The evaluation options, translated once from ``EVAL.*``; the defaults are the schema's, so
@@ -102,6 +87,9 @@ class EvalSettings:
     def from_config(cls, eval_cfg) -> EvalSettings:
         if eval_cfg.PROTOCOL not in PROTOCOL_CHOICES:
             raise ConfigError(f"EVAL.PROTOCOL={eval_cfg.PROTOCOL!r}: expected one of {', '.join(PROTOCOL_CHOICES)}")
+        # imported here: maed.models imports torch (about 1.2 s), and this module stays cheap for `maed --help`
+        from maed.models.windows import check_frame_step
+
         check_frame_step(eval_cfg.SAMPLE_POOL, eval_cfg.SEQLEN, eval_cfg.INTERPOLATION)
         if eval_cfg.BATCH_SIZE < 1:
             raise ConfigError(f"EVAL.BATCH_SIZE={eval_cfg.BATCH_SIZE}: expected an integer >= 1 (windows per batch)")

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from maed.config import Config, load_config
+from maed.data.database import NUM_JOINTS
 from maed.errors import AssetError, ConfigError, MaedError, OutputError
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import DistEnv, broadcast_object, cleanup, init_distributed
@@ -243,7 +244,11 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
     # databases, body-model files, the encoder initialisation, the pretrained checkpoint, the validation set
     streams = build_streams(cfg, env, plan.seed)
     ckpt_io.seed_everything(plan.seed)  # the same initialisation on every rank (DDP also broadcasts rank 0's)
-    model = build_model(plan.model_config(), body_model_dir=resolve_paths(cfg.PATHS)["body_model_dir"])
+    model = build_model(
+        plan.model_config(),
+        body_model_dir=resolve_paths(cfg.PATHS)["body_model_dir"],
+        keypoint_joints=NUM_JOINTS,  # the databases' 2D labels, which the optional heatmap head predicts
+    )
     init_report = None
     if plan.init_weights is not None:
         init_report = init_encoder_weights(model.encoder, plan.init_weights, num_blocks=cfg.MODEL.ENCODER.NUM_BLOCKS)
