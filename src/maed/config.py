@@ -166,6 +166,20 @@ class PathsConfig:
 
 
 @dataclass
+class KeypointDataConfig:
+    """Synthetic keypoint clips (``maed.synth.keypoint_data``): the training data of a model whose encoder is
+    ``keypoints``. A bank of posed Anny people is built once (cached in PATHS.DB_DIR), then every sample is
+    a new camera, box and detector noise over it."""
+
+    BANK_SIZE: int = 2000  # people (random shape and motion) in the training bank
+    BANK_FRAMES: int = 64  # frames of each person's motion
+    VAL_SIZE: int = 200  # validation clips (held-out shapes, fixed views), PA-MPJPE selects best.pt
+    LANDMARK_MAP: str = ""  # '' = the fitted BlazePose map that ships for the body model and rig
+    NOISE: bool = True  # the detector's fitted noise, misses and swaps on the landmarks
+    SAMPLES_PER_PASS: int = 20000  # clips per pass of the training stream
+
+
+@dataclass
 class Config:
     OUTPUT_DIR: str = "results"
     EXP_NAME: str = "default"
@@ -183,6 +197,7 @@ class Config:
     MODEL: ModelConfig = field(default_factory=ModelConfig)
     EVAL: EvalConfig = field(default_factory=EvalConfig)
     PATHS: PathsConfig = field(default_factory=PathsConfig)
+    KEYPOINTS: KeypointDataConfig = field(default_factory=KeypointDataConfig)
 
     # ------------------------------------------------------------------ helpers
     def to_dict(self) -> dict[str, Any]:

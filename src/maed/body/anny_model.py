@@ -125,5 +125,47 @@ class AnnyBody(BodyModel):
         joints = self.joint_bone_weights @ heads + self.joint_vertex_weights @ verts  # (B, 49, 3)
         return AnnyOutput(verts=verts, joints=joints, bone_heads=heads)
 
+    def posed_points(
+        self, rotmat: torch.Tensor, betas: torch.Tensor, point_weights: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same body as :meth:`forward` for one shape, computing only some points of the mesh (fast
+        when a caller needs a few, as the synthetic keypoint data does).
+
+        rotmat: B x J x 3 x 3 (as forward); betas: (S,) or 1 x S, one shape for the whole batch;
+        point_weights: n x V, each point a weighted sum of vertices (a row of a one-hot matrix is a vertex).
+        Returns the points B x n x 3 and the 49 joints B x 49 x 3 (metres, SMPL-like axes).
+
+        Skinning is linear in the bone transforms, so a weighted sum of skinned vertices is
+        ``sum_b T_b m_b`` with per-bone moments ``m_b = sum_v p_v s_vb [v_rest; 1]`` (s: skinning weights),
+        computed once for the shape: the cost no longer grows with the vertices the points read.
+        """
+        B, J = rotmat.shape[:2]
+        dtype, C = self.axes.dtype, self.axes
+        a = self.anny
+        delta = torch.zeros(B, J, 4, 4, dtype=dtype, device=rotmat.device)
+        delta[..., :3, :3] = C.T @ rotmat.to(dtype) @ C
+        delta[..., 3, 3] = 1.0
+        pose, phenotype, local, facial = a.get_tensor_inputs(delta, 0.5 + betas.reshape(1, -1).to(dtype), None, None)
+        rest = a.get_rest_model(a._get_phenotype_blendshape_coefficients(phenotype, local, facial))
+        transforms, bone_poses = a.get_bone_transforms(pose, rest["rest_bone_poses"].expand(B, -1, -1, -1))
+        v_rest = rest["rest_vertices"][0]  # (V, 3) in anny's axes
+        homo = torch.cat([v_rest, torch.ones_like(v_rest[:, :1])], dim=-1)  # (V, 4)
+        weights = torch.cat([point_weights.to(dtype), self.joint_vertex_weights.to(dtype)])  # (n + 49, V)
+        skin = self._dense_skinning(J, dtype)  # (V, J)
+        V = homo.shape[0]
+        moments = (weights @ (skin[:, :, None] * homo[:, None, :]).reshape(V, J * 4)).reshape(-1, J, 4)  # (n+49, J, 4)
+        points = torch.einsum("tbij,nbj->tni", transforms[..., :3, :], moments) @ C.T  # (B, n + 49, 3)
+        n = point_weights.shape[0]
+        heads = bone_poses[..., :3, 3] @ C.T
+        joints = self.joint_bone_weights @ heads + points[:, n:]
+        return points[:, :n], joints
+
+    def _dense_skinning(self, num_bones: int, dtype: torch.dtype) -> torch.Tensor:
+        """V x J skinning weights (anny keeps them as per-vertex slots)."""
+        a = self.anny
+        skin = torch.zeros(a.vertex_bone_weights.shape[0], num_bones, dtype=dtype)
+        skin.scatter_add_(1, a.vertex_bone_indices.long(), a.vertex_bone_weights.to(dtype))
+        return skin
+
     def extra_repr(self) -> str:
         return f"rig={self.rig}, bones={self.num_joints}, vertices={self.num_vertices}"

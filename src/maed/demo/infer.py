@@ -155,7 +155,10 @@ class ModelPredictor:
 
     def _run(self, pending: list, tracks: list[Track], out: dict, clock) -> None:
         with clock("infer"):
-            images = torch.stack([normalize_images(stack) for _, stack in pending])  # (B, pool, 3, H, W)
+            if pending[0][1].dtype == np.uint8:  # image crops (B, pool, H, W, 3)
+                images = torch.stack([normalize_images(stack) for _, stack in pending])  # (B, pool, 3, H, W)
+            else:  # keypoint inputs (B, pool, K, C)
+                images = torch.from_numpy(np.stack([x for _, x in pending]))
             pred = predict_windows(
                 self.model,
                 images,
@@ -179,6 +182,37 @@ class ModelPredictor:
                     betas=theta[b, w.real, 3 + 3 * J :],
                 )
         pending.clear()
+
+
+def keypoint_inputs(track: Track, landmarks, *, seen: float = 0.5) -> np.ndarray:
+    """A track's BlazePose landmarks as the keypoint model's input: (T, 33, 3) x, y in [-1, 1] of the crop
+    (1.3 x the square box, as the image crops) and visibility 1 where BlazePose's is above ``seen``, else 0
+    with the position zeroed (``maed.synth.keypoint_data`` makes its training samples the same way)."""
+    from maed.data.transforms import BASE_SCALE
+
+    boxes = np.asarray(track.boxes, np.float64)
+    half = (BASE_SCALE * boxes[:, 2] / 2)[:, None, None]
+    xy = (np.asarray(landmarks.image[..., :2], np.float64) - boxes[:, None, :2]) / half
+    vis = (np.asarray(landmarks.image[..., 3]) > seen).astype(np.float32)
+    return np.concatenate([xy * vis[..., None], vis[..., None]], axis=-1).astype(np.float32)
+
+
+class KeypointPredictor(ModelPredictor):
+    """A keypoint MAED over tracks: the same windows and clip scheme as :class:`ModelPredictor`, its inputs
+    the tracks' landmarks (``maed.demo.stages.landmarks``) instead of image crops; no frame is decoded."""
+
+    def predict_landmarks(self, tracks: list[Track], landmarks: dict, *, clock=None) -> dict[int, TrackPrediction]:
+        clock = clock or _NullClock()
+        inputs = [keypoint_inputs(t, landmarks[t.track_id]) for t in tracks]
+        out = {t.track_id: _Accumulator(len(t)) for t in tracks}
+        pending = []
+        for w in plan_windows(tracks, self.sample_pool):
+            pending.append((w, inputs[w.track][w.positions]))
+            if len(pending) >= self.batch_size:
+                self._run(pending, tracks, out, clock)
+        if pending:
+            self._run(pending, tracks, out, clock)
+        return {tid: acc.result() for tid, acc in out.items()}
 
 
 class _Accumulator:

@@ -10,7 +10,7 @@ from typing import Any
 from maed.body import build_body_model
 from maed.config import load_config
 from maed.demo.cache import file_digest, folder_fingerprint
-from maed.demo.infer import ModelPredictor
+from maed.demo.infer import KeypointPredictor, ModelPredictor
 from maed.demo.options import DemoOptions
 from maed.models import load_model
 from maed.models.checkpoint import read_checkpoint
@@ -78,7 +78,8 @@ def build_predictor(spec: ModelSpec, options: DemoOptions, signature: dict):
         device=spec.device,
         precision=options.precision,
     )
-    return ModelPredictor(
+    kind = KeypointPredictor if cfg.MODEL.ENCODER.BACKBONE == "keypoints" else ModelPredictor
+    return kind(
         model,
         crop_width=cfg.DATASET.WIDTH,
         crop_height=cfg.DATASET.HEIGHT,

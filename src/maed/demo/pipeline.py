@@ -80,7 +80,7 @@ def run_demo(
         outputs = stages.write_keypoints(run, tracked, detected, landmarks)
         rendered = stages.render_skeletons(run, tracked, landmarks) if options.render else None
     else:
-        predictions = stages.infer(run, tracked, model)
+        predictions = stages.infer(run, tracked, model, landmarks)
         people = stages.post(run, tracked, predictions, model)
         outputs = stages.write(run, people, detected, model, landmarks)
         if options.export:

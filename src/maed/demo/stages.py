@@ -35,7 +35,7 @@ from maed.demo.infer import TrackPrediction
 from maed.demo.model import DemoModel
 from maed.demo.outputs import Person
 from maed.demo.track import Track
-from maed.errors import DataError
+from maed.errors import ConfigError, DataError
 from maed.export.bvh import write_bvh
 from maed.export.gltf import write_glb
 from maed.export.rig import rig_from_body_model
@@ -297,21 +297,28 @@ def _landmarks_from_arrays(arrays: dict, tracks: list[Track]) -> TrackLandmarks:
 
 
 # ------------------------------------------------------------------------------------------------ infer
-def infer(run: DemoRun, tracked: Tracked, model: DemoModel) -> Predictions:
-    """The network's output for every frame of every track (the input decoded once more for the crops)."""
+def infer(run: DemoRun, tracked: Tracked, model: DemoModel, landmarks: TrackLandmarks) -> Predictions:
+    """The network's output for every frame of every track: image crops (the input decoded once more), or for
+    a keypoint model the tracks' landmarks."""
     tracks = tracked.tracks
 
     def compute() -> Predictions:
         if not tracks:
             return {}
         predictor = model.predictor()
+        if hasattr(predictor, "predict_landmarks"):
+            if not landmarks:
+                raise ConfigError("this model reads body keypoints: --keypoint-model none cannot be used with it")
+            predictions = predictor.predict_landmarks(tracks, landmarks, clock=run.clock)
+            run.clock.count("infer", sum(len(t) for t in tracks))
+            return predictions
         total = max(t.last for t in tracks) + 1
         predictions = predictor.predict(tracks, run.frames("infer", total=total), clock=run.clock, warn=run.note)
         run.clock.count("infer", sum(len(t) for t in tracks))
         run.clock.count("crop", sum(len(t) for t in tracks))
         return predictions
 
-    settings = {**model.signature(), "frame_step": run.options.frame_step}
+    settings = {**model.signature(), "frame_step": run.options.frame_step, "keypoints": run.options.keypoint_model}
     return run.cached("infer", "predictions", settings, compute, to_arrays=_predictions_to_arrays,
                       from_arrays=lambda arrays: _predictions_from_arrays(arrays, tracks))  # fmt: skip
 

@@ -401,7 +401,8 @@ class Trainer:
         :class:`TrainingError` on every rank before the weights are touched."""
         dev = self.env.device
         batch_2d, batch_3d, batch_img = (_to_device(b, dev) for b in (batch_2d, batch_3d, batch_img))
-        clips = [b["images"] for b in (batch_2d, batch_3d) if b is not None]
+        key = getattr(self.model.encoder, "input_kind", "images")  # "keypoints" for the keypoint encoder
+        clips = [b[key] for b in (batch_2d, batch_3d) if b is not None]
         video = (clips[0] if len(clips) == 1 else torch.cat(clips, dim=0)) if clips else None
         images = batch_img["images"].unsqueeze(1) if batch_img is not None else None  # (N, 1, 3, H, W)
         with self.autocast():

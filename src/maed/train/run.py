@@ -358,6 +358,13 @@ def start_decoder_at_mean_pose(model, streams: list[BatchStream | None]) -> int:
 
     if not hasattr(model.decoder, "start_at"):
         raise ConfigError("MODEL.DECODER.INIT_MEAN_POSE: only the ktd decoder has it (iterative starts at SMPL's mean)")
+    keypoint_stream = next((s for s in streams if s is not None and hasattr(s.dataset, "pose_rows")), None)
+    if keypoint_stream is not None:  # synthetic keypoint clips: rows of a fixed draw of training samples
+        db = keypoint_stream.dataset.pose_rows()
+        body = model.body_model
+        rotmat, betas = mean_parameters(db, num_joints=body.num_joints, num_betas=body.num_betas, label="KEYPOINTS")
+        model.decoder.start_at(torch.from_numpy(rotmat), torch.from_numpy(betas), torch.tensor(MEAN_START_CAMERA))
+        return len(db["pose"])
     parts = {}  # one entry per database: a set in both the video and the image stream counts once
     for stream in streams:
         for d in stream.dataset.datasets if stream is not None else []:
@@ -376,11 +383,19 @@ def start_decoder_at_mean_pose(model, streams: list[BatchStream | None]) -> int:
 
 
 def build_streams(cfg: Config, env: DistEnv, seed: int) -> dict[str, BatchStream | None]:
-    """The training streams of a config on this rank (``TRAIN.*``, ``DATASET.*``, ``PATHS.*``)."""
+    """The training streams of a config on this rank (``TRAIN.*``, ``DATASET.*``, ``PATHS.*``); for a
+    keypoint encoder, one stream of synthetic keypoint clips (``KEYPOINTS.*``) in the place of the 3D videos."""
     from maed.data.loaders import TrainDataSettings, build_train_datasets
     from maed.paths import resolve_paths
 
     data = TrainDataSettings.from_config(cfg)
+    if cfg.MODEL.ENCODER.BACKBONE == "keypoints":
+        from maed.synth.keypoint_data import clips_from_config
+
+        clips = clips_from_config(cfg, "train", progress=env.is_main)
+        stream = BatchStream(clips, name="3d", batch_size=cfg.TRAIN.BATCH_SIZE_3D, seed=seed, rank=env.rank,
+                             world_size=env.world_size, num_workers=data.num_workers)  # fmt: skip
+        return {"2d": None, "3d": stream, "img": None}
     paths = resolve_paths(cfg.PATHS)
     datasets = build_train_datasets(data, db_dir=paths["db_dir"], dataset_roots=paths["dataset_roots"])
     return {
