@@ -120,7 +120,7 @@ class DecoderConfig:
 
 @dataclass
 class EncoderConfig:
-    BACKBONE: str = "ste"  # 'ste' | 'cnn'
+    BACKBONE: str = "ste"  # 'ste' | 'cnn' (images) | 'keypoints' (body landmarks, models/keypoints.py)
     NUM_BLOCKS: int = 6
     NUM_HEADS: int = 12
     SPA_TEMP_MODE: str = "vanilla"  # 'vanilla' | 'series' | 'parallel' | 'coupling' | 'temporal'
@@ -136,6 +136,9 @@ class EncoderConfig:
     GRAD_CHECKPOINT: bool = False  # activation checkpointing of the 'ste' encoder in training (less memory)
     POOL: str = "cls"  # the 'ste' frame feature: 'cls' (class token, the original), 'mean' or 'grid' (patch tokens)
     JOINT_HEATMAP: bool = False  # 'ste': a training-only 2D-joint heatmap head on the stride-8 backbone features
+    # the 'keypoints' encoder (its size: EMBED_DIM, NUM_BLOCKS, NUM_HEADS, MLP_RATIO above)
+    NUM_KEYPOINTS: int = 33  # landmark tokens per frame (33: BlazePose's landmarks)
+    KP_WORLD: bool = False  # each landmark also carries its metric world position (3 more channels, metres)
 
 
 @dataclass

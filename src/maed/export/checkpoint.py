@@ -96,8 +96,8 @@ def _evaluations(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
 
 
 def compare_outputs(reference: torch.nn.Module, exported: torch.nn.Module, images: torch.Tensor) -> dict[str, float]:
-    """Largest absolute differences of two models' outputs on ``images`` (N x T x 3 x S x S): ``verts`` and
-    ``kp_3d`` in metres, ``theta``."""
+    """Largest absolute differences of two models' outputs on ``images`` (a clip in their input layout, as
+    :func:`probe_clip` makes): ``verts`` and ``kp_3d`` in metres, ``theta``."""
     with torch.inference_mode():
         a, b = reference(images), exported(images)
     return {k: float((a[k].float() - b[k].float()).abs().max()) for k in ("verts", "kp_3d", "theta")}
@@ -118,13 +118,19 @@ def plain_model(ckpt: dict[str, Any], *, body_model_dir=None, body_model=None) -
 
 
 def probe_clip(config: dict[str, Any], seed: int = 0) -> torch.Tensor:
-    """A random 1 x T x 3 x S x S clip in the model's input size (T = the evaluation clip length, within the
-    temporal embedding), to compare two versions of a model on."""
+    """A random clip in the model's input layout, to compare two versions of a model on: 1 x T x 3 x S x S
+    crops, or for the keypoints encoder 1 x T x K x C landmarks (T = the evaluation clip length, within the
+    temporal embedding)."""
     from maed.config import load_config
 
     cfg = load_config(config)
-    T = min(cfg.EVAL.SEQLEN, cfg.MODEL.ENCODER.MAX_SEQLEN)
+    enc = cfg.MODEL.ENCODER
+    T = min(cfg.EVAL.SEQLEN, enc.MAX_SEQLEN)
     generator = torch.Generator().manual_seed(seed)
+    if enc.BACKBONE.lower() == "keypoints":
+        from maed.models.keypoints import random_keypoints
+
+        return random_keypoints(1, T, enc.NUM_KEYPOINTS, enc.KP_WORLD, generator=generator)
     return torch.randn(1, T, 3, cfg.DATASET.HEIGHT, cfg.DATASET.WIDTH, generator=generator)
 
 

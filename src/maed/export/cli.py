@@ -27,10 +27,11 @@ def register_onnx(formats: argparse._SubParsersAction) -> None:
     o = formats.add_parser(
         "onnx",
         help="the model with its body model as one ONNX graph (onnxruntime, TensorRT, ...)",
-        description="Export a checkpoint (the authors' release or ours) to ONNX: input `images` N x T x 3 x S x S, "
-        "outputs `theta`, `kp_3d`, `kp_2d`, `verts`; N and T dynamic (T up to MODEL.ENCODER.MAX_SEQLEN for "
-        "attention with a temporal embedding). After writing, the graph is run in onnxruntime on a random "
-        "clip and compared with PyTorch (float32). See docs/SPEED.md.",
+        description="Export a checkpoint (the authors' release or ours) to ONNX: input `images` N x T x 3 x S x S "
+        "(or `keypoints` N x T x K x C for the keypoints encoder), outputs `theta`, `kp_3d`, `kp_2d`, `verts`; "
+        "N and T dynamic (T up to MODEL.ENCODER.MAX_SEQLEN for attention with a temporal embedding). After "
+        "writing, the graph is run in onnxruntime on a random clip and compared with PyTorch (float32). "
+        "See docs/SPEED.md.",
     )
     o.add_argument("--checkpoint", required=True, help="checkpoint file (authors' model_best.pth.tar or ours)")
     o.add_argument("--config", default=None, help="config for checkpoints without one (the authors'): preset or YAML")
@@ -49,10 +50,8 @@ def register_onnx(formats: argparse._SubParsersAction) -> None:
 def run_onnx(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
-
     from maed.errors import ConfigError, OutputError
-    from maed.export.onnx import ExportError, compare_with_pytorch, export_onnx
+    from maed.export.onnx import ExportError, compare_with_pytorch, example_clip, export_onnx
     from maed.models import load_model
 
     out = Path(args.out)
@@ -72,9 +71,8 @@ def run_onnx(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     if args.no_check:
         return 0
-    side = getattr(model.encoder, "img_size", 224)
     max_t = model.encoder.max_seqlen if getattr(model.encoder, "has_temp_embed", False) else args.seqlen
-    images = torch.randn(1, min(args.seqlen + 1, max_t), 3, side, side, generator=torch.Generator().manual_seed(1))
+    images = example_clip(model, 1, min(args.seqlen + 1, max_t), seed=1)
     diffs = compare_with_pytorch(out, model, images)
     verts_mm, kp_mm = diffs["verts"] * 1e3, diffs["kp_3d"] * 1e3
     print(

@@ -3,7 +3,8 @@
 Graph interface:
 
 - input ``images``: N x T x 3 x S x S float32, ImageNet-normalised RGB crops (S = the model's crop size,
-  224 for the original).
+  224 for the original); for a model with the ``keypoints`` encoder, input ``keypoints``: N x T x K x C float32
+  landmarks (x, y in [-1, 1] of the crop box, visibility, optionally the world position; K and C fixed).
 - outputs ``theta`` N x T x (3 + 3J + B), ``kp_3d`` N x T x K x 3 (metres), ``kp_2d`` N x T x K x 2 ([-1, 1]),
   ``verts`` N x T x V x 3 (metres); the same tensors as ``MAED.forward``.
 
@@ -40,7 +41,8 @@ from torch import nn
 from maed.errors import ConfigError, MaedError
 
 OUTPUT_NAMES = ("theta", "kp_3d", "kp_2d", "verts")
-INPUT_NAME = "images"
+#: the graph's input is named after what the model takes (``MAED.input_kind``)
+INPUT_NAMES = ("images", "keypoints")
 
 
 class ExportError(MaedError):
@@ -48,15 +50,28 @@ class ExportError(MaedError):
 
 
 class _Outputs(nn.Module):
-    """images -> (theta, kp_3d, kp_2d, verts): the exporter wants a tuple of tensors."""
+    """images or keypoints -> (theta, kp_3d, kp_2d, verts): the exporter wants a tuple of tensors."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(images)
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(inputs)
         return tuple(getattr(out, name) for name in OUTPUT_NAMES)
+
+
+def example_clip(model: nn.Module, n: int, t: int, seed: int = 0) -> torch.Tensor:
+    """A random clip of ``n`` x ``t`` frames in ``model``'s input layout: N x T x 3 x S x S normal noise for
+    image encoders, N x T x K x C landmarks (``maed.models.keypoints.random_keypoints``) for the keypoint one."""
+    generator = torch.Generator().manual_seed(seed)
+    encoder = model.encoder
+    if getattr(model, "input_kind", "images") == "keypoints":
+        from maed.models.keypoints import random_keypoints
+
+        return random_keypoints(n, t, encoder.num_keypoints, encoder.world, generator=generator)
+    side = getattr(encoder, "img_size", 224)
+    return torch.randn(n, t, 3, side, side, generator=generator)
 
 
 class _IntParents(list):
@@ -166,12 +181,12 @@ def export_onnx(
     _check_plain_float32(model)
     model = model.eval()
     encoder = model.encoder
-    side = getattr(encoder, "img_size", 224)
     n, t = example_shape
     max_t = encoder.max_seqlen if getattr(encoder, "has_temp_embed", False) else None
     if max_t is not None:
         t = min(t, max_t)
-    images = torch.randn(n, t, 3, side, side, generator=torch.Generator().manual_seed(0))
+    inputs = example_clip(model, n, t)
+    input_name = getattr(model, "input_kind", "images")
     dims = {0: torch.export.Dim("N", min=1), 1: torch.export.Dim("T", min=1, max=max_t or 1 << 16)}
     out = Path(out)
     try:
@@ -185,11 +200,11 @@ def export_onnx(
         try:
             program = torch.onnx.export(
                 _Outputs(model).eval(),
-                (images,),
+                (inputs,),
                 dynamo=True,
-                input_names=[INPUT_NAME],
+                input_names=[input_name],
                 output_names=list(OUTPUT_NAMES),
-                dynamic_shapes={"images": dims},
+                dynamic_shapes=(dims,),
                 opset_version=opset,
                 custom_translation_table={torch.ops.aten.searchsorted.Tensor: _searchsorted_1d},
                 verbose=False,
@@ -219,10 +234,11 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
 
 def compare_with_pytorch(path: str | os.PathLike, model: nn.Module, images: torch.Tensor) -> dict[str, float]:
     """Max absolute difference per output between onnxruntime and PyTorch (``model`` float32) on ``images``
-    (N x T x 3 x S x S); vertices and joints in metres. Also ``onnx_seconds`` and ``torch_seconds``."""
+    (a clip in the model's input layout, :func:`example_clip`); vertices and joints in metres. Also
+    ``onnx_seconds`` and ``torch_seconds``."""
     session = onnx_session(path)
     t0 = time.perf_counter()
-    got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images.numpy()})
+    got = session.run(list(OUTPUT_NAMES), {session.get_inputs()[0].name: images.numpy()})
     onnx_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     with torch.no_grad():

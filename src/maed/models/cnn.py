@@ -16,6 +16,7 @@ class ResNet50Encoder(nn.Module):
 
     feat_dim = 2048
     uses_seqlen = False
+    input_kind = "images"
 
     def __init__(self):
         super().__init__()

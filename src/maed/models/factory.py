@@ -24,7 +24,7 @@ from maed.paths import resolve_paths
 #: databases store): what the encoder's optional joint heatmap head predicts
 KEYPOINT_JOINTS = len(JOINT_NAMES)
 
-ENCODERS = ("ste", "cnn")
+ENCODERS = ("ste", "cnn", "keypoints")
 DECODERS = ("ktd", "iterative")
 
 
@@ -49,18 +49,36 @@ def build_encoder(
     grad_checkpoint: bool = False,
     pool: str = "cls",
     joint_heatmap_joints: int = 0,
+    num_keypoints: int = 33,
+    kp_world: bool = False,
 ) -> torch.nn.Module:
-    """The ``ste`` encoder of the given size, or the ``cnn`` ResNet-50 (which takes no size arguments).
+    """The ``ste`` encoder of the given size, the ``cnn`` ResNet-50 (which takes no size arguments), or the
+    ``keypoints`` encoder over ``num_keypoints`` landmarks (with their world positions if ``kp_world``), whose
+    size is ``num_blocks``, ``num_heads``, ``embed_dim`` and ``mlp_ratio``.
 
-    ``joint_heatmap_joints`` K > 0 adds the training-only 2D-joint heatmap head for K joints."""
+    ``joint_heatmap_joints`` K > 0 adds the training-only 2D-joint heatmap head for K joints (``ste`` only)."""
     # the encoders import timm and torchvision (about 1.5 s measured): paid only when one is built
     from maed.models.cnn import ResNet50Encoder
+    from maed.models.keypoints import KeypointEncoder
     from maed.models.ste import SpatioTemporalEncoder
 
+    if encoder != "ste" and joint_heatmap_joints:
+        raise ConfigError("MODEL.ENCODER.JOINT_HEATMAP: only the ste encoder has the joint heatmap head")
     if encoder == "cnn":
-        if joint_heatmap_joints:
-            raise ConfigError("MODEL.ENCODER.JOINT_HEATMAP: only the ste encoder has the joint heatmap head")
         return ResNet50Encoder()
+    if encoder == "keypoints":
+        return KeypointEncoder(
+            num_keypoints=num_keypoints,
+            world=kp_world,
+            num_blocks=num_blocks,
+            num_heads=num_heads,
+            st_mode=st_mode,
+            max_seqlen=max_seqlen,
+            interp_temp_embed=interp_temp_embed,
+            embed_dim=embed_dim,
+            mlp_ratio=mlp_ratio,
+            grad_checkpoint=grad_checkpoint,
+        )
     return SpatioTemporalEncoder(
         num_blocks=num_blocks,
         num_heads=num_heads,
@@ -101,11 +119,27 @@ def encoder_kwargs_from_config(cfg: Config, *, keypoint_joints: int = KEYPOINT_J
         grad_checkpoint=enc.GRAD_CHECKPOINT,
         pool=_check_choice("MODEL.ENCODER.POOL", enc.POOL, POOLS),
         joint_heatmap_joints=keypoint_joints if enc.JOINT_HEATMAP else 0,
+        num_keypoints=enc.NUM_KEYPOINTS,
+        kp_world=enc.KP_WORLD,
     )
-    if encoder != "ste":
+    if encoder == "cnn":
         return kwargs
     problems = []
-    if ds.WIDTH != ds.HEIGHT or ds.WIDTH < 16 or ds.WIDTH % 16:
+    if encoder == "keypoints":
+        if enc.NUM_KEYPOINTS < 1:
+            problems.append(f"MODEL.ENCODER.NUM_KEYPOINTS={enc.NUM_KEYPOINTS}: expected at least one landmark")
+        if kwargs["pool"] != "cls":
+            problems.append(
+                f"MODEL.ENCODER.POOL={enc.POOL}: the keypoints encoder's frame feature is its class token (cls)"
+            )
+        if enc.JOINT_HEATMAP:
+            problems.append("MODEL.ENCODER.JOINT_HEATMAP: only the ste encoder has the joint heatmap head")
+        if enc.INIT_WEIGHTS:
+            problems.append(
+                "MODEL.ENCODER.INIT_WEIGHTS: ImageNet weights are for the image encoders; the keypoints encoder "
+                "starts from its random initialisation"
+            )
+    elif ds.WIDTH != ds.HEIGHT or ds.WIDTH < 16 or ds.WIDTH % 16:
         problems.append(
             f"DATASET.WIDTH/HEIGHT={ds.WIDTH}/{ds.HEIGHT}: the ste encoder takes square crops whose side is a "
             "multiple of 16 (the backbone's stride)"
@@ -117,11 +151,11 @@ def encoder_kwargs_from_config(cfg: Config, *, keypoint_joints: int = KEYPOINT_J
         )
     if not enc.MLP_RATIO > 0:
         problems.append(f"MODEL.ENCODER.MLP_RATIO={enc.MLP_RATIO}: expected a positive number")
-    if len(enc.BACKBONE_LAYERS) != 3 or min(enc.BACKBONE_LAYERS, default=0) < 1:
+    if encoder == "ste" and (len(enc.BACKBONE_LAYERS) != 3 or min(enc.BACKBONE_LAYERS, default=0) < 1):
         problems.append(
             f"MODEL.ENCODER.BACKBONE_LAYERS={list(enc.BACKBONE_LAYERS)}: expected three stage depths, each >= 1"
         )
-    if enc.BACKBONE_WIDTH < 32 or enc.BACKBONE_WIDTH % 32:
+    if encoder == "ste" and (enc.BACKBONE_WIDTH < 32 or enc.BACKBONE_WIDTH % 32):
         problems.append(
             f"MODEL.ENCODER.BACKBONE_WIDTH={enc.BACKBONE_WIDTH}: expected a multiple of 32 (GroupNorm has 32 groups)"
         )

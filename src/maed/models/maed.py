@@ -59,8 +59,9 @@ class MAED(nn.Module):
     """The MAED network.
 
     Args:
-        encoder: per-frame feature extractor with ``feat_dim``, ``uses_seqlen`` and
-            ``check_seqlen(T)`` (``SpatioTemporalEncoder`` or ``ResNet50Encoder``).
+        encoder: per-frame feature extractor with ``feat_dim``, ``uses_seqlen``, ``check_seqlen(T)`` and
+            ``input_kind`` (``SpatioTemporalEncoder`` or ``ResNet50Encoder`` on images,
+            ``KeypointEncoder`` on body landmarks).
         decoder: maps (B, feat_dim) features to (pose_6d, betas, cam) (``KTD`` or ``IterativeRegressor``).
         body_model: turns rotations and shape into vertices and joints. Its buffers are kept out of
             ``state_dict`` on purpose: checkpoints must never carry licence-gated body-model data.
@@ -75,18 +76,20 @@ class MAED(nn.Module):
             m._non_persistent_buffers_set.update(m._buffers.keys())
         self.body_model.requires_grad_(False)
 
-    def forward(self, images: torch.Tensor, J_regressor: torch.Tensor | None = None) -> MAEDOutput:
-        """images: N x T x 3 x S x S ImageNet-normalised RGB crops (T frames of one clip each; S = 224 for the
-        original's size, the encoder's ``img_size`` in general).
+    def forward(self, inputs: torch.Tensor, J_regressor: torch.Tensor | None = None) -> MAEDOutput:
+        """inputs: what the encoder takes (its ``input_kind``), T frames of one clip each:
+
+        - ``images``: N x T x 3 x S x S ImageNet-normalised RGB crops (S = 224 for the original's size, the
+          encoder's ``img_size`` in general);
+        - ``keypoints``: N x T x K x C landmarks (``KeypointEncoder``: x, y in [-1, 1] of the crop box,
+          visibility in [0, 1], optionally the metric world position).
 
         J_regressor: optional K' x V regressor (e.g. H36M, 17 joints) replacing the body model's joints in
         ``kp_3d`` and ``kp_2d``.
         """
-        if images.ndim != 5 or images.shape[2] != 3:
-            raise ValueError(f"images: expected N x T x 3 x H x W, got {tuple(images.shape)}")
-        N, T = images.shape[:2]
+        N, T = self._check_input(inputs)
         self.encoder.check_seqlen(T)
-        frames = images.reshape(N * T, *images.shape[2:])
+        frames = inputs.reshape(N * T, *inputs.shape[2:])
         heatmap_kp = None
         if self.training and getattr(self.encoder, "has_joint_heatmap", False):
             feats, heatmap_kp = self.encoder(frames, seqlen=T, joints=True)
@@ -96,11 +99,34 @@ class MAED(nn.Module):
         pose_6d, betas, cam = self.decoder(feats.to(self.decoder.fc1.weight.dtype))
         # the body model, projection and rotation conversions stay in float32 under autocast: they are
         # cheap, and bf16 (about 3 significant digits) would blur millimetre-scale geometry
-        with torch.autocast(images.device.type, enabled=False):
+        with torch.autocast(inputs.device.type, enabled=False):
             out = self.decode(pose_6d.float(), betas.float(), cam.float(), batch_shape=(N, T), J_regressor=J_regressor)
         if heatmap_kp is not None:
             out.kp_2d_heatmap = heatmap_kp.float().reshape(N, T, *heatmap_kp.shape[1:])
         return out
+
+    @property
+    def input_kind(self) -> str:
+        """``"images"`` or ``"keypoints"``: what :meth:`forward` takes (the encoder's choice)."""
+        return getattr(self.encoder, "input_kind", "images")
+
+    def _check_input(self, x: torch.Tensor) -> tuple[int, int]:
+        """(N, T) of a clip batch in the encoder's input layout; ValueError naming that layout otherwise."""
+        kind = self.input_kind
+        if kind == "keypoints":
+            K, C = self.encoder.num_keypoints, self.encoder.in_channels
+            if x.ndim != 4 or tuple(x.shape[2:]) != (K, C):
+                raise ValueError(
+                    f"keypoints: expected N x T x {K} x {C} ({', '.join(self.encoder.channel_names)} of each of "
+                    f"{K} landmarks), got {tuple(x.shape)}"
+                    + (" (this model takes keypoints, not images)" if x.ndim == 5 else "")
+                )
+        elif x.ndim != 5 or x.shape[2] != 3:
+            raise ValueError(
+                f"images: expected N x T x 3 x H x W, got {tuple(x.shape)}"
+                + (" (this model takes images, not keypoints)" if x.ndim == 4 else "")
+            )
+        return x.shape[0], x.shape[1]
 
     def decode(
         self,

@@ -244,7 +244,49 @@ class PreLogits(nn.Module):
         return self.act(self.fc(x))
 
 
-class SpatioTemporalEncoder(nn.Module):
+def init_transformer_weights(module: nn.Module) -> None:
+    """ViT initialisation of every linear layer (truncated normal, std 0.02; zero bias) and LayerNorm (identity)
+    inside ``module``."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class TemporalEmbeddingMixin:
+    """The learned temporal embedding the encoders with ``series``, ``parallel`` or ``coupling`` attention add
+    to every token of a frame. Expects ``has_temp_embed``, ``max_seqlen``, ``interp_temp_embed``, ``st_mode``
+    and (when ``has_temp_embed``) the 1 x max_seqlen x 1 x C parameter ``temp_embed``."""
+
+    has_temp_embed: bool
+    max_seqlen: int
+    interp_temp_embed: bool
+    st_mode: str
+    temp_embed: torch.Tensor
+
+    def check_seqlen(self, seqlen: int) -> None:
+        if self.has_temp_embed and seqlen > self.max_seqlen and not self.interp_temp_embed:
+            raise ConfigError(
+                f"clip length T={seqlen} exceeds the {self.max_seqlen} frames of the learned temporal embedding "
+                f"({self.st_mode} attention); use T <= {self.max_seqlen}, or allow longer clips with "
+                "MODEL.ENCODER.INTERP_TEMP_EMBED=True (interp_temp_embed=True), which interpolates the embedding"
+            )
+
+    def temporal_embedding(self, seqlen: int) -> torch.Tensor:
+        """1 x T x 1 x C: the learned embedding's first T slots, or its interpolation to T > max_seqlen."""
+        if seqlen <= self.max_seqlen:
+            return self.temp_embed[:, :seqlen]
+        # linear resampling along time of the (C, max_seqlen) curve to T samples
+        emb = self.temp_embed[0, :, 0].t().unsqueeze(0)  # (1, C, max_seqlen)
+        emb = F.interpolate(emb, size=seqlen, mode="linear", align_corners=True)
+        return emb[0].t()[None, :, None, :]
+
+
+class SpatioTemporalEncoder(TemporalEmbeddingMixin, nn.Module):
     """Hybrid ResNetV2 + ViT encoder; one ``embed_dim`` feature per frame (768 for the original).
 
     Args:
@@ -273,6 +315,7 @@ class SpatioTemporalEncoder(nn.Module):
     """
 
     uses_seqlen = True
+    input_kind = "images"
 
     def __init__(
         self,
@@ -325,31 +368,7 @@ class SpatioTemporalEncoder(nn.Module):
         trunc_normal_(self.cls_token, std=0.02)
         if self.has_temp_embed:
             trunc_normal_(self.temp_embed, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def check_seqlen(self, seqlen: int) -> None:
-        if self.has_temp_embed and seqlen > self.max_seqlen and not self.interp_temp_embed:
-            raise ConfigError(
-                f"clip length T={seqlen} exceeds the {self.max_seqlen} frames of the learned temporal embedding "
-                f"({self.st_mode} attention); use T <= {self.max_seqlen}, or allow longer clips with "
-                "MODEL.ENCODER.INTERP_TEMP_EMBED=True (interp_temp_embed=True), which interpolates the embedding"
-            )
-
-    def temporal_embedding(self, seqlen: int) -> torch.Tensor:
-        """1 x T x 1 x C: the learned embedding's first T slots, or its interpolation to T > max_seqlen."""
-        if seqlen <= self.max_seqlen:
-            return self.temp_embed[:, :seqlen]
-        # linear resampling along time of the (C, max_seqlen) curve to T samples
-        emb = self.temp_embed[0, :, 0].t().unsqueeze(0)  # (1, C, max_seqlen)
-        emb = F.interpolate(emb, size=seqlen, mode="linear", align_corners=True)
-        return emb[0].t()[None, :, None, :]
+        init_transformer_weights(self)
 
     @property
     def has_joint_heatmap(self) -> bool:
