@@ -128,8 +128,9 @@ class MotionBank:
         from maed.utils.io import atomic_path
 
         with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+            spec = np.array(json.dumps(asdict(self.spec)))
             np.savez(fh, landmarks=self.landmarks, joints=self.joints, rotmats=self.rotmats.astype(np.float16),
-                     betas=self.betas, joint_mask=self.joint_mask, spec=np.array(json.dumps(asdict(self.spec))))  # fmt: skip
+                     betas=self.betas, joint_mask=self.joint_mask, spec=spec)  # fmt: skip
 
     @classmethod
     def load(cls, path: Path) -> MotionBank:
