@@ -132,3 +132,28 @@ def test_only_training_checkpoints_with_a_config_are_exported(tmp_path, capsys):
         export_checkpoint(bare, tmp_path / "out.pt")
     assert main(["export", "checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o.pt")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_keypoint_model_exports_and_is_probed_with_landmarks(smpl_dir, tmp_path):
+    """The probe clip follows the model's input: landmarks for the keypoints encoder (images would fail)."""
+    overrides = [
+        "MODEL.ENCODER.BACKBONE=keypoints",
+        "MODEL.ENCODER.EMBED_DIM=32",
+        "MODEL.ENCODER.NUM_HEADS=4",
+        "MODEL.ENCODER.NUM_BLOCKS=1",
+        "MODEL.ENCODER.NUM_KEYPOINTS=17",
+        "MODEL.DECODER.HIDDEN_DIM=64",
+        f"PATHS.BODY_MODEL_DIR={smpl_dir}",
+    ]
+    cfg = load_config("stage2", overrides)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    source = tmp_path / "run" / "checkpoints" / "best.pt"
+    atomic_torch_save(make_checkpoint(model, cfg.to_dict(), epoch=1, seed=0), source)
+    probe = probe_clip(cfg.to_dict())
+    assert probe.shape == (1, min(cfg.EVAL.SEQLEN, cfg.MODEL.ENCODER.MAX_SEQLEN), 17, 3)
+    provenance = export_checkpoint(source, tmp_path / "kp.pt", dtype="float32")
+    assert provenance["max_vertex_difference_mm"] == 0.0
+    exported = load_model(tmp_path / "kp.pt", optimize=False)
+    assert exported.input_kind == "keypoints" and exported.encoder.num_keypoints == 17
+    assert torch.equal(_outputs(exported, probe)["verts"], _outputs(model.eval(), probe)["verts"])

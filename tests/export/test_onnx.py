@@ -125,3 +125,52 @@ def test_searchsorted_translation_matches_torch(tmp_path):
         program.save(str(path))
         (got,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"v": v.numpy()})
         assert got.tolist() == torch.searchsorted(Search(right).anchors, v, right=right).tolist()
+
+
+def test_keypoint_model_exports_with_a_keypoints_input_and_matches_pytorch(smpl_body, smpl_dir, tmp_path, capsys):
+    import onnx
+    import onnxruntime as ort
+
+    from maed.config import load_config
+    from maed.models.checkpoint import make_checkpoint
+    from maed.models.keypoints import random_keypoints
+    from maed.utils.io import atomic_torch_save
+
+    cfg = load_config(
+        "stage2",
+        [
+            "MODEL.ENCODER.BACKBONE=keypoints",
+            "MODEL.ENCODER.KP_WORLD=True",
+            "MODEL.ENCODER.EMBED_DIM=32",
+            "MODEL.ENCODER.NUM_HEADS=4",
+            "MODEL.ENCODER.NUM_BLOCKS=1",
+            "MODEL.ENCODER.SPA_TEMP_MODE=parallel",
+            "MODEL.DECODER.HIDDEN_DIM=64",
+        ],
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg, body_model=smpl_body).eval()
+    with torch.no_grad():  # a mesh that moves with the input, so that agreement means something
+        for name, p in model.decoder.named_parameters():
+            if name.endswith("weight") and ("joint_regs" in name or "dec" in name):
+                p.mul_(10)
+    ckpt = tmp_path / "kp.pt"
+    atomic_torch_save(make_checkpoint(model, cfg.to_dict()), ckpt)
+    out = tmp_path / "kp.onnx"
+    rc = main(["export", "onnx", "--checkpoint", str(ckpt), "--body-model-dir", str(smpl_dir), "--out", str(out)])
+    assert rc == 0 and "vertices" in capsys.readouterr().out
+    graph = onnx.load(str(out), load_external_data=False).graph
+    assert [i.name for i in graph.input] == ["keypoints"]
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    g = torch.Generator().manual_seed(5)
+    for n, t in ((1, 1), (3, 16), (2, 5)):  # other than the traced (2, 4): N and T are dynamic
+        x = random_keypoints(n, t, world=True, generator=g)
+        hidden = x[..., 2] == 0
+        x[..., :2][hidden] = float("nan")  # hidden landmarks' positions are ignored in the graph too
+        theta, kp_3d, kp_2d, verts = session.run(None, {"keypoints": x.numpy()})
+        with torch.no_grad():
+            ref = model(x)
+        assert verts.shape == (n, t, 6890, 3) and theta.shape == (n, t, 85)
+        assert abs(torch.from_numpy(verts) - ref["verts"]).max() < 1e-3  # 1 mm
+        assert abs(torch.from_numpy(kp_2d) - ref["kp_2d"]).max() < 1e-4
+    assert (ref["verts"][0] - ref["verts"][1]).abs().max() > 0.01  # the outputs do depend on the input

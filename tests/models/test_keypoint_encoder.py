@@ -250,3 +250,15 @@ def test_checkpoint_round_trip_through_load_model(smpl_body, tmp_path):
     with torch.no_grad():
         c = fast(x)
     assert c.verts.dtype == torch.float32 and (c.verts - a.verts).abs().max() < 0.02  # 2 cm in bfloat16
+
+
+def test_predict_windows_runs_a_keypoint_model_over_a_window(smpl_body):
+    from maed.models.windows import predict_windows
+
+    model = small_model(smpl_body, "parallel").eval()
+    window = clip(1, 8)
+    with torch.no_grad():
+        out = predict_windows(model, window, seqlen=4)
+        direct = model(window[:, 0::2])  # the first of the two interleaved clips: frames 0, 2, 4, 6
+    assert out["verts"].shape == (1, 8, smpl_body.num_vertices, 3)
+    assert torch.equal(torch.from_numpy(out["verts"][:, 0::2]), direct.verts)

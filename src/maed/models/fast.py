@@ -20,6 +20,9 @@ model). What it does, and why each step is safe:
 - ``compile=True`` wraps the encoder's forward in ``torch.compile``. Off by default: on a 2-core CPU compiling
   the stage-2 encoder took about four minutes for a 1.3x gain.
 
+The ``keypoints`` encoder has no convolutions: bfloat16, TF32 and ``compile`` apply to it as to the others;
+weight standardisation and channels-last have nothing to act on there.
+
 Nothing here changes parameter names or the state dict; attention always runs through
 ``F.scaled_dot_product_attention``.
 """

@@ -59,7 +59,8 @@ def predict_windows(
 ) -> dict[str, np.ndarray]:
     """The original protocol's clip scheme: predictions for every frame of whole windows.
 
-    images: N x T x 3 x H x W crops (T = the window, 128 in the protocol). Every ``frame_step``-th frame is
+    images: N x T x 3 x H x W crops, or N x T x K x C landmarks for a keypoint model (T = the window, 128 in
+    the protocol). Every ``frame_step``-th frame is
     kept (L frames, a multiple of ``seqlen``); the model sees ``L // seqlen`` interleaved clips (frames
     ``i::L // seqlen``, i.e. stride 8 for 128 / 16), and with ``frame_step > 1`` the predictions are linearly
     interpolated back to T frames. Returns the model outputs named in ``keys`` (``MAEDOutput`` fields), as
