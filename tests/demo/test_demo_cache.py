@@ -119,3 +119,30 @@ def test_each_cached_stage_is_chained_to_the_one_before(tmp_path):
     inserted = [*changed[:2], ("keypoints", {"k": 1}), changed[2]]  # a new stage between track and infer
     assert stages(tmp_path, inserted) == {"detections": True, "tracks": True, "keypoints": False, "predictions": False}
     assert calls.count("predictions") == 3
+
+
+def test_a_rerun_of_an_anny_model_on_another_rig_rebuilds_that_rig(tmp_path, person_clip):
+    """Cached predictions are turned into meshes by the body model alone, built from the checkpoint's config:
+    it must be the config's rig (cmu_mb: 31 bones), not Anny's default (104)."""
+    from demo_fixtures import TINY
+
+    from maed.config import load_config
+    from maed.models import build_model
+    from maed.models.checkpoint import make_checkpoint
+
+    cfg = load_config("stage2", [*TINY, "MODEL.BODY_MODEL=anny", "MODEL.BODY_RIG=cmu_mb"])
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "anny_cmu_mb.pt"
+    torch.save(make_checkpoint(build_model(cfg), config=cfg.to_dict()), checkpoint)
+    out = tmp_path / "out"
+    opts = dict(out=out, checkpoint=checkpoint, device="cpu", min_track_length=10, render=False, progress=False)
+    run_demo(person_clip.path, DemoOptions(**opts, export=False), log=lambda m: None)
+    with np.load(out / "tracks.npz") as z:
+        first = {k: z[k] for k in z.files}
+    summary = run_demo(person_clip.path, DemoOptions(**opts, smooth=True), log=lambda m: None)
+    assert summary["stages"]["infer"]["cached"] and summary["num_people"] == 1
+    with np.load(out / "tracks.npz") as z:
+        pid = int(z["person_ids"][0])
+        rotmat, joints = z[f"person_{pid}/rotmat"], z[f"person_{pid}/joints3d"]
+    assert rotmat.shape[1:] == (31, 3, 3) and joints.shape[1:] == first[f"person_{pid}/joints3d"].shape[1:]
+    assert (out / f"person_{pid}.bvh").read_text().count("JOINT") == 30  # the 31-bone skeleton, root apart

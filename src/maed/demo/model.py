@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maed.body import build_body_model
+from maed.body import body_model_from_config
 from maed.config import load_config
 from maed.demo.cache import file_digest, folder_fingerprint
 from maed.demo.infer import ModelPredictor
@@ -44,7 +44,7 @@ class ModelSpec:
 
     def build_body_model(self):
         """The body model alone (cached predictions need only it to become meshes), on the CPU."""
-        return build_body_model(self.config.MODEL.BODY_MODEL, model_dir=self.body_model_dir)
+        return body_model_from_config(self.config, model_dir=self.body_model_dir)
 
 
 def resolve_model(options: DemoOptions) -> ModelSpec:

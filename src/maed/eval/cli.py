@@ -109,7 +109,7 @@ def _config(args):
 
 def _baseline(args, cfg, body_model_dir, device):
     """(config with the training database's body model, the baseline model, its label) for --baseline."""
-    from maed.body import build_body_model
+    from maed.body import body_model_from_config
     from maed.body.joints import pose_layout_from_config
     from maed.data.database import load_database
     from maed.errors import ConfigError
@@ -127,7 +127,7 @@ def _baseline(args, cfg, body_model_dir, device):
         )
     cfg = cfg.copy()
     cfg.MODEL.BODY_MODEL, cfg.MODEL.BODY_RIG = layout.body_model, "" if layout.body_model == "smpl" else layout.rig
-    body = build_body_model(cfg.MODEL.BODY_MODEL, model_dir=body_model_dir, rig=cfg.MODEL.BODY_RIG)
+    body = body_model_from_config(cfg, model_dir=body_model_dir)
     rotmat, betas = mean_parameters(db, num_joints=body.num_joints, num_betas=body.num_betas, label=args.train_db)
     model = MeanPoseModel(body, rotmat, betas).to(device).eval()
     return cfg, model, f"mean-pose baseline of {args.train_db}"

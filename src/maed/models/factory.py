@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from maed.body import build_body_model
+from maed.body import body_model_from_config
 from maed.body.joints import JOINT_NAMES
 from maed.config import Config, load_config
 from maed.errors import ConfigError
@@ -187,7 +187,7 @@ def build_model(
     if body_model_dir is None:
         body_model_dir = resolve_paths(cfg.PATHS)["body_model_dir"]
     if body_model is None:
-        body_model = build_body_model(cfg.MODEL.BODY_MODEL, model_dir=body_model_dir, rig=cfg.MODEL.BODY_RIG)
+        body_model = body_model_from_config(cfg, model_dir=body_model_dir)
     encoder = build_encoder(**encoder_kwargs)
     if enc_cfg.INIT_WEIGHTS:
         report = init_encoder_weights(encoder, enc_cfg.INIT_WEIGHTS, num_blocks=enc_cfg.NUM_BLOCKS)
