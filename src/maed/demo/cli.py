@@ -206,8 +206,10 @@ def format_summary(summary: dict) -> str:
             for name, s in summary["stages"].items()
         ),
     ]
-    if summary.get("renderer"):
-        r = summary["renderer"]
+    r = summary.get("renderer")
+    if r and r.get("backend") is None:
+        lines.append(f"renderer: nothing drawn ({r.get('note') or 'no person to draw'})")
+    elif r:
         lines.append(f"renderer: {r['backend']}" + (f" ({r['fallback_reason']})" if r.get("fallback_reason") else ""))
     lines.append(f"total: {summary['seconds']:.1f} s ({summary['fps'] or 0:.2f} frames/s)")
     lines.append("outputs: " + ", ".join(summary["outputs"]))
