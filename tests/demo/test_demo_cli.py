@@ -67,6 +67,7 @@ def test_every_output_exists_and_loads(first_run, smpl_body):
     assert summary["model"]["body_model"] == "smpl" and summary["model"]["checkpoint"].endswith("tiny.pt")
     assert summary["model"]["joints"] == 49 and summary["model"]["kinematic_joints"] == 24  # as tracks.npz holds
     assert summary["model"]["body_model_dir"] is not None  # SMPL's files were read from there
+    assert summary["model"]["precision"].startswith("fp32 (")  # the demo's default, on any machine
     assert set(summary["outputs"]) >= {"tracks.npz", "results.pkl", "summary.json"}
     assert all((out / name).is_file() for name in summary["outputs"])
 

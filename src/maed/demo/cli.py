@@ -69,8 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--precision",
         default=D.precision,
-        help=f"{D.precision} (default): bfloat16 where the CPU (AMX, AVX512-BF16) or GPU multiplies it natively, "
-        "else fp32; or fp32, bf16, tf32 (CUDA). docs/SPEED.md",
+        help=f"the model's inference precision (default {D.precision}): fp32; auto (bfloat16 where the CPU "
+        "(AMX, AVX512-BF16) or GPU multiplies it natively, else fp32; faster, less exact); bf16; tf32 (CUDA). "
+        "docs/SPEED.md",
     )
     g = p.add_argument_group("detection and tracking")
     g.add_argument("--boxes", default=D.boxes, help="JSON file of per-frame boxes (and track ids): skips detection")

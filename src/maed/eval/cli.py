@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--precision",
         default="fp32",
         help="the checkpoint's inference precision: fp32 (default: numbers independent of the hardware), auto "
-        "(bf16 where the CPU or GPU multiplies it natively, as maed demo), bf16, tf32 (CUDA). docs/SPEED.md",
+        "(bf16 where the CPU or GPU multiplies it natively), bf16, tf32 (CUDA). docs/SPEED.md",
     )
     p.add_argument("--save-verts", action="store_true", help="also save predicted vertices in predictions.npz")
     p.add_argument("--save-inference-pkl", action="store_true", help="also write the original's inference.pkl")

@@ -16,7 +16,7 @@ from maed.errors import ConfigError
 from maed.models.attention import ATTENTION_MODES
 from maed.models.checkpoint import extract_state_dict, init_encoder_weights, load_checkpoint, read_checkpoint
 from maed.models.decoders import KTD, IterativeRegressor
-from maed.models.fast import optimize_for_inference, resolve_precision
+from maed.models.fast import DEFAULT_PRECISION, optimize_for_inference, resolve_precision
 from maed.models.maed import MAED
 from maed.paths import resolve_paths
 
@@ -217,7 +217,7 @@ def load_model(
     body_model=None,
     *,
     optimize: bool = True,
-    precision: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     compile: bool = False,
 ) -> MAED:
     """Build the model a checkpoint was trained with and load its weights strictly; returns it in eval mode.
@@ -227,10 +227,12 @@ def load_model(
     project's checkpoints carry their own, which ``config`` overrides when given. Without either, the
     stage-2 architecture is assumed.
 
-    By default the model is set up for fast inference on ``device`` (``maed.models.fast``: bfloat16 where the
-    hardware multiplies it natively, weight standardisation computed once, channels-last convolutions);
-    ``optimize=False`` returns the plain float32 model (for training or bit-exact comparisons).
-    ``precision`` (``auto``, ``fp32``, ``bf16``, ``tf32``) and ``compile`` are passed to
+    By default the model is set up for inference on ``device`` in float32 (``maed.models.fast``: weight
+    standardisation computed once, the stem's pooling channels-last on CPU), so it gives the same numbers on
+    every machine; ``precision="bf16"`` runs the encoder in bfloat16 (about 3x faster on CPUs with AMX or
+    AVX512-BF16, and on recent GPUs, at some cost in accuracy; docs/SPEED.md), ``"auto"`` only where the
+    hardware multiplies it natively, ``"tf32"`` on CUDA. ``optimize=False`` returns the plain float32 model
+    (for training or bit-exact comparisons). ``precision`` and ``compile`` are passed to
     :func:`maed.models.fast.optimize_for_inference`.
     """
     ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
