@@ -15,7 +15,7 @@ frames) and encode (H.264).
 The demo's total frames/s is input frames over the whole run's wall time (model loading excluded).
 
     python benchmarks/bench_demo.py --out bench_demo.json
-    python benchmarks/bench_demo.py --precision fp32 --detect-every 2 --data /tmp/maed_bench_demo
+    python benchmarks/bench_demo.py --precision auto --detect-every 2 --data /tmp/maed_bench_demo
 
 Generated files are kept in ``--data`` (default: a temporary directory) and reused by later runs.
 """
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from maed.bench import cpu_name
+from maed.demo.options import DemoOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the stages in pipeline order, as the summary names them
@@ -94,8 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "tf32"),
-        default="auto",
-        help="the demo's --precision (default auto: bf16 where the CPU or GPU multiplies it natively)",
+        default=DemoOptions.precision,
+        help=f"the demo's --precision (default {DemoOptions.precision}, the demo's own; auto: bf16 where the CPU or "
+        "GPU multiplies it natively)",
     )
     p.add_argument("--batch-size", type=int, default=2, help="128-frame windows per forward (default 2)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from maed.demo.pipeline import DemoOptions, run_demo
+    from maed.demo.pipeline import run_demo
 
     tmp = None
     if args.data is None:

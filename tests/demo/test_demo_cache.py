@@ -7,6 +7,7 @@ import os
 import shutil
 
 import numpy as np
+import pytest
 import torch
 
 from maed.demo.cache import StageCache
@@ -119,3 +120,92 @@ def test_each_cached_stage_is_chained_to_the_one_before(tmp_path):
     inserted = [*changed[:2], ("keypoints", {"k": 1}), changed[2]]  # a new stage between track and infer
     assert stages(tmp_path, inserted) == {"detections": True, "tracks": True, "keypoints": False, "predictions": False}
     assert calls.count("predictions") == 3
+
+
+@pytest.fixture(scope="module")
+def anny_cmu_mb_run(tmp_path_factory, person_clip):
+    """A tiny checkpoint of an Anny model on the 31-bone cmu_mb rig, and a first demo run of it (no overlay)."""
+    from demo_fixtures import TINY
+
+    from maed.config import load_config
+    from maed.models import build_model
+    from maed.models.checkpoint import make_checkpoint
+
+    root = tmp_path_factory.mktemp("anny_cmu_mb")
+    cfg = load_config("stage2", [*TINY, "MODEL.BODY_MODEL=anny", "MODEL.BODY_RIG=cmu_mb"])
+    torch.manual_seed(0)
+    checkpoint = root / "anny_cmu_mb.pt"
+    torch.save(make_checkpoint(build_model(cfg), config=cfg.to_dict()), checkpoint)
+    opts = dict(checkpoint=checkpoint, device="cpu", min_track_length=10, render=False, progress=False)
+    summary = run_demo(person_clip.path, DemoOptions(out=root / "out", **opts, export=False), log=lambda m: None)
+    return root / "out", opts, summary
+
+
+def test_a_rerun_of_an_anny_model_on_another_rig_rebuilds_that_rig(anny_cmu_mb_run, person_clip, tmp_path):
+    """Cached predictions are turned into meshes by the body model alone, built from the checkpoint's config:
+    it must be the config's rig (cmu_mb: 31 bones), not Anny's default (104)."""
+    first_out, opts, _ = anny_cmu_mb_run
+    out = tmp_path / "out"
+    shutil.copytree(first_out, out)
+    with np.load(out / "tracks.npz") as z:
+        first = {k: z[k] for k in z.files}
+    summary = run_demo(person_clip.path, DemoOptions(out=out, **opts, smooth=True), log=lambda m: None)
+    assert summary["stages"]["infer"]["cached"] and summary["num_people"] == 1
+    with np.load(out / "tracks.npz") as z:
+        pid = int(z["person_ids"][0])
+        rotmat, joints = z[f"person_{pid}/rotmat"], z[f"person_{pid}/joints3d"]
+    assert rotmat.shape[1:] == (31, 3, 3) and joints.shape[1:] == first[f"person_{pid}/joints3d"].shape[1:]
+    assert (out / f"person_{pid}.bvh").read_text().count("JOINT") == 30  # the 31-bone skeleton, root apart
+
+
+def test_the_summary_describes_the_model_the_outputs_came_from(anny_cmu_mb_run):
+    """summary.json's model block has the sizes tracks.npz holds, and names no SMPL folder for Anny."""
+    out, _, summary = anny_cmu_mb_run
+    with np.load(out / "tracks.npz") as z:
+        pid = int(z["person_ids"][0])
+        joints, rotmat = z[f"person_{pid}/joints3d"], z[f"person_{pid}/rotmat"]
+    model = summary["model"]
+    assert model["body_model"] == "anny" and model["rig"] == "cmu_mb"
+    assert model["joints"] == joints.shape[1] == 49 and model["kinematic_joints"] == rotmat.shape[1] == 31
+    assert model["body_model_dir"] is None  # Anny reads no files from it
+    assert model["vertices"] == 13718
+
+
+def test_the_inference_bar_advances_once_per_forward_pass(tmp_path, person_clip, smpl_body, monkeypatch):
+    """One progress bar over the tracks' frames, one step per forward pass (not per decoded frame, which runs
+    ahead of the model and then waits)."""
+    from maed.demo.context import DemoRun
+
+    bars = {}
+
+    class Bar:
+        def __init__(self, desc, total):
+            self.total, self.updates = total, []
+            bars[desc] = self
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n=1):
+            self.updates.append(n)
+
+    monkeypatch.setattr(DemoRun, "bar", lambda self, desc, total: Bar(desc, total))
+    predictor = _predictor(smpl_body, "bar")
+    predictor.batch_size = 1
+    forwards = []
+    run_batch = predictor._run
+
+    def counting(pending, *args, **kwargs):
+        forwards.append(len(pending))
+        return run_batch(pending, *args, **kwargs)
+
+    predictor._run = counting
+    options = DemoOptions(out=tmp_path / "out", min_track_length=10, render=False, export=False, progress=True)
+    summary = run_demo(person_clip.path, options, predictor=predictor, log=lambda m: None)
+    frames = sum(p["frames"] for p in summary["people"])
+    bar = bars["infer"]
+    assert len(forwards) >= 2 and len(bar.updates) == len(forwards)  # windows of 16 frames, one per forward
+    assert bar.total == frames == sum(bar.updates) and bar.updates[0] == 16

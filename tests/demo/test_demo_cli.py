@@ -62,8 +62,12 @@ def test_every_output_exists_and_loads(first_run, smpl_body):
     stages = summary["stages"]
     for name in ("decode", "detect", "track", "infer", "post"):
         assert stages[name]["seconds"] >= 0 and not stages[name]["cached"], name
-    assert stages["decode"]["frames"] == 96  # decoded four times: detection, landmarks, crops, overlay
+    # decoded four times (detection, landmarks, crops, overlay), each input frame counted once
+    assert stages["decode"]["frames"] == 24 and stages["decode"]["passes"] == 4
     assert summary["model"]["body_model"] == "smpl" and summary["model"]["checkpoint"].endswith("tiny.pt")
+    assert summary["model"]["joints"] == 49 and summary["model"]["kinematic_joints"] == 24  # as tracks.npz holds
+    assert summary["model"]["body_model_dir"] is not None  # SMPL's files were read from there
+    assert summary["model"]["precision"].startswith("fp32 (")  # the demo's default, on any machine
     assert set(summary["outputs"]) >= {"tracks.npz", "results.pkl", "summary.json"}
     assert all((out / name).is_file() for name in summary["outputs"])
 
@@ -172,6 +176,32 @@ def test_no_person_found_writes_empty_outputs_and_exits_0(tmp_path, capsys, tiny
     with np.load(out / "tracks.npz", allow_pickle=False) as z:
         assert z["person_ids"].shape == (0,) and int(z["num_frames"]) == 12
     assert joblib.load(out / "results.pkl") == {}
+
+
+def test_a_run_that_finds_nobody_says_nothing_was_rendered(tmp_path, capsys, tiny_checkpoint):
+    clip = _background_video(tmp_path / "bg.mp4")
+    out = tmp_path / "out"
+    assert _demo(clip, "--out", out, "--checkpoint", tiny_checkpoint) == 0
+    printed = capsys.readouterr().out
+    assert "renderer: nothing drawn (no person to draw)" in printed and "renderer: None" not in printed
+    summary = json.loads((out / "summary.json").read_text())
+    render = summary["stages"]["render"]
+    assert render["frames"] == 0 and render["fps"] is None  # no frame rate for work not done
+    assert summary["stages"]["encode"]["frames"] == 12 and (out / "overlay.mp4").is_file()  # the input, as is
+
+
+def test_the_default_output_folder_is_ignored_by_git():
+    import subprocess
+    from pathlib import Path
+
+    from maed.demo.options import DemoOptions
+
+    root = Path(__file__).resolve().parents[2]
+    default = str(DemoOptions().out)
+    assert f"/{default}/" in (root / ".gitignore").read_text().split()
+    if (root / ".git").exists():  # a checkout: ask git itself
+        probe = subprocess.run(["git", "check-ignore", "-q", f"{default}/summary.json"], cwd=root, check=False)
+        assert probe.returncode == 0
 
 
 def test_tracks_shorter_than_the_minimum_and_a_bad_frame(tmp_path, capsys, tiny_checkpoint):

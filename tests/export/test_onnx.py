@@ -52,7 +52,12 @@ def test_export_matches_pytorch_for_any_clip_size(authors_checkpoint, smpl_dir, 
     import onnx
     import onnxruntime as ort
 
-    ckpt, cfg_path, model = authors_checkpoint
+    from maed.models import load_model
+
+    ckpt, cfg_path, _ = authors_checkpoint
+    # the reference: the checkpoint as a user loads it, which must hold its float32 weights, not bf16 ones
+    model = load_model(ckpt, body_model_dir=smpl_dir, config=str(cfg_path))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
     out = tmp_path / "maed.onnx"
     rc = main(
         ["export", "onnx", "--checkpoint", str(ckpt), "--config", str(cfg_path)]

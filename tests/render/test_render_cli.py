@@ -209,6 +209,40 @@ def test_body_from_predictions_lands_on_its_silhouette(tmp_path, smpl_body, smpl
     assert len(colors) >= 2
 
 
+@pytest.mark.parametrize("recorded", [True, False])
+def test_anny_predictions_on_another_rig_are_drawn_with_that_rig(recorded, tmp_path):
+    """Meshes rebuilt from theta use the evaluation's rig (metrics.json's MODEL.BODY_RIG, else the rig whose
+    pose width theta has): cmu_mb's 31 bones, not Anny's default 104."""
+    from maed.body.joints import pose_layout
+    from maed.render.predictions import load_predictions, render_predictions
+
+    layout = pose_layout("anny", "cmu_mb")
+    assert layout.theta_dim == 3 + 3 * 31 + 6
+    (tmp_path / "images" / "seq").mkdir(parents=True)
+    image = np.zeros((96, 128, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "images" / "seq" / "000000.jpg"), image)
+    theta = np.zeros((1, layout.theta_dim), np.float32)
+    theta[0, :4] = [0.9, 0.0, 0.0, np.pi]  # camera; the root turned upright in the camera frame
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    _write_predictions(
+        eval_dir / "predictions.npz",
+        theta=theta,
+        boxes=np.array([[64, 48, 80, 80]], np.float32),
+        paths=np.array(["seq/000000.jpg"]),
+        instance_id=np.array(["seq/000000"]),
+        sequence=np.array(["seq"]),
+    )
+    if recorded:
+        record = {"run": {"model": {"BODY_MODEL": "anny", "BODY_RIG": "cmu_mb"}}}
+        (eval_dir / "metrics.json").write_text(json.dumps(record))
+        assert load_predictions(eval_dir).body_rig == "cmu_mb"
+    report = render_predictions(eval_dir, tmp_path / "out", root=tmp_path / "images", fmt="png", progress=False)
+    assert report.frames == 1
+    drawn = cv2.imread(str(tmp_path / "out" / "seq" / "000000.png"))
+    assert (drawn != 0).any(-1).sum() > 200  # the body was drawn over the black frame
+
+
 @pytest.fixture
 def small_eval(tmp_path):
     """A minimal, valid predictions file for the error tests (one 3DPW-style frame)."""

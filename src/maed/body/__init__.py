@@ -75,11 +75,11 @@ def build_body_model(
     return AnnyBody(rig=layout.rig)
 
 
-def body_model_from_config(cfg) -> BodyModel:
-    """``MODEL.BODY_MODEL`` with ``MODEL.BODY_RIG``, built from ``PATHS.BODY_MODEL_DIR`` (or
-    ``<data dir>/smpl_data``)."""
+def body_model_from_config(cfg, model_dir: str | os.PathLike | None = None) -> BodyModel:
+    """The one way a config becomes a body model: ``MODEL.BODY_MODEL`` with ``MODEL.BODY_RIG``, built from
+    ``model_dir`` (default ``PATHS.BODY_MODEL_DIR``, or ``<data dir>/smpl_data``)."""
     from maed.paths import resolve_paths
 
-    return build_body_model(
-        cfg.MODEL.BODY_MODEL, model_dir=resolve_paths(cfg.PATHS)["body_model_dir"], rig=cfg.MODEL.BODY_RIG
-    )
+    if model_dir is None:
+        model_dir = resolve_paths(cfg.PATHS)["body_model_dir"]
+    return build_body_model(cfg.MODEL.BODY_MODEL, model_dir=model_dir, rig=cfg.MODEL.BODY_RIG)

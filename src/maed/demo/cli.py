@@ -69,8 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--precision",
         default=D.precision,
-        help=f"{D.precision} (default): bfloat16 where the CPU (AMX, AVX512-BF16) or GPU multiplies it natively, "
-        "else fp32; or fp32, bf16, tf32 (CUDA). docs/SPEED.md",
+        help=f"the model's inference precision (default {D.precision}): fp32; auto (bfloat16 where the CPU "
+        "(AMX, AVX512-BF16) or GPU multiplies it natively, else fp32; faster, less exact); bf16; tf32 (CUDA). "
+        "docs/SPEED.md",
     )
     g = p.add_argument_group("detection and tracking")
     g.add_argument("--boxes", default=D.boxes, help="JSON file of per-frame boxes (and track ids): skips detection")
@@ -222,8 +223,10 @@ def format_summary(summary: dict) -> str:
             for name, s in summary["stages"].items()
         ),
     ]
-    if summary.get("renderer"):
-        r = summary["renderer"]
+    r = summary.get("renderer")
+    if r and r.get("backend") is None:
+        lines.append(f"renderer: nothing drawn ({r.get('note') or 'no person to draw'})")
+    elif r:
         lines.append(f"renderer: {r['backend']}" + (f" ({r['fallback_reason']})" if r.get("fallback_reason") else ""))
     lines.append(f"total: {summary['seconds']:.1f} s ({summary['fps'] or 0:.2f} frames/s)")
     lines.append("outputs: " + ", ".join(summary["outputs"]))

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -23,12 +23,18 @@ T = TypeVar("T")
 
 
 class StageClock:
-    """Seconds and frames per stage; ``with clock("detect"): ...`` adds time, ``timed(frames)`` times decoding."""
+    """Seconds and frames per stage; ``with clock("detect"): ...`` adds time, ``timed(frames)`` times decoding.
+
+    Decoding runs once per stage that reads pixels; its ``frames`` counts each input frame once (its
+    ``passes`` says how often the input was decoded), so its frames/s is input frames per second spent
+    decoding, as for the other stages."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
         self.frames: dict[str, int] = defaultdict(int)
         self.cached: set[str] = set()
+        self.passes: dict[str, int] = defaultdict(int)
+        self._seen: dict[str, set[int]] = defaultdict(set)  # frame indices each timed stream yielded
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -41,8 +47,11 @@ class StageClock:
     def count(self, name: str, n: int) -> None:
         self.frames[name] += int(n)
 
-    def timed(self, frames: Iterable, name: str = "decode") -> Iterator:
+    def timed(self, frames: Iterable[tuple[int, Any]], name: str = "decode") -> Iterator[tuple[int, Any]]:
+        """``frames`` (``(index, frame)`` pairs) passed through, their time added to ``name``."""
         it = iter(frames)
+        self.passes[name] += 1
+        seen = self._seen[name]
         while True:
             start = time.perf_counter()
             try:
@@ -51,7 +60,9 @@ class StageClock:
                 self.seconds[name] += time.perf_counter() - start
                 return
             self.seconds[name] += time.perf_counter() - start
-            self.frames[name] += 1
+            if item[0] not in seen:
+                seen.add(item[0])
+                self.frames[name] += 1
             yield item
 
     def report(self) -> dict[str, dict]:
@@ -65,6 +76,8 @@ class StageClock:
                 "fps": round(f / s, 2) if s > 0 and f else None,
                 "cached": n in self.cached,
             }
+            if n in self.passes:
+                out[n]["passes"] = self.passes[n]
         return out
 
 
@@ -94,11 +107,16 @@ class DemoRun:
             file=sys.stderr,
         )
 
-    def frames(self, desc: str, total: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Decode the input from its start (timed as 'decode'), with a progress bar."""
+    def frames(self, desc: str | None, total: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Decode the input from its start (timed as 'decode'), with a progress bar of decoded frames named
+        ``desc`` (none when None: the caller counts its own work)."""
+        frames = self.clock.timed(self.source.frames(), "decode")
+        if desc is None:
+            yield from frames
+            return
         total = total if total is not None else self.source.info.num_frames
         with self.bar(desc, total) as bar:
-            for item in self.clock.timed(self.source.frames(), "decode"):
+            for item in frames:
                 yield item
                 bar.update(1)
 

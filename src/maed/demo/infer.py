@@ -91,13 +91,14 @@ class ModelPredictor:
         frames: Iterable[tuple[int, np.ndarray]],
         *,
         clock=None,
-        on_frame: Callable[[], None] | None = None,
+        on_predicted: Callable[[int], None] | None = None,
         warn: Callable[[str], None] | None = None,
     ) -> dict[int, TrackPrediction]:
         """Predict every frame of every track; ``frames`` yields ``(index, RGB frame)`` from the input's start.
 
         ``clock``: a :class:`maed.demo.context.StageClock` (crop and infer time are added to it);
-        ``on_frame``: called after each decoded frame (progress). Returns predictions by track id.
+        ``on_predicted``: called after each forward pass with the number of track frames it predicted
+        (progress: each call stands for the same work). Returns predictions by track id.
         """
         clock = clock or _NullClock()
         windows = plan_windows(tracks, self.sample_pool)
@@ -124,7 +125,7 @@ class ModelPredictor:
             pending.append((w, stack))
             done[i] = True
             if len(pending) >= self.batch_size:
-                self._run(pending, tracks, out, clock)
+                self._run(pending, tracks, out, clock, on_predicted)
 
         for index, frame in frames:
             if index > last_frame:
@@ -136,8 +137,6 @@ class ModelPredictor:
                         crops[k][index - t.first] = self.crop(frame, t.boxes[index - t.first])
             for i in ready_at.get(index, ()):
                 build(i)
-            if on_frame is not None:
-                on_frame()
         if not done.all():  # the input ended before frames the tracks cover (a truncated video)
             if warn is not None:
                 warn("the input ended before the last tracked frames; their crops repeat the last decoded ones")
@@ -150,10 +149,10 @@ class ModelPredictor:
                         store[int(p)] = store[max(have)] if have else _blank(self.transform)
                 build(int(i))
         if pending:
-            self._run(pending, tracks, out, clock)
+            self._run(pending, tracks, out, clock, on_predicted)
         return {tid: acc.result() for tid, acc in out.items()}
 
-    def _run(self, pending: list, tracks: list[Track], out: dict, clock) -> None:
+    def _run(self, pending: list, tracks: list[Track], out: dict, clock, on_predicted=None) -> None:
         with clock("infer"):
             if pending[0][1].dtype == np.uint8:  # image crops (B, pool, H, W, 3)
                 images = torch.stack([normalize_images(stack) for _, stack in pending])  # (B, pool, 3, H, W)
@@ -181,6 +180,8 @@ class ModelPredictor:
                     rotmat=rotmat[b, w.real],
                     betas=theta[b, w.real, 3 + 3 * J :],
                 )
+        if on_predicted is not None:
+            on_predicted(int(sum(w.real.sum() for w, _ in pending)))
         pending.clear()
 
 

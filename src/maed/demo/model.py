@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from maed.body import build_body_model
+from maed.body import body_model_from_config
 from maed.config import load_config
 from maed.demo.cache import file_digest, folder_fingerprint
 from maed.demo.infer import KeypointPredictor, ModelPredictor
@@ -44,7 +44,7 @@ class ModelSpec:
 
     def build_body_model(self):
         """The body model alone (cached predictions need only it to become meshes), on the CPU."""
-        return build_body_model(self.config.MODEL.BODY_MODEL, model_dir=self.body_model_dir)
+        return body_model_from_config(self.config, model_dir=self.body_model_dir)
 
 
 def resolve_model(options: DemoOptions) -> ModelSpec:
@@ -57,12 +57,14 @@ def resolve_model(options: DemoOptions) -> ModelSpec:
         stored = data.get("config") if isinstance(data, dict) else None
         cfg = load_config(stored if isinstance(stored, dict) and stored else "stage2")
     body_dir = options.body_model_dir or resolve_paths(cfg.PATHS)["body_model_dir"]
+    if cfg.MODEL.BODY_MODEL.lower() != "smpl":  # only SMPL reads files; Anny's come with its package
+        body_dir = None
     device = str(resolve_device(options.device))  # None: CUDA when present, else the CPU
     return ModelSpec(
         checkpoint=checkpoint,
         checkpoint_data=data,
         config=cfg,
-        body_model_dir=str(body_dir),
+        body_model_dir=str(body_dir) if body_dir is not None else None,
         device=device,
         sha256=file_digest(checkpoint),
     )
@@ -97,7 +99,7 @@ class DemoModel:
     the body model alone when cached predictions need only meshes, nothing when nobody was found.
 
     ``spec``: the checkpoint to load; or ``predictor``: a ready predictor (an object with ``body_model``,
-    ``signature`` and ``predict(tracks, frames, clock=, on_frame=, warn=)``, as
+    ``signature`` and ``predict(tracks, frames, clock=, on_predicted=, warn=)``, as
     :class:`maed.demo.infer.ModelPredictor`), which then replaces the checkpoint.
     """
 
@@ -144,10 +146,12 @@ class DemoModel:
         spec, body_model, predictor = self.spec, self._body_model, self._predictor
         if body_model is None:  # no person: the model was not needed
             base = {"body_model": spec.config.MODEL.BODY_MODEL if spec is not None else None}
-        else:
+        else:  # the sizes of what tracks.npz holds
             base = {
                 "body_model": getattr(body_model, "name", type(body_model).__name__),
-                "joints": int(body_model.num_joints),
+                "rig": getattr(body_model, "rig", None),
+                "joints": int(body_model.num_output_joints),  # joints3d, joints2d
+                "kinematic_joints": int(body_model.num_joints),  # pose, rotmat
                 "vertices": int(body_model.num_vertices),
             }
         setup = getattr(getattr(predictor, "model", None), "inference_setup", None)

@@ -53,7 +53,7 @@ def run_demo(
     """Run the demo on a video, a folder of frames or an image; returns the summary (also in summary.json).
 
     ``predictor``: replaces the model (an object with ``body_model``, ``signature`` and
-    ``predict(tracks, frames, clock=, on_frame=, warn=)``, as :class:`maed.demo.infer.ModelPredictor`);
+    ``predict(tracks, frames, clock=, on_predicted=, warn=)``, as :class:`maed.demo.infer.ModelPredictor`);
     by default the checkpoint of ``options`` is loaded. ``log`` receives one-line messages (default: stderr).
     """
     options = options or DemoOptions()

@@ -312,8 +312,10 @@ def infer(run: DemoRun, tracked: Tracked, model: DemoModel, landmarks: TrackLand
             predictions = predictor.predict_landmarks(tracks, landmarks, clock=run.clock)
             run.clock.count("infer", sum(len(t) for t in tracks))
             return predictions
-        total = max(t.last for t in tracks) + 1
-        predictions = predictor.predict(tracks, run.frames("infer", total=total), clock=run.clock, warn=run.note)
+        # one bar over the tracks' frames, advanced per forward pass: decoding runs ahead of the model
+        with run.bar("infer", total=sum(len(t) for t in tracks)) as bar:
+            predictions = predictor.predict(tracks, run.frames(None), clock=run.clock, warn=run.note,
+                                            on_predicted=bar.update)  # fmt: skip
         run.clock.count("infer", sum(len(t) for t in tracks))
         run.clock.count("crop", sum(len(t) for t in tracks))
         return predictions
@@ -496,7 +498,8 @@ def render(run: DemoRun, people: list[Person], model: DemoModel) -> Rendered:
             with clock("encode"):
                 for writer, image in zip(writers, images):
                     writer.write(image)
-            clock.count("render", 1)
+            if renderer is not None:  # with nobody to draw, nothing is rendered: no frames, no frame rate
+                clock.count("render", 1)
             clock.count("encode", 1)
     if renderer is None:
         return Rendered(backend=None, fallback_reason=None, files=files, note="no person to draw")

@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--precision",
         default="fp32",
         help="the checkpoint's inference precision: fp32 (default: numbers independent of the hardware), auto "
-        "(bf16 where the CPU or GPU multiplies it natively, as maed demo), bf16, tf32 (CUDA). docs/SPEED.md",
+        "(bf16 where the CPU or GPU multiplies it natively), bf16, tf32 (CUDA). docs/SPEED.md",
     )
     p.add_argument("--save-verts", action="store_true", help="also save predicted vertices in predictions.npz")
     p.add_argument("--save-inference-pkl", action="store_true", help="also write the original's inference.pkl")
@@ -109,7 +109,7 @@ def _config(args):
 
 def _baseline(args, cfg, body_model_dir, device):
     """(config with the training database's body model, the baseline model, its label) for --baseline."""
-    from maed.body import build_body_model
+    from maed.body import body_model_from_config
     from maed.body.joints import pose_layout_from_config
     from maed.data.database import load_database
     from maed.errors import ConfigError
@@ -127,7 +127,7 @@ def _baseline(args, cfg, body_model_dir, device):
         )
     cfg = cfg.copy()
     cfg.MODEL.BODY_MODEL, cfg.MODEL.BODY_RIG = layout.body_model, "" if layout.body_model == "smpl" else layout.rig
-    body = build_body_model(cfg.MODEL.BODY_MODEL, model_dir=body_model_dir, rig=cfg.MODEL.BODY_RIG)
+    body = body_model_from_config(cfg, model_dir=body_model_dir)
     rotmat, betas = mean_parameters(db, num_joints=body.num_joints, num_betas=body.num_betas, label=args.train_db)
     model = MeanPoseModel(body, rotmat, betas).to(device).eval()
     return cfg, model, f"mean-pose baseline of {args.train_db}"

@@ -9,14 +9,14 @@ from typing import Any
 
 import torch
 
-from maed.body import build_body_model
+from maed.body import body_model_from_config
 from maed.body.joints import JOINT_NAMES
 from maed.config import Config, load_config
 from maed.errors import ConfigError
 from maed.models.attention import ATTENTION_MODES
 from maed.models.checkpoint import extract_state_dict, init_encoder_weights, load_checkpoint, read_checkpoint
 from maed.models.decoders import KTD, IterativeRegressor
-from maed.models.fast import optimize_for_inference, resolve_precision
+from maed.models.fast import DEFAULT_PRECISION, optimize_for_inference, resolve_precision
 from maed.models.maed import MAED
 from maed.paths import resolve_paths
 
@@ -221,7 +221,7 @@ def build_model(
     if body_model_dir is None:
         body_model_dir = resolve_paths(cfg.PATHS)["body_model_dir"]
     if body_model is None:
-        body_model = build_body_model(cfg.MODEL.BODY_MODEL, model_dir=body_model_dir, rig=cfg.MODEL.BODY_RIG)
+        body_model = body_model_from_config(cfg, model_dir=body_model_dir)
     encoder = build_encoder(**encoder_kwargs)
     if enc_cfg.INIT_WEIGHTS:
         report = init_encoder_weights(encoder, enc_cfg.INIT_WEIGHTS, num_blocks=enc_cfg.NUM_BLOCKS)
@@ -251,7 +251,7 @@ def load_model(
     body_model=None,
     *,
     optimize: bool = True,
-    precision: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     compile: bool = False,
 ) -> MAED:
     """Build the model a checkpoint was trained with and load its weights strictly; returns it in eval mode.
@@ -261,10 +261,12 @@ def load_model(
     project's checkpoints carry their own, which ``config`` overrides when given. Without either, the
     stage-2 architecture is assumed.
 
-    By default the model is set up for fast inference on ``device`` (``maed.models.fast``: bfloat16 where the
-    hardware multiplies it natively, weight standardisation computed once, channels-last convolutions);
-    ``optimize=False`` returns the plain float32 model (for training or bit-exact comparisons).
-    ``precision`` (``auto``, ``fp32``, ``bf16``, ``tf32``) and ``compile`` are passed to
+    By default the model is set up for inference on ``device`` in float32 (``maed.models.fast``: weight
+    standardisation computed once, the stem's pooling channels-last on CPU), so it gives the same numbers on
+    every machine; ``precision="bf16"`` runs the encoder in bfloat16 (about 3x faster on CPUs with AMX or
+    AVX512-BF16, and on recent GPUs, at some cost in accuracy; docs/SPEED.md), ``"auto"`` only where the
+    hardware multiplies it natively, ``"tf32"`` on CUDA. ``optimize=False`` returns the plain float32 model
+    (for training or bit-exact comparisons). ``precision`` and ``compile`` are passed to
     :func:`maed.models.fast.optimize_for_inference`.
     """
     ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)

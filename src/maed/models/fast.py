@@ -5,11 +5,13 @@ model). What it does, and why each step is safe:
 
 - **Weight standardisation once.** ``StdConv2dSame`` reuses its standardised weight while autograd is off
   and the weight unchanged (always on; bit-identical to recomputing it).
-- **bfloat16 where the hardware multiplies it natively** (``precision="auto"``): Intel AMX or AVX512-BF16 on
-  CPU, tensor cores (compute capability 8.0+) on CUDA. The encoder's activations and weights become bfloat16;
-  the standardised convolutions keep float32 master weights (standardised in float32, then cast), and the
-  decoder, the body model and the projection stay float32 (``MAED.forward``). Without such instructions
-  bfloat16 is emulated and slower, so ``auto`` keeps float32 there.
+- **float32 by default** (:data:`DEFAULT_PRECISION`), so that a model gives the same numbers on every
+  machine. bfloat16 is a choice: ``precision="bf16"``, or ``"auto"`` for bfloat16 where the hardware
+  multiplies it natively (Intel AMX or AVX512-BF16 on CPU, tensor cores, compute capability 8.0+, on
+  CUDA). The encoder's activations and weights then become bfloat16; the standardised convolutions keep
+  float32 master weights (standardised in float32, then cast), and the decoder, the body model and the
+  projection stay float32 (``MAED.forward``). Without such instructions bfloat16 is emulated and slower,
+  so ``auto`` keeps float32 there.
 - **Channels-last convolutions** are an option (``channels_last=True``), off by default: on CPU oneDNN's
   convolutions gain from it, but PyTorch's channels-last GroupNorm kernel loses more than that (measured
   on an AVX512-BF16 CPU); ``benchmarks/gpu.sh`` measures it on CUDA.
@@ -37,6 +39,9 @@ from torch import nn
 from maed.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "tf32")
+#: what ``load_model`` and :func:`optimize_for_inference` use unless told: float32, faithful on any machine
+#: (bf16 moves an untrained stage-2 model's vertices by centimetres; docs/SPEED.md)
+DEFAULT_PRECISION = "fp32"
 
 
 @dataclass(frozen=True)
@@ -103,14 +108,15 @@ def _encoder_to_bf16(encoder: nn.Module) -> None:
 def optimize_for_inference(
     model: nn.Module,
     *,
-    precision: str = "auto",
+    precision: str = DEFAULT_PRECISION,
     channels_last: bool = False,
     compile: bool = False,
 ) -> nn.Module:
     """Set up a MAED model (already on its device) for fast inference, in place; returns it in eval mode.
 
     Args:
-        precision: ``auto`` (bf16 where native, else fp32), ``fp32``, ``bf16``, or ``tf32`` (CUDA).
+        precision: ``fp32`` (the default), ``auto`` (bf16 where native, else fp32), ``bf16``, or ``tf32``
+            (CUDA).
         channels_last: run the convolutional backbone channels-last (default off, see above).
         compile: ``torch.compile`` the encoder (minutes of compilation on a small CPU).
 

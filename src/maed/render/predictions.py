@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.body.anny_joints import ANNY_RIGS
+from maed.body.joints import pose_layout
 from maed.errors import ConfigError, DataError, OutputError
 
 PREDICTIONS_FILE = "predictions.npz"
@@ -55,7 +57,8 @@ def _npz_member(path: Path, zf: zipfile.ZipFile, name: str) -> np.ndarray:
 @dataclass
 class EvalPredictions:
     """What ``maed eval`` saved, checked: N rows of theta (N x D), boxes (N x 4), paths, sequence (N str),
-    vertices (N x V x 3 or None), and from ``metrics.json`` the body model and dataset names (or None)."""
+    vertices (N x V x 3 or None), and from ``metrics.json`` the body model, its rig (``MODEL.BODY_RIG``: ''
+    for the model's default) and the dataset (each None when not recorded)."""
 
     directory: Path
     theta: np.ndarray
@@ -64,6 +67,7 @@ class EvalPredictions:
     sequence: np.ndarray
     verts: np.ndarray | None = None
     body_model: str | None = None
+    body_rig: str | None = None
     dataset: str | None = None
 
 
@@ -104,7 +108,7 @@ def load_predictions(eval_dir: str | os.PathLike) -> EvalPredictions:
     if verts is not None and (verts.ndim != 3 or verts.shape[0] != n or verts.shape[2] != 3):
         raise DataError(f"{path}: verts has shape {verts.shape}; expected {n} x V x 3")
 
-    body_model = dataset = None
+    body_model = body_rig = dataset = None
     metrics = eval_dir / METRICS_FILE
     if metrics.is_file():
         try:
@@ -115,6 +119,7 @@ def load_predictions(eval_dir: str | os.PathLike) -> EvalPredictions:
         model = run.get("model") if isinstance(run, dict) else None
         if isinstance(model, dict) and model.get("BODY_MODEL"):
             body_model = str(model["BODY_MODEL"]).lower()
+            body_rig = str(model.get("BODY_RIG") or "")
         dataset = record.get("dataset") if isinstance(record, dict) else None
     return EvalPredictions(
         directory=eval_dir,
@@ -124,6 +129,7 @@ def load_predictions(eval_dir: str | os.PathLike) -> EvalPredictions:
         sequence=np.asarray(arrays["sequence"]).astype(str),
         verts=verts,
         body_model=body_model,
+        body_rig=body_rig,
         dataset=dataset,
     )
 
@@ -136,13 +142,28 @@ def infer_body_model(pred: EvalPredictions) -> str:
         by_vertices = {6890: "smpl", 13718: "anny"}
         if pred.verts.shape[1] in by_vertices:
             return by_vertices[pred.verts.shape[1]]
-    by_theta = {3 + 72 + 10: "smpl", 3 + 3 * 104 + 6: "anny"}
+    by_theta = {layout.theta_dim: layout.body_model for layout in _LAYOUTS}
     if pred.theta.shape[1] in by_theta:
         return by_theta[pred.theta.shape[1]]
     raise ConfigError(
         f"{pred.directory}: cannot tell the body model (no {METRICS_FILE} run record, theta has "
         f"{pred.theta.shape[1]} columns); pass --body-model"
     )
+
+
+def infer_body_rig(pred: EvalPredictions, body_model: str) -> str:
+    """The rig of ``body_model`` the predictions were made with: ``metrics.json``'s when it records that body
+    model, else the one whose pose width theta has, else the model's default (``""``)."""
+    if pred.body_rig is not None and pred.body_model == body_model:
+        return pred.body_rig
+    for layout in _LAYOUTS:
+        if layout.body_model == body_model and layout.theta_dim == pred.theta.shape[1]:
+            return "" if layout.body_model == "smpl" else layout.rig
+    return ""
+
+
+#: every body model and rig, from tables (nothing is built): theta's width tells them apart
+_LAYOUTS = (pose_layout("smpl"), *(pose_layout("anny", rig) for rig in ANNY_RIGS))
 
 
 # ------------------------------------------------------------------------------------------ videos
@@ -337,7 +358,7 @@ def render_predictions(
     out_dir = check_output_dir(out_dir)
     pred = load_predictions(eval_dir)
     name = (body_model or infer_body_model(pred)).lower()
-    body = build_body_model(name, model_dir=body_model_dir)
+    body = build_body_model(name, model_dir=body_model_dir, rig=infer_body_rig(pred, name))
     faces = body.faces.cpu().numpy()
     vertices_of = vertex_source(pred, body)
     videos = select_videos(group_videos(pred, root), pred, sequence)
