@@ -32,7 +32,7 @@ from maed.data.database import database_filename
 from maed.data.datasets import ImageDataset, VideoDataset
 from maed.data.registry import dataset_info
 from maed.data.transforms import ClipAugmentation
-from maed.errors import ConfigError, DataError
+from maed.errors import DataError
 
 
 def database_path(db_dir: str | os.PathLike, name: str, split: str) -> Path:
@@ -157,11 +157,6 @@ class TrainDataSettings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> TrainDataSettings:
-        for key in ("BATCH_SIZE_2D", "BATCH_SIZE_3D", "BATCH_SIZE_IMG"):
-            if getattr(cfg.TRAIN, key) < 0:
-                raise ConfigError(f"TRAIN.{key}={getattr(cfg.TRAIN, key)}: expected >= 0 (0 disables that stream)")
-        if cfg.NUM_WORKERS < 0:
-            raise ConfigError(f"NUM_WORKERS={cfg.NUM_WORKERS}: expected >= 0")
         return cls(
             datasets_2d=list(cfg.TRAIN.DATASETS_2D),
             datasets_3d=list(cfg.TRAIN.DATASETS_3D),

@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from maed.config import EvalConfig
+from maed.config import PROTOCOL_CHOICES, EvalConfig, frame_step_problem
 from maed.data.registry import eval_dataset_info
 from maed.errors import ConfigError
 
 PROTOCOLS = ("original", "strict")
-PROTOCOL_CHOICES = ("original", "strict", "both")
 
 
 @dataclass(frozen=True)
@@ -70,17 +69,12 @@ def joint_ids(dataset: str, protocol: str) -> list[int]:
 
 
 def check_frame_step(sample_pool: int, seqlen: int, frame_step: int) -> int:
-    """Frames left in a window after keeping every ``frame_step``-th one; must be a multiple of ``seqlen``."""
-    if frame_step < 1:
-        raise ConfigError(f"EVAL.INTERPOLATION / --frame-step {frame_step}: expected an integer >= 1")
-    kept = math.ceil(sample_pool / frame_step)
-    if kept < seqlen or kept % seqlen:
-        ok = [i for i in range(1, sample_pool + 1) if math.ceil(sample_pool / i) % seqlen == 0]
-        raise ConfigError(
-            f"EVAL.INTERPOLATION / --frame-step {frame_step}: a {sample_pool}-frame window keeps {kept} frames, "
-            f"which is not a whole number of {seqlen}-frame clips; valid values here: {', '.join(map(str, ok))}"
-        )
-    return kept
+    """Frames left in a window after keeping every ``frame_step``-th one; must be a multiple of ``seqlen``
+    (the schema's rule for ``EVAL.INTERPOLATION``, here for ``--frame-step``)."""
+    problem = frame_step_problem(sample_pool, seqlen, frame_step)
+    if problem:
+        raise ConfigError(f"EVAL.INTERPOLATION / --frame-step {problem}")
+    return math.ceil(sample_pool / frame_step)
 
 
 @dataclass(frozen=True)
@@ -100,11 +94,7 @@ class EvalSettings:
 
     @classmethod
     def from_config(cls, eval_cfg) -> EvalSettings:
-        if eval_cfg.PROTOCOL not in PROTOCOL_CHOICES:
-            raise ConfigError(f"EVAL.PROTOCOL={eval_cfg.PROTOCOL!r}: expected one of {', '.join(PROTOCOL_CHOICES)}")
-        check_frame_step(eval_cfg.SAMPLE_POOL, eval_cfg.SEQLEN, eval_cfg.INTERPOLATION)
-        if eval_cfg.BATCH_SIZE < 1:
-            raise ConfigError(f"EVAL.BATCH_SIZE={eval_cfg.BATCH_SIZE}: expected an integer >= 1 (windows per batch)")
+        """From ``cfg.EVAL``, whose values the schema checked when the config was built."""
         return cls(
             protocol=eval_cfg.PROTOCOL,
             seqlen=eval_cfg.SEQLEN,
