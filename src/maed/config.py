@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import os
 import typing
@@ -552,6 +553,25 @@ def load_config(config: str | os.PathLike | dict | Config | None = None, overrid
             value = raw
         cfg.set(key.strip(), value, source=f"override {item!r}")
     return cfg.validate(source)
+
+
+def format_override(key: str, value: Any) -> str:
+    """The ``KEY=VALUE`` word that :func:`load_config` reads back as ``value`` (a string, number or flat
+    mapping of strings): quoted for YAML only where needed (``PATHS.DB_DIR=data/synth``,
+    ``PATHS.DATASET_ROOTS={synth: data/synth}``). Quoting it for a shell is the caller's (``shlex.join``)."""
+    if isinstance(value, dict):
+        items = ", ".join(f"{_yaml_scalar(str(k))}: {_yaml_scalar(str(v))}" for k, v in value.items())
+        return f"{key}={{{items}}}"
+    return f"{key}={_yaml_scalar(str(value)) if isinstance(value, (str, os.PathLike)) else value}"
+
+
+def _yaml_scalar(text: str) -> str:
+    """``text`` as a YAML flow scalar: as is where YAML reads it back unchanged, else double-quoted."""
+    try:
+        plain = yaml.safe_load(f"[{text}]") == [text] and "#" not in text
+    except yaml.YAMLError:
+        plain = False
+    return text if plain and text else json.dumps(text)
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -51,8 +51,9 @@ def check_database_file(db_dir: str | os.PathLike, name: str, split: str) -> Pat
     missing = f"database not found: {path} (dataset {name}, split {split})"
     if info.generator is not None:
         raise DataError(
-            f"{missing}. Make it with `{info.generator} --out {shlex.quote(str(db_dir))}`; that folder is then both "
-            f"--db-dir and --data-root (PATHS.DB_DIR and PATHS.DATASET_ROOTS.{name})"
+            f"{missing}. Make it with `{info.generator} --out {shlex.quote(str(db_dir))}` (it prints the commands "
+            f"that read it); that folder is then both --db-dir and --data-root of `maed eval`, and PATHS.DB_DIR "
+            f"and PATHS.DATASET_ROOTS.{name} of a config"
         )
     if split not in info.splits:
         raise DataError(
@@ -62,8 +63,8 @@ def check_database_file(db_dir: str | os.PathLike, name: str, split: str) -> Pat
     if info.reader is None:
         raise DataError(f"{missing}; place the database file there (PATHS.DB_DIR / $MAED_DATA_DIR set the directory)")
     raise DataError(
-        f"{missing}. Build it with `maed prepare {name} --raw <raw {name} directory> --out "
-        f"{shlex.quote(str(db_dir))} --splits {split}` (docs/DATA.md), or place the authors' file there; "
+        f"{missing}. Build it with `maed prepare {name} --raw RAW_DIR --out {shlex.quote(str(db_dir))} "
+        f"--splits {split}` (RAW_DIR: the raw {name} files, docs/DATA.md), or place the authors' file there; "
         "PATHS.DB_DIR / $MAED_DATA_DIR set the directory."
     )
 
