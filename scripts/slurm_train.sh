@@ -9,8 +9,8 @@
 #   sbatch scripts/slurm_train.sh NODES GPUS_PER_NODE CONFIG [maed train options] [KEY=VALUE ...]
 #   bash   scripts/slurm_train.sh NODES GPUS_PER_NODE CONFIG [...]   # submits itself with sbatch
 #
-#   e.g. sbatch scripts/slurm_train.sh 2 4 stage2 --pretrained results/<stage-1 run>/checkpoints/last.pt
-#        sbatch scripts/slurm_train.sh 2 4 --resume results/<run>        # CONFIG may be --resume RUN_DIR
+#   e.g. sbatch scripts/slurm_train.sh 2 4 stage2 --pretrained STAGE1_RUN_DIR/checkpoints/last.pt
+#        sbatch scripts/slurm_train.sh 2 4 --resume RUN_DIR        # CONFIG may be --resume RUN_DIR
 #
 # A job whose allocation does not match NODES x GPUS_PER_NODE (a plain `sbatch script 2 4 ...` gets one
 # task) resubmits itself once with --nodes/--ntasks-per-node/--gres and ends. Partition, time limit,

@@ -175,3 +175,118 @@ def test_presets_state_the_papers_recipe(stage, deliberate):
     authors = _flat(load_config(REPO / "configs" / f"config_{stage}.yaml").to_dict())
     differ = {k for k in preset if preset[k] != authors[k]}
     assert differ - {"DEBUG", "DEBUG_FREQ", "EXP_NAME", "OUTPUT_DIR"} == deliberate
+
+
+# ------------------------------------------------------------------------------------------ declared ranges
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("TRAIN.OPTIM.LR=-1", r"TRAIN\.OPTIM\.LR=-1\.0: expected a number >= 0"),
+        ("TRAIN.OPTIM.WD=-1e-4", r"TRAIN\.OPTIM\.WD=-0\.0001: expected a number >= 0"),
+        ("TRAIN.OPTIM.EPS=0", r"TRAIN\.OPTIM\.EPS=0\.0: expected a number > 0"),
+        ("TRAIN.OPTIM.EPS=-1e-8", r"TRAIN\.OPTIM\.EPS"),
+        ("TRAIN.OPTIM.LR=.inf", r"TRAIN\.OPTIM\.LR=inf: expected a finite number"),
+        ("DATASET.RANDOM_FLIP=5", r"DATASET\.RANDOM_FLIP=5\.0: expected a number in \[0, 1\] \(a probability\)"),
+        ("DATASET.OVERLAP=1.5", r"DATASET\.OVERLAP=1\.5: .*\[0, 1\) or an integer stride"),
+        ("DATASET.OVERLAP=-0.5", r"DATASET\.OVERLAP=-0\.5"),
+        ("LOSS.KP_3D_W=-1", r"LOSS\.KP_3D_W=-1\.0"),
+        ("TRAIN.DATASETS_3D=[3dpw, 3dpww]", r"TRAIN\.DATASETS_3D=.*item '3dpww': expected one of '3dpw'"),
+        ("TRAIN.DATASET_EVAL=insta", r"TRAIN\.DATASET_EVAL='insta'"),
+        ("TRAIN.OPTIM.OPTIM=rmsprop", r"TRAIN\.OPTIM\.OPTIM='rmsprop': expected one of 'adam', 'sgd'"),
+        ("MODEL.BODY_RIG=cmu_mb", r"MODEL\.BODY_RIG='cmu_mb': SMPL has one rig"),
+        ("DATASET.RANDOM_SAMPLE=true", r"RANDOM_START and DATASET\.RANDOM_SAMPLE"),  # stage2 starts at random
+        ("EVAL.INTERPOLATION=3", r"EVAL\.INTERPOLATION=3: a 128-frame window keeps 43 frames"),
+        ("PATHS.DATASET_ROOTS={sinth: /x}", r"PATHS\.DATASET_ROOTS\.sinth: unknown dataset 'sinth'; expected one of"),
+        ("PATHS.DATASET_ROOTS={synth: }", r"PATHS\.DATASET_ROOTS\.synth is empty"),
+    ],
+)
+def test_values_out_of_their_declared_range_are_refused_when_the_config_is_built(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config("stage2", [override])
+
+
+def test_a_flow_mapping_without_a_space_is_named_as_one_key(tmp_path):
+    """``{synth:/x}`` is YAML for one key 'synth:/x' with no value: the message says so, and how to write it."""
+    expected = r"key 'synth:/x'.*one key.*colon.*space.*'\{synth: /x\}'"
+    with pytest.raises(ConfigError, match=expected):
+        load_config("stage2", ["PATHS.DATASET_ROOTS={synth:/x}"])
+    path = tmp_path / "exp.yaml"
+    path.write_text("_BASE_: stage2\nPATHS:\n  DATASET_ROOTS: {synth:/x}\n")
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path)
+
+
+def test_values_at_the_edges_of_their_ranges_are_accepted():
+    cfg = load_config(
+        "stage2",
+        [
+            "DATASET.OVERLAP=8",  # an integer stride, the original's rule for 3DPW
+            "DATASET.RANDOM_FLIP=1",
+            "TRAIN.OPTIM.LR=0",
+            "TRAIN.OPTIM.OPTIM=SGD",  # the code reads it case-insensitively
+            "TRAIN.DATASET_EVAL=",  # no validation
+            "PATHS.DATASET_ROOTS={synth: /x}",
+            "MODEL.BODY_MODEL=anny",
+            "MODEL.BODY_RIG=cmu_mb",
+            "EVAL.INTERPOLATION=8",
+        ],
+    )
+    assert (cfg.DATASET.OVERLAP, cfg.TRAIN.OPTIM.OPTIM, cfg.PATHS.DATASET_ROOTS) == (8.0, "SGD", {"synth": "/x"})
+
+
+def test_every_problem_is_named_in_one_message():
+    with pytest.raises(ConfigError) as e:
+        load_config("stage2", ["TRAIN.OPTIM.LR=-1", "DATASET.RANDOM_FLIP=5"])
+    assert "TRAIN.OPTIM.LR" in str(e.value) and "DATASET.RANDOM_FLIP" in str(e.value)
+
+
+def test_a_config_changed_in_code_is_checked_by_validate():
+    cfg = Config()
+    cfg.validate()
+    cfg.TRAIN.OPTIM.LR = -1.0
+    with pytest.raises(ConfigError, match="TRAIN.OPTIM.LR"):
+        cfg.validate()
+
+
+def test_every_number_and_string_of_the_schema_declares_its_values_or_is_free_on_purpose():
+    """The schema is the one place for ranges: a new number or choice key without a check shows up here."""
+    import dataclasses
+
+    free = {
+        "DEBUG_FREQ",  # accepted and not used
+        "SEED_VALUE",  # < 0: a random seed
+        "TRAIN.NUM_ITERS_PER_EPOCH",  # <= 0: the length of the first stream
+        "MODEL.ENCODER.BACKBONE_WIDTH",  # a rule: a multiple of 32 for the ste encoder
+        "MODEL.BODY_RIG",  # a rule: depends on MODEL.BODY_MODEL
+        "DEVICE",  # checked against the devices present (maed.utils.device)
+        # names of files and folders, free text
+        "OUTPUT_DIR",
+        "EXP_NAME",
+        "LOGDIR",
+        "TRAIN.RESUME",
+        "TRAIN.PRETRAINED",
+        "MODEL.ENCODER.INIT_WEIGHTS",
+        "PATHS.DATA_DIR",
+        "PATHS.DB_DIR",
+        "PATHS.BODY_MODEL_DIR",
+    }
+
+    def unchecked(obj, prefix=""):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from unchecked(value, f"{prefix}{f.name}.")
+            elif not isinstance(value, (bool, dict)) and "check" not in f.metadata:
+                yield f"{prefix}{f.name}"
+
+    assert set(unchecked(Config())) == free
+
+
+def test_the_schema_choices_are_what_the_code_implements():
+    import maed.models
+    from maed.config import ATTENTION_MODES, DECODERS, ENCODERS, POOLS
+    from maed.models.attention import ATTENTION_MODES as implemented_modes
+    from maed.models.ste import POOLS as implemented_pools
+
+    assert ATTENTION_MODES == implemented_modes and POOLS == implemented_pools
+    assert (ENCODERS, DECODERS) == (maed.models.ENCODERS, maed.models.DECODERS)

@@ -43,9 +43,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args``, with the ``KEY=VALUE`` config overrides of a command that takes them (an
+    ``overrides`` positional) accepted anywhere on its command line, in the order given: argparse alone
+    gives a ``nargs="*"`` positional one run of words, so ``A=1 --max-steps 1 B=2`` left ``B=2`` over."""
+    args, extra = parser.parse_known_args(argv)
+    takes_overrides = isinstance(getattr(args, "overrides", None), list)
+    late = [word for word in extra if takes_overrides and _is_override(word)]
+    unknown = [word for word in extra if word not in late]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if late:
+        args.overrides = [*args.overrides, *late]
+    return args
+
+
+def _is_override(word: str) -> bool:
+    key = word.split("=", 1)[0]
+    return "=" in word and not word.startswith("-") and key.replace(".", "").replace("_", "").isalnum()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -301,7 +301,7 @@ def test_default_split_and_the_prepare_hint_come_from_the_registry(fixture, tmp_
     err = capsys.readouterr().err
     assert (
         "mpii3d_val_db.pt" in err
-        and f"`maed prepare mpii3d --raw <raw mpii3d directory> --out {empty} --splits val`" in err
+        and f"`maed prepare mpii3d --raw RAW_DIR --out {empty} --splits val` (RAW_DIR: the raw mpii3d files" in err
     )
     assert main([*base, "--split", "test"]) == 2  # a split the reader cannot make: no prepare command
     err = capsys.readouterr().err.strip()

@@ -225,3 +225,24 @@ def test_smpl_body_model_with_the_stand_in(smpl_dir, tmp_path):
     assert json.loads((out / "synth.json").read_text())["rig"] == ""
     with pytest.raises(ConfigError, match="SMPL has one rig"):
         generator.generate(tmp_path / "y", body_model="smpl", rig="cmu_mb", body_model_dir=smpl_dir)
+
+
+def test_the_commands_it_prints_run_as_printed(tmp_path, monkeypatch, capsys):
+    """`maed synth` ends with the training and evaluation commands for its data; the training command runs
+    as printed (here up to its first step: --max-steps 0 and --out added), and the evaluation command names
+    the data's folder for both options. It used to print --db-dir/--data-root, which `maed train` refuses."""
+    import shlex
+
+    from maed.cli import build_parser, main, parse_args
+
+    data = tmp_path / "my synth"  # a space: the commands must quote it
+    monkeypatch.chdir(tmp_path)  # the commands must not depend on the working directory
+    argv = ["synth", "--out", str(data), "--sequences", "3", "--frames", "4", "--size", "128x96", "--workers", "1"]
+    assert main([*argv, "--quiet"]) == 0  # three sequences: one in each of train, val and test
+    printed = [line.split(":", 1)[1] for line in capsys.readouterr().out.splitlines() if " maed " in line]
+    train, evaluate = (shlex.split(line) for line in printed)
+    assert train[:4] == ["maed", "train", "--config", "synth_tiny"]
+    assert main([*train[1:], "--out", str(tmp_path / "run"), "--max-steps", "0", "--no-progress"]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    args = parse_args(build_parser(), evaluate[1:])
+    assert (args.command, args.dataset, args.db_dir, args.data_root) == ("eval", "synth", str(data), str(data))

@@ -65,24 +65,39 @@ def test_stage1_trains_on_images_and_stops_resumably(stage1_run):
     assert load_config(run_dir / "config.yaml").TRAIN.DATASETS_IMG == ["mpii3d"]
 
 
-def test_non_finite_loss_or_weights_stop_and_keep_the_last_good_checkpoint(stage1_run):
+def _adam_leaving_infinite_weights(monkeypatch):
+    """Adam steps that end with infinite weights: what an infinite learning rate did before the config refused
+    one (``TRAIN.OPTIM.LR=inf``), and a finite one cannot do without torch refusing the step size first."""
+    real_step = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        out = real_step(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].fill_(float("inf"))
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+
+
+def test_non_finite_loss_or_weights_stop_and_keep_the_last_good_checkpoint(stage1_run, monkeypatch):
     run_dir, _ = stage1_run
     last = run_dir / "checkpoints" / "last.pt"
     before, config_before = _sha(last), (run_dir / "config.yaml").read_text()
-    # an infinite learning rate wrecks the weights at step 3: the mid-epoch checkpoint (CKPT_FREQ=1) is refused
+    _adam_leaving_infinite_weights(monkeypatch)
+    # the weights are wrecked at step 3: the mid-epoch checkpoint (CKPT_FREQ=1) is refused
     with pytest.raises(TrainingError, match=r"non-finite weights at step 3; not saving"):
-        train(resume=run_dir, overrides=["TRAIN.OPTIM.LR=inf"], progress=False)
+        train(resume=run_dir, overrides=["TRAIN.OPTIM.LR=1e-3"], progress=False)
     assert _sha(last) == before
     # without that checkpoint, the loss of step 4 is not finite: stop before the update
     with pytest.raises(TrainingError, match=r"non-finite loss at step 4 .*--resume"):
-        train(resume=run_dir, overrides=["TRAIN.OPTIM.LR=inf", "TRAIN.CKPT_FREQ=0"], progress=False)
+        train(resume=run_dir, overrides=["TRAIN.OPTIM.LR=1e-3", "TRAIN.CKPT_FREQ=0"], progress=False)
     assert _sha(last) == before
     assert (run_dir / "config.yaml").read_text() == config_before
     assert "non-finite loss" in (run_dir / "train_log.txt").read_text()
     nan_events = [e["message"] for e in _events(run_dir, "nan")]
     assert len(nan_events) == 2 and "non-finite weights at step 3" in nan_events[0]
     assert "non-finite loss at step 4" in nan_events[1]
-    assert _events(run_dir, "resume")[-1]["changed"] == ["TRAIN.CKPT_FREQ: 1 -> 0", "TRAIN.OPTIM.LR: 0.0001 -> inf"]
+    assert _events(run_dir, "resume")[-1]["changed"] == ["TRAIN.CKPT_FREQ: 1 -> 0", "TRAIN.OPTIM.LR: 0.0001 -> 0.001"]
     # steps 1-2 of the first run, step 3 of each resume; step 4 never updated anything
     assert [e["step"] for e in _events(run_dir, "train")] == [1, 2, 3, 3]
 

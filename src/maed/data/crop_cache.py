@@ -91,7 +91,7 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise DataError(
             f"{path}: not a crop cache record ({data}); delete the cache or rebuild it "
-            "(maed prepare <dataset> ... --crop-cache --force)"
+            "(--crop-cache --force on the command that made it: maed prepare or maed synth)"
         )
     return data
 
@@ -123,7 +123,7 @@ class CropCache:
         except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
             raise DataError(
                 f"crop cache {self.out_dir} is damaged ({type(e).__name__}: {e}); rebuild it "
-                "(maed prepare <dataset> ... --crop-cache --force)"
+                "(--crop-cache --force on the command that made it: maed prepare or maed synth)"
             ) from None
 
     @staticmethod
@@ -138,7 +138,7 @@ class CropCache:
                 f"crop cache {self.out_dir} was built for different rows than {db_label} "
                 f"({self.rows} rows, fingerprint {self.fingerprint}; the database has "
                 f"{len(db['img_name'])} rows, fingerprint {fp}); delete it and rebuild it "
-                "(maed prepare <dataset> ... --crop-cache)"
+                "(--crop-cache on the command that made it: maed prepare or maed synth)"
             )
 
     def check_coverage(self, size_jitter: float, rot_jitter: float) -> None:

@@ -32,7 +32,7 @@ from maed.data.database import database_filename
 from maed.data.datasets import ImageDataset, VideoDataset
 from maed.data.registry import dataset_info
 from maed.data.transforms import ClipAugmentation
-from maed.errors import ConfigError, DataError
+from maed.errors import DataError
 
 
 def database_path(db_dir: str | os.PathLike, name: str, split: str) -> Path:
@@ -51,8 +51,9 @@ def check_database_file(db_dir: str | os.PathLike, name: str, split: str) -> Pat
     missing = f"database not found: {path} (dataset {name}, split {split})"
     if info.generator is not None:
         raise DataError(
-            f"{missing}. Make it with `{info.generator} --out {shlex.quote(str(db_dir))}`; that folder is then both "
-            f"--db-dir and --data-root (PATHS.DB_DIR and PATHS.DATASET_ROOTS.{name})"
+            f"{missing}. Make it with `{info.generator} --out {shlex.quote(str(db_dir))}` (it prints the commands "
+            f"that read it); that folder is then both --db-dir and --data-root of `maed eval`, and PATHS.DB_DIR "
+            f"and PATHS.DATASET_ROOTS.{name} of a config"
         )
     if split not in info.splits:
         raise DataError(
@@ -62,8 +63,8 @@ def check_database_file(db_dir: str | os.PathLike, name: str, split: str) -> Pat
     if info.reader is None:
         raise DataError(f"{missing}; place the database file there (PATHS.DB_DIR / $MAED_DATA_DIR set the directory)")
     raise DataError(
-        f"{missing}. Build it with `maed prepare {name} --raw <raw {name} directory> --out "
-        f"{shlex.quote(str(db_dir))} --splits {split}` (docs/DATA.md), or place the authors' file there; "
+        f"{missing}. Build it with `maed prepare {name} --raw RAW_DIR --out {shlex.quote(str(db_dir))} "
+        f"--splits {split}` (RAW_DIR: the raw {name} files, docs/DATA.md), or place the authors' file there; "
         "PATHS.DB_DIR / $MAED_DATA_DIR set the directory."
     )
 
@@ -157,11 +158,6 @@ class TrainDataSettings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> TrainDataSettings:
-        for key in ("BATCH_SIZE_2D", "BATCH_SIZE_3D", "BATCH_SIZE_IMG"):
-            if getattr(cfg.TRAIN, key) < 0:
-                raise ConfigError(f"TRAIN.{key}={getattr(cfg.TRAIN, key)}: expected >= 0 (0 disables that stream)")
-        if cfg.NUM_WORKERS < 0:
-            raise ConfigError(f"NUM_WORKERS={cfg.NUM_WORKERS}: expected >= 0")
         return cls(
             datasets_2d=list(cfg.TRAIN.DATASETS_2D),
             datasets_3d=list(cfg.TRAIN.DATASETS_3D),

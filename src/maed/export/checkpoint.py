@@ -14,7 +14,7 @@ difference must be within a tolerance (1 mm by default), else nothing is written
 the output depends on the network (its depth, its trained weights): ``auto`` (the default) takes float16
 when it passes that check and float32 otherwise.
 
-    maed export checkpoint results/<run>/checkpoints/best.pt --out checkpoints/maed_tiny_synth.pt
+    maed export checkpoint RUN_DIR/checkpoints/best.pt --out checkpoints/maed_tiny_synth.pt
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def export_checkpoint(
 
     ``dtype``: ``float16`` or ``float32`` parameters, or ``auto``: float16 when it passes the check below,
     else float32. ``train_command``: the command that trains this model
-    (default: ``maed train --config <run>/config.yaml``, the run's recorded config, seed included).
+    (default: ``maed train --config RUN_DIR/config.yaml``, the run's recorded config, seed included).
     ``metrics``: evaluation ``metrics.json`` files to record; ``export_command``: this export's command
     line. The exported model must reproduce ``source``'s vertices within ``tolerance_mm`` on a probe clip
     (:class:`ExportError` otherwise, and nothing is written).

@@ -1,7 +1,11 @@
 """``maed export``: write a trained model in another form. One subcommand per format:
 
-maed export checkpoint RUN/checkpoints/best.pt --out checkpoints/maed_tiny_synth.pt   (the shipped form)
-maed export onnx --checkpoint CK [--config CFG] [--body-model-dir DIR] --out model.onnx   (other runtimes)
+maed export checkpoint RUN_DIR/checkpoints/best.pt --out checkpoints/maed_tiny_synth.pt  # the shipped form
+maed export onnx --checkpoint RUN_DIR/checkpoints/best.pt --out model.onnx                # other runtimes
+maed export onnx --checkpoint model_best.pth.tar --config configs/config_stage2.yaml \\
+                 --body-model-dir data/smpl_data --out model.onnx                          # the authors' model
+
+(RUN_DIR: the directory of a `maed train` run)
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ def register_checkpoint(formats: argparse._SubParsersAction) -> None:
         "checkpoint. Before writing, the exported model is run beside the original on a probe clip; vertices "
         "further apart than --tolerance-mm are an error and nothing is written.",
     )
-    c.add_argument("source", help="a training checkpoint, e.g. results/<run>/checkpoints/best.pt")
+    c.add_argument("source", help="a training checkpoint, e.g. RUN_DIR/checkpoints/best.pt")
     c.add_argument("--out", required=True, help="the file to write, e.g. checkpoints/maed_tiny_synth.pt")
     c.add_argument(
         "--dtype",
@@ -109,7 +113,7 @@ def register_checkpoint(formats: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--train-command",
         default=None,
-        help="the command that trains this model, recorded as given (default: maed train --config <run>/config.yaml)",
+        help="the command that trains this model, recorded as given (default: maed train --config RUN_DIR/config.yaml)",
     )
     c.add_argument(
         "--metrics",

@@ -15,22 +15,17 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from maed.config import EvalConfig
+from maed.config import EvalConfig, frame_step_problem
 from maed.errors import ConfigError
 
 
 def check_frame_step(sample_pool: int, seqlen: int, frame_step: int) -> int:
-    """Frames left in a window after keeping every ``frame_step``-th one; must be a multiple of ``seqlen``."""
-    if frame_step < 1:
-        raise ConfigError(f"EVAL.INTERPOLATION / --frame-step {frame_step}: expected an integer >= 1")
-    kept = math.ceil(sample_pool / frame_step)
-    if kept < seqlen or kept % seqlen:
-        ok = [i for i in range(1, sample_pool + 1) if math.ceil(sample_pool / i) % seqlen == 0]
-        raise ConfigError(
-            f"EVAL.INTERPOLATION / --frame-step {frame_step}: a {sample_pool}-frame window keeps {kept} frames, "
-            f"which is not a whole number of {seqlen}-frame clips; valid values here: {', '.join(map(str, ok))}"
-        )
-    return kept
+    """Frames left in a window after keeping every ``frame_step``-th one; must be a multiple of ``seqlen``
+    (the schema's rule for ``EVAL.INTERPOLATION``, ``maed.config.frame_step_problem``, here for ``--frame-step``)."""
+    problem = frame_step_problem(sample_pool, seqlen, frame_step)
+    if problem:
+        raise ConfigError(f"EVAL.INTERPOLATION / --frame-step {problem}")
+    return math.ceil(sample_pool / frame_step)
 
 
 def interpolate_frames(seq: np.ndarray, orig_len: int) -> np.ndarray:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
+from maed.config import format_override
 from maed.errors import ConfigError
 
 
@@ -22,8 +24,9 @@ def register(subparsers) -> None:
         description=(
             "Render synthetic videos of one to three Anny bodies (random shapes, smooth random motion, random "
             "camera, light and backgrounds) and write JPEG frames plus synth_{train,val,test}_db.pt into --out, "
-            "which is then both --db-dir and --data-root. Deterministic for a seed; rerunning the same command "
-            "resumes an interrupted run."
+            "which is then both PATHS.DB_DIR and the image root of PATHS.DATASET_ROOTS (maed eval: --db-dir "
+            "and --data-root); the command prints both commands. Deterministic for a seed; rerunning the same "
+            "command resumes an interrupted run."
         ),
     )
     p.add_argument("--out", required=True, help="output folder (new, empty, or holding this same run)")
@@ -100,5 +103,22 @@ def _run(args: argparse.Namespace) -> int:
     if summary.videos:
         print(f"  videos {summary.out / 'videos'} ({len(summary.videos)}, each with its _gt.npz)")
     print(f"  metadata {summary.out / 'synth.json'}, preview {summary.out / 'synth_preview.jpg'}")
-    print(f"  train or evaluate with --db-dir {summary.out} --data-root {summary.out}")
+    for line in next_commands(summary.out, args.body_model, args.rig, args.body_model_dir):
+        print(f"  {line}")
     return 0
+
+
+def next_commands(out, body_model: str, rig: str | None, body_model_dir: str | None) -> list[str]:
+    """What to run on the data in ``out``, as shell command lines that work as printed: training with the
+    ``synth_tiny`` preset (its body model and rig set to the data's), and evaluating a run of it."""
+    overrides = [format_override("PATHS.DB_DIR", out), format_override("PATHS.DATASET_ROOTS", {"synth": out})]
+    if body_model == "smpl":
+        overrides += ["MODEL.BODY_MODEL=smpl", "MODEL.BODY_RIG="]
+        if body_model_dir:
+            overrides.append(format_override("PATHS.BODY_MODEL_DIR", body_model_dir))
+    elif rig not in (None, "cmu_mb"):  # synth_tiny's rig
+        overrides.append(f"MODEL.BODY_RIG={rig}")
+    train = ["maed", "train", "--config", "synth_tiny", *overrides]
+    data = ["--dataset", "synth", "--db-dir", str(out), "--data-root", str(out)]
+    evaluate = ["maed", "eval", "--checkpoint", "RUN_DIR/checkpoints/best.pt", *data, "--out", "RUN_DIR/eval_synth"]
+    return [f"train on it:    {shlex.join(train)}", f"evaluate a run: {shlex.join(evaluate)}"]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+from maed.config import preset_names
+
 EPILOG = """\
-examples:
+examples (RUN_DIR: the run directory a run prints when it ends; STAGE1_RUN_DIR: a stage-1 run's):
   maed train --config stage1                                      # one process, CPU or GPU
-  torchrun --nproc_per_node=8 -m maed train --config stage2 --pretrained results/<stage-1 run>/checkpoints/last.pt
+  torchrun --nproc_per_node=8 -m maed train --config stage2 --pretrained STAGE1_RUN_DIR/checkpoints/last.pt
   torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --master_port=29500 --nproc_per_node=4 \\
            -m maed train --config configs/config_stage2.yaml TRAIN.BATCH_SIZE_IMG=14
-  sbatch scripts/slurm_train.sh 2 4 stage2 --pretrained ...       # Slurm: nodes, GPUs per node
-  maed train --resume results/<run>/                              # continue where it stopped
+  sbatch scripts/slurm_train.sh 2 4 stage2 --pretrained STAGE1_RUN_DIR/checkpoints/last.pt   # nodes, GPUs per node
+  maed train --resume RUN_DIR                                     # continue where it stopped
+  maed train --config synth_tiny --max-steps 100                  # on `maed synth --out data/synth` (docs/SYNTH.md)
 
 A run writes OUTPUT_DIR/<timestamp>_<EXP_NAME>/ (or --out): config.yaml, train_log.txt, log.jsonl,
 tb/ (with tensorboard installed), best.txt (the best validation PA-MPJPE, mm) and checkpoints/ (last.pt,
@@ -35,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config",
         default=None,
-        help="YAML file (the original's config_stage1/2.yaml work) or preset: stage1, stage2, maed, hmr",
+        help="YAML file (the original's config_stage1/2.yaml work) or preset: " + ", ".join(preset_names()),
     )
     p.add_argument(
         "--pretrained",
@@ -98,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from maed.train.run import train
 
     if args.config is None and args.resume is None:
-        raise ConfigError("maed train: give --config (a YAML file or preset: stage1, stage2, ...) or --resume RUN_DIR")
+        raise ConfigError(f"give --config (a YAML file or preset: {', '.join(preset_names())}) or --resume RUN_DIR")
     overrides = list(args.overrides)
     if args.init_weights:
         from pathlib import Path

@@ -46,10 +46,6 @@ from maed.train.validation import SELECTION_METRIC
 from maed.utils.device import bf16_autocast_supported
 from maed.utils.io import atomic_write_text
 
-AMP_MODES = ("none", "bf16")
-OPTIMIZERS = ("adam", "sgd")
-
-
 #: exit status of ``maed train`` stopped early by SIGTERM or SIGUSR1 (after saving last.pt): 128 + SIGTERM, what
 #: a shell reports for a process SIGTERM ended, for both signals, since a rank that stopped because another one
 #: got the signal cannot tell which it was
@@ -107,17 +103,7 @@ class TrainSettings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> TrainSettings:
-        t, o = cfg.TRAIN, cfg.TRAIN.OPTIM
-        amp = str(t.AMP).lower()
-        if amp not in AMP_MODES:
-            raise ConfigError(f"TRAIN.AMP={t.AMP!r}: expected one of {', '.join(AMP_MODES)}")
-        optim = str(o.OPTIM).lower()
-        if optim not in OPTIMIZERS:
-            raise ConfigError(f"TRAIN.OPTIM.OPTIM={o.OPTIM!r}: expected Adam or SGD")
-        if t.IMG_USE_FREQ < 1:
-            raise ConfigError(f"TRAIN.IMG_USE_FREQ={t.IMG_USE_FREQ}: expected an integer >= 1")
-        if cfg.SAVE_FREQ < 1:
-            raise ConfigError(f"SAVE_FREQ={cfg.SAVE_FREQ}: expected an integer >= 1 (epochs between validations)")
+        t, o = cfg.TRAIN, cfg.TRAIN.OPTIM  # values checked by the schema when the config was built
         return cls(
             end_epoch=t.END_EPOCH,
             iters_per_epoch=t.NUM_ITERS_PER_EPOCH,
@@ -126,8 +112,8 @@ class TrainSettings:
             ckpt_freq=t.CKPT_FREQ,
             log_freq=max(t.LOG_FREQ, 1),
             grad_clip=t.GRAD_CLIP,
-            amp=amp,
-            optim=optim,
+            amp=t.AMP.lower(),
+            optim=o.OPTIM.lower(),
             lr=o.LR,
             weight_decay=o.WD,
             momentum=o.MOMENTUM,

@@ -170,13 +170,7 @@ class MAEDLoss:
 
     @classmethod
     def from_config(cls, loss_cfg) -> MAEDLoss:
-        """From the ``LOSS`` section of a :class:`maed.config.Config`."""
-        from maed.errors import ConfigError
-
-        for key in ("KP_2D_W", "KP_3D_W", "POSE_W", "SHAPE_W", "SMPL_NORM", "ACCL_W", "JOINT_HEATMAP_W"):
-            w = getattr(loss_cfg, key)
-            if not (math.isfinite(w) and w >= 0):
-                raise ConfigError(f"LOSS.{key}={w}: expected a finite weight >= 0 (0 disables the term)")
+        """From the ``LOSS`` section of a :class:`maed.config.Config` (its weights checked by the schema)."""
         return cls(
             kp_2d_weight=loss_cfg.KP_2D_W,
             kp_3d_weight=loss_cfg.KP_3D_W,

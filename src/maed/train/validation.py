@@ -60,8 +60,6 @@ class Validator:
         """None when ``TRAIN.DATASET_EVAL`` is empty. A missing database or regressor fails here, before
         training starts."""
         from maed.data.loaders import eval_loader_from_config
-        from maed.data.registry import EVAL_DATASETS
-        from maed.errors import ConfigError
         from maed.eval.evaluator import evaluation_bodies
         from maed.eval.protocol import EvalSettings
         from maed.paths import resolve_paths
@@ -71,8 +69,6 @@ class Validator:
         dataset = cfg.TRAIN.DATASET_EVAL
         if not dataset:
             return None
-        if dataset not in EVAL_DATASETS:
-            raise ConfigError(f"TRAIN.DATASET_EVAL={dataset!r}: expected one of {', '.join(EVAL_DATASETS)} or ''")
         settings = EvalSettings.from_config(cfg.EVAL)
         J_regressor, gt_body = evaluation_bodies(
             model.body_model,
