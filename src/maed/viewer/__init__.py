@@ -4,6 +4,7 @@ one timeline for both, opened from disk with no server and no network (``maed de
 
 - ``page.py``: the page writer (``write_page``), for any video and GLBs.
 - ``demo.py``: the page of a ``maed demo`` output folder (``write_demo_page``).
+- ``evaluation.py``: GLBs and pages for the videos ``maed render`` draws from evaluation predictions.
 - ``cli.py``: ``maed view``.
 - ``page.html``, ``viewer.js``: the page's template and script; ``vendor/``: three.js (scripts/vendor_three.sh).
 """
