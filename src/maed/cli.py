@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES = [
     "maed.render.cli",
     "maed.synth.cli",
     "maed.export.cli",
+    "maed.viewer.cli",
 ]
 
 

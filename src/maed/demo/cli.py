@@ -21,7 +21,8 @@ examples (no model ships yet: the authors' model_best.pth.tar with your SMPL fil
   maed demo frames_dir/ --checkpoint best.pt --boxes tracks.json      # your boxes/tracks skip detection
 
 outputs in --out (docs/OUTPUTS.md): overlay.mp4 (overlay_side.mp4 with --side-view), tracks.npz,
-results.pkl (VIBE's layout), person_<id>.glb and .bvh, summary.json; cache/ holds the finished stages,
+results.pkl (VIBE's layout), person_<id>.glb and .bvh, index.html (the overlay and the 3D bodies in a
+browser, with viewer/; `maed view OUT` opens it), summary.json; cache/ holds the finished stages,
 so a rerun with other rendering or export options skips detection, tracking and inference.
 """
 
@@ -156,6 +157,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--save-verts", action="store_true", help="also store every frame's vertices in tracks.npz")
     g.add_argument("--no-export", action="store_true", help="no person_<id>.glb / .bvh")
     g.add_argument("--no-render", action="store_true", help="no overlay video: files only")
+    g.add_argument("--no-viewer", action="store_true", help="no index.html (the overlay and 3D bodies in a browser)")
     g.add_argument(
         "--side-view", action="store_true", help="also write overlay_side.mp4, the meshes seen from the side"
     )
@@ -198,6 +200,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         save_verts=args.save_verts,
         export=not args.no_export,
         render=not args.no_render,
+        viewer=not args.no_viewer,
         side_view=args.side_view,
         renderer=args.renderer,
         progress=not args.no_progress,

@@ -61,6 +61,7 @@ class DemoOptions:
     save_verts: bool = False
     export: bool = True
     render: bool = True
+    viewer: bool = True  # index.html (maed.viewer)
     side_view: bool = False
     renderer: str = "auto"
     progress: bool = True

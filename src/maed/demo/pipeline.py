@@ -13,6 +13,7 @@ post       smoothing, body model, cameras, joints in pixels    (fast; always rer
 write      tracks.npz, results.pkl                             --
 export     person_<id>.glb / .bvh                              --
 render     decode again, draw meshes, encode overlay.mp4       --
+viewer     index.html: the overlay and the GLBs in a browser   --
 =========  ==================================================  ==================================
 
 Each cached file stores the signature of what produced it (input path, size and modification time; the
@@ -88,6 +89,8 @@ def run_demo(
         rendered = stages.render(run, people, model) if options.render else None
     if rendered is not None:
         outputs += rendered.files
+    if options.viewer:
+        outputs += stages.viewer(run, outputs)
 
     summary = {
         # every decoding pass adds the damaged frames it meets (a --boxes run decodes first for the crops)

@@ -17,6 +17,7 @@ post       smoothing, body model, cameras, joints in pixels      one :class:`Per
 write      tracks.npz, results.pkl                               file names
 export     person_<id>.glb / .bvh                                file names
 render     decode again, draw meshes, encode overlay.mp4         :class:`Rendered` or None
+viewer     index.html: the overlay and the GLBs in a browser     file names
 =========  ====================================================  =====================================
 """
 
@@ -510,3 +511,15 @@ def _side_background(frame: np.ndarray) -> np.ndarray:
     out = np.empty_like(frame)
     out[:] = SIDE_BACKGROUND
     return out
+
+
+# ------------------------------------------------------------------------------------------------ viewer
+def viewer(run: DemoRun, outputs: list[str]) -> list[str]:
+    """``index.html`` and ``viewer/`` (maed.viewer): the overlay video beside the people's GLBs in a browser, one
+    timeline for both; it shows only the files of ``outputs`` (this run's)."""
+    from pathlib import Path
+
+    from maed.viewer.demo import write_demo_page
+
+    with run.clock("viewer"):
+        return write_demo_page(run.out, outputs, title=f"maed demo: {Path(run.source.info.path).name}")

@@ -14,7 +14,9 @@ writes one video per folder of frames (visual/<video>.mp4, or visual/<video>/<fr
 --format png), every person of a frame in one image, one colour per person. Without saved vertices
 (--save-verts) the meshes are rebuilt from theta with the body model. Finished videos are kept on a
 rerun (--overwrite redraws them). Without a working headless OpenGL the meshes are drawn flat-shaded
-with OpenCV, and the command says which system package gives the shaded render.
+with OpenCV, and the command says which system package gives the shaded render. With --viewer, each
+video also gets a page (visual/<video>.html, listed in visual/index.html; `maed view visual/` opens it)
+that shows it beside its people's animated 3D bodies (visual/<video>_people/person_<k>.glb).
 """
 
 
@@ -58,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-antialias", action="store_true", help="hard mesh edges (about twice as fast with Mesa's llvmpipe)"
     )
+    p.add_argument(
+        "--viewer",
+        action="store_true",
+        help="also write <video>.html per video: it beside its people's 3D bodies in a browser (GLBs in "
+        "<video>_people/; index.html lists the pages; mp4 only)",
+    )
     p.add_argument("--overwrite", action="store_true", help="redraw outputs that already exist")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -70,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from maed.paths import resolve_paths
     from maed.render.predictions import load_predictions, render_predictions
 
+    if args.viewer and args.format != "mp4":
+        from maed.errors import ConfigError
+
+        raise ConfigError("--viewer shows the videos beside the bodies: it needs --format mp4 (the default)")
     cfg = load_config(args.config) if args.config is not None else None
     paths = resolve_paths((cfg or load_config()).PATHS)
     pred = load_predictions(args.eval_dir)
@@ -103,4 +115,18 @@ def run(args: argparse.Namespace) -> int:
     for path in report.kept:
         print(f"kept {path} (exists; --overwrite redraws it)")
     print(f"{report.frames} frames drawn ({report.backend or 'nothing to draw'}) into {args.out}")
+    if args.viewer:
+        from maed.viewer.evaluation import write_eval_pages
+
+        pages = write_eval_pages(
+            args.eval_dir,
+            args.out,
+            root=root,
+            body_model=body_model,
+            body_model_dir=args.body_model_dir or paths["body_model_dir"],
+            sequence=args.sequence,
+            max_frames=args.max_frames,
+            fps=args.fps,
+        )
+        print(f"wrote {len(pages) - 1} viewer pages, listed in {pages[-1]} (maed view {args.out})")
     return 0

@@ -249,6 +249,16 @@ def select_videos(videos: list[Video], pred: EvalPredictions, name: str | None) 
     raise ConfigError(f"--sequence {name}: no such video or person in the predictions; available: {shown}")
 
 
+def person_indices(frames: list[tuple[str, np.ndarray]], pred: EvalPredictions) -> dict[str, int]:
+    """The people (``sequence`` names) of a video's frames, numbered 0, 1, ... in order of appearance: each
+    one's colour (``maed.render.overlay.track_color``) in the video and in its viewer page."""
+    indices: dict[str, int] = {}
+    for _, rows in frames:
+        for name in pred.sequence[rows]:
+            indices.setdefault(str(name), len(indices))
+    return indices
+
+
 # ------------------------------------------------------------------------------------------ meshes
 def vertex_source(pred: EvalPredictions, body) -> Callable[[np.ndarray], np.ndarray]:
     """``rows -> R x V x 3`` vertices (metres, model frame): the saved ones, or the body model applied to
@@ -382,11 +392,7 @@ def render_predictions(
                     renderer.close()
                 renderer = OverlayRenderer(width, height, faces, backend=backend, antialias=antialias)
                 report.backend, report.fallback_reason = renderer.backend, renderer.fallback_reason
-            # one colour per person (sequence) of the video, in order of appearance
-            people_ids: dict[str, int] = {}
-            for _, rows in frames:
-                for s in pred.sequence[rows]:
-                    people_ids.setdefault(s, len(people_ids))
+            people_ids = person_indices(frames, pred)
             writers = {}
             if fmt == "mp4":
                 from maed.render.video import VideoWriter
