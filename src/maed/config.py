@@ -232,6 +232,9 @@ class ModelConfig:
     DECODER: DecoderConfig = field(default_factory=DecoderConfig)
     ENCODER: EncoderConfig = field(default_factory=EncoderConfig)
     BODY_MODEL: str = setting("smpl", choices=BODY_MODELS, ignore_case=True)
+    # False: training builds the body's joints only (Anny's joints_only, several times faster; the losses read
+    # joints), the mesh only outside training
+    TRAIN_VERTICES: bool = True
     BODY_RIG: str = ""  # '' = the body model's default rig; anny: 'anny' (104 bones) | 'cmu_mb' (31 bones)
 
 

@@ -21,7 +21,7 @@ def data_dir() -> Path:
 
 
 #: the model shipped with the project and its sample clip, relative to the source checkout
-DEFAULT_CHECKPOINT = Path("checkpoints") / "maed_tiny_synth.pt"
+DEFAULT_CHECKPOINT = Path("checkpoints") / "maed_kp_anny.pt"
 SAMPLE_CLIP = Path("samples") / "two_people.mp4"
 
 
@@ -31,7 +31,7 @@ def project_root() -> Path:
 
 
 def default_checkpoint() -> Path:
-    """The shipped default model (``checkpoints/maed_tiny_synth.pt`` of the checkout); ``AssetError`` when this
+    """The shipped default model (``checkpoints/maed_kp_anny.pt`` of the checkout); ``AssetError`` when this
     installation has none, saying which options to give instead."""
     from maed.errors import AssetError
 

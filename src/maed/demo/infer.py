@@ -185,26 +185,15 @@ class ModelPredictor:
         pending.clear()
 
 
-def keypoint_inputs(track: Track, landmarks, *, seen: float = 0.5) -> np.ndarray:
-    """A track's BlazePose landmarks as the keypoint model's input: (T, 33, 3) x, y in [-1, 1] of the crop
-    (1.3 x the square box, as the image crops) and visibility 1 where BlazePose's is above ``seen``, else 0
-    with the position zeroed (``maed.synth.keypoint_data`` makes its training samples the same way)."""
-    from maed.data.transforms import BASE_SCALE
-
-    boxes = np.asarray(track.boxes, np.float64)
-    half = (BASE_SCALE * boxes[:, 2] / 2)[:, None, None]
-    xy = (np.asarray(landmarks.image[..., :2], np.float64) - boxes[:, None, :2]) / half
-    vis = (np.asarray(landmarks.image[..., 3]) > seen).astype(np.float32)
-    return np.concatenate([xy * vis[..., None], vis[..., None]], axis=-1).astype(np.float32)
-
-
 class KeypointPredictor(ModelPredictor):
     """A keypoint MAED over tracks: the same windows and clip scheme as :class:`ModelPredictor`, its inputs
     the tracks' landmarks (``maed.demo.stages.landmarks``) instead of image crops; no frame is decoded."""
 
     def predict_landmarks(self, tracks: list[Track], landmarks: dict, *, clock=None) -> dict[int, TrackPrediction]:
         clock = clock or _NullClock()
-        inputs = [keypoint_inputs(t, landmarks[t.track_id]) for t in tracks]
+        from maed.models.keypoints import inputs_from_landmarks
+
+        inputs = [inputs_from_landmarks(landmarks[t.track_id].image, t.boxes) for t in tracks]
         out = {t.track_id: _Accumulator(len(t)) for t in tracks}
         pending = []
         for w in plan_windows(tracks, self.sample_pool):

@@ -83,6 +83,13 @@ def plan_detector(run: DemoRun) -> DetectorPlan:
     options = run.options
     choice = det_mod.choose_detector(options.detector, boxes=options.boxes, weights=options.detector_weights)
     boxes = det_mod.load_boxes_file(options.boxes, run.source.info.num_frames) if choice.tier == "boxes" else None
+    # the shipped networks' files are checked now: a missing or damaged one fails before anything is written
+    from maed.perception.weights import verified_path
+
+    if choice.tier == "movenet":
+        verified_path("movenet_multipose")
+    if options.keypoint_model != "none":
+        verified_path(f"blazepose_{options.keypoint_model}")
     return DetectorPlan(choice, boxes)
 
 

@@ -165,6 +165,8 @@ class Evaluator:
             for the real datasets, the run's own for ``synth``; None disables PVE.
         seqlen: frames per clip (16); frame_step: predict every ``frame_step``-th frame, interpolate the rest.
         device: where the model runs. progress: show a progress bar.
+        keypoint_model: for a keypoint model (``MODEL.ENCODER.BACKBONE=keypoints``), the BlazePose variant run
+            on the frames in the dataset's boxes (:class:`maed.eval.keypoints.LandmarkInputs`).
 
     The loader yields whole windows (``build_eval_loader``) whose ``valid`` marks the frames that count.
     With ``valid_mode='original'`` (the original's rule) every protocol can be computed, the strict one
@@ -185,6 +187,7 @@ class Evaluator:
         frame_step: int = EvalConfig.INTERPOLATION,
         device: str | torch.device = "cpu",
         progress: bool = True,
+        keypoint_model: str = "full",
     ):
         self.model = model
         self.dataset = dataset
@@ -195,6 +198,12 @@ class Evaluator:
         self.seqlen = int(seqlen)
         self.frame_step = int(frame_step)
         self.progress = progress
+        # a keypoint model reads BlazePose's landmarks on the frames instead of the crops
+        self.inputs = None
+        if getattr(getattr(model, "encoder", None), "input_kind", "images") == "keypoints":
+            from maed.eval.keypoints import LandmarkInputs
+
+            self.inputs = LandmarkInputs(keypoint_model, device=self.device)
 
     # ----------------------------------------------------------------------------------- inference
     def predict(self, images: torch.Tensor) -> dict[str, np.ndarray]:
@@ -298,7 +307,8 @@ class Evaluator:
                 Path(vertices_file).parent.mkdir(parents=True, exist_ok=True)
                 vfh = stack.enter_context(open(vertices_file, "wb"))
             for batch in bar:
-                rec, verts = self._frame_records(batch, self.predict(batch["images"]), joints)
+                inputs = batch["images"] if self.inputs is None else self.inputs(batch)
+                rec, verts = self._frame_records(batch, self.predict(inputs), joints)
                 rec["window"] = rec["window"] + num_windows
                 num_windows += batch["images"].shape[0]
                 num_vertices = verts.shape[1]

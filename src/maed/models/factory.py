@@ -239,7 +239,7 @@ def build_model(
         body_model_dir=body_model_dir,
         dropout=dec_cfg.DROPOUT,
     )
-    return MAED(encoder, decoder, body_model)
+    return MAED(encoder, decoder, body_model, train_vertices=cfg.MODEL.TRAIN_VERTICES)
 
 
 def load_model(

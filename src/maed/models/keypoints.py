@@ -15,6 +15,7 @@ landmark holds cannot change the output.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.utils.checkpoint
 from timm.layers import trunc_normal_
@@ -154,3 +155,26 @@ def random_keypoints(
     if world:
         parts.append(0.3 * torch.randn(*shape, 3, generator=generator))
     return torch.cat(parts, dim=-1)
+
+
+#: landmark visibility (BlazePose's, in [0, 1]) above which a landmark is given to the model as seen
+SEEN = 0.5
+
+
+def inputs_from_landmarks(landmarks: np.ndarray, boxes: np.ndarray, *, seen: float = SEEN) -> np.ndarray:
+    """Detected landmarks as the encoder's input, the one conversion demo, evaluation and the synthetic
+    training data share.
+
+    landmarks (..., K, >=4): x, y pixels, (z), visibility last; boxes (..., 4): the square boxes (cx, cy,
+    side, side) pixels. Returns (..., K, 3) float32: x, y in [-1, 1] of the crop (``BASE_SCALE`` x the box,
+    as the image model's crops) and visibility 1 where the detector's is above ``seen``, else 0 with the
+    position zeroed.
+    """
+    from maed.data.transforms import BASE_SCALE
+
+    lm = np.asarray(landmarks, np.float64)
+    boxes = np.asarray(boxes, np.float64)
+    half = (BASE_SCALE * boxes[..., 2] / 2)[..., None, None]
+    xy = (lm[..., :2] - boxes[..., None, :2]) / half
+    vis = (lm[..., -1] > seen).astype(np.float64)
+    return np.concatenate([xy * vis[..., None], vis[..., None]], axis=-1).astype(np.float32)

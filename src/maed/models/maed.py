@@ -67,11 +67,14 @@ class MAED(nn.Module):
             ``state_dict`` on purpose: checkpoints must never carry licence-gated body-model data.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, body_model: BodyModel):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, body_model: BodyModel, *, train_vertices: bool = True):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.body_model = body_model
+        # False: in training mode the body model gives joints only (``joints_only``, where it has one) and
+        # ``verts`` is empty (N x T x 0 x 3): the losses read joints; eval mode always builds the mesh
+        self.train_vertices = train_vertices
         for m in body_model.modules():
             m._non_persistent_buffers_set.update(m._buffers.keys())
         self.body_model.requires_grad_(False)
@@ -139,8 +142,17 @@ class MAED(nn.Module):
         """Decoder parameters (B x J*6, B x S, B x 3) -> mesh, joints, projection, reshaped to batch_shape."""
         B = pose_6d.shape[0]
         rotmat = rot6d_to_rotmat(pose_6d.reshape(-1, 6)).reshape(B, -1, 3, 3)
-        body = self.body_model(rotmat, betas)
-        verts, joints = body.verts, body.joints
+        if (
+            self.training
+            and not self.train_vertices
+            and J_regressor is None
+            and hasattr(self.body_model, "joints_only")
+        ):
+            joints = self.body_model.joints_only(rotmat, betas).to(rotmat.dtype)
+            verts = joints.new_zeros(B, 0, 3)
+        else:
+            body = self.body_model(rotmat, betas)
+            verts, joints = body.verts, body.joints
         if J_regressor is not None:
             joints = torch.matmul(J_regressor.to(verts), verts)  # (K', V) @ (B, V, 3) -> (B, K', 3)
         kp_2d = weak_perspective_projection(joints, cam)

@@ -1,0 +1,111 @@
+"""Synthetic keypoint data: the fitted BlazePose landmark map, motion banks and training clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("anny")
+pytest.importorskip("onnxruntime")
+
+from maed.synth.keypoint_data import BankSpec, KeypointClips, MotionBank, ViewSettings  # noqa: E402
+from maed.synth.landmarks import LandmarkMap, collect, shipped_map_path  # noqa: E402
+
+TORSO_AND_FACE = [0, 2, 5, 7, 8, 11, 12, 23, 24]  # nose, eyes, ears, shoulders, hips
+
+
+@pytest.fixture(scope="module")
+def lmap():
+    return LandmarkMap.load(shipped_map_path("anny", "cmu_mb"))
+
+
+@pytest.fixture(scope="module")
+def bank(lmap):
+    return MotionBank.build(BankSpec(count=3, frames=24, seed=3), lmap, progress=False)
+
+
+def test_the_shipped_map_reproduces_blazepose_on_renders(synth_splits, lmap):
+    """BlazePose run on `maed synth` frames lands where the map puts its landmarks on the known bodies."""
+    pairs = collect(synth_splits, variant="full", progress=False)
+    points = (pairs["uv"][:, lmap.vertex_ids] * lmap.weights[None, ..., None]).sum(axis=2)
+    det = pairs["det"]
+    err = np.linalg.norm(det[..., :2] - points, axis=-1) / pairs["side"][:, None]  # box-side units
+    seen = det[..., 3] > 0.5
+    for k in TORSO_AND_FACE:
+        if seen[:, k].sum() >= 5:
+            # within twice the spread the map was fitted with (its typical error), for most frames
+            assert np.median(err[seen[:, k], k]) < 2 * lmap.spread[k], (k, np.median(err[seen[:, k], k]))
+    # and a map that is wrong (the landmarks of the other side) is clearly worse: the check has teeth
+    swapped = points[:, [0, 5, 4, 3, 2, 1, 6, 8, 7, 10, 9, 12, 11] + list(range(13, 33))]
+    err_sw = np.linalg.norm(det[..., :2] - swapped, axis=-1) / pairs["side"][:, None]
+    assert np.median(err_sw[:, 11:13][seen[:, 11:13]]) > np.median(err[:, 11:13][seen[:, 11:13]])
+
+
+def test_the_map_has_convex_weights_and_fitted_noise(lmap):
+    assert lmap.vertex_ids.shape == lmap.weights.shape and lmap.vertex_ids.shape[0] == 33
+    np.testing.assert_allclose(lmap.weights.sum(1), 1.0, atol=1e-5)
+    assert (lmap.weights >= 0).all()
+    assert (0 < lmap.spread).all() and (lmap.spread < 0.2).all()
+    assert (0 <= lmap.miss).all() and (lmap.miss < 1).all() and 0 <= lmap.swap < 0.5
+
+
+def test_targets_are_the_body_of_the_pose_and_shape(bank, lmap):
+    """theta's pose (root in the camera frame) and shape, through the body model, give kp_3d (root-centred)."""
+    from scipy.spatial.transform import Rotation
+
+    from maed.synth.bodies import build_kit
+
+    kit = build_kit("anny", "cmu_mb")
+    clips = KeypointClips(bank, lmap, ViewSettings(seqlen=8))
+    for i in range(4):  # flipped and not
+        s = clips.sample(np.random.default_rng(i), i)
+        th = s["theta"].numpy()
+        J = kit.layout.num_joints
+        R = Rotation.from_rotvec(th[:, 3 : 3 + 3 * J].reshape(-1, 3)).as_matrix().reshape(8, J, 3, 3)
+        with torch.no_grad():
+            j = kit.body(torch.as_tensor(R, dtype=torch.float32), torch.as_tensor(th[:, 3 + 3 * J :]))["joints"].numpy()
+        g = s["kp_3d"].numpy()
+        mask = g[0, :, 3] > 0
+        centre = lambda x: x - x[:, 27:29].mean(1, keepdims=True)  # noqa: E731  (the hips)
+        assert np.abs(centre(j)[:, mask] - centre(g[..., :3])[:, mask]).max() < 2e-3
+
+
+def test_noise_free_inputs_are_the_projected_landmarks_in_the_crop(bank, lmap):
+    clips = KeypointClips(bank, lmap, ViewSettings(seqlen=8, noise=False, flip=False, truncate=0.0))
+    s = clips.sample(np.random.default_rng(0))
+    kp = s["keypoints"].numpy()
+    assert kp.shape == (8, 33, 3) and set(np.unique(kp[..., 2])) <= {0.0, 1.0}
+    assert kp[..., 2].mean() > 0.95  # nobody leaves the frame without truncation
+    assert np.abs(kp[..., :2]).max() < 1.0  # the crop (1.3 x the 1.1 x box) holds every landmark
+    # the hips' landmarks lie between the hip joints' 2D positions and the body's centre in the crop
+    hips = kp[:, [23, 24], :2].mean(1)
+    joints_hips = s["kp_2d"].numpy()[:, [27, 28], :2].mean(1)
+    assert np.abs(hips - joints_hips).max() < 0.15
+    # invisible landmarks carry no position
+    noisy = KeypointClips(bank, lmap, ViewSettings(seqlen=8)).sample(np.random.default_rng(1))["keypoints"]
+    assert torch.all(noisy[..., :2][noisy[..., 2] == 0] == 0)
+
+
+def test_a_few_training_steps_lower_the_loss(bank, lmap):
+    from maed.models import build_model
+    from maed.train.losses import MAEDLoss
+
+    torch.manual_seed(0)
+    overrides = ["MODEL.ENCODER.EMBED_DIM=64", "MODEL.ENCODER.NUM_BLOCKS=2", "MODEL.ENCODER.NUM_HEADS=2",
+                 "MODEL.DECODER.HIDDEN_DIM=128"]  # fmt: skip
+    model = build_model("kp_anny", overrides=overrides)
+    loss_fn = MAEDLoss.from_config(__import__("maed.config", fromlist=["load_config"]).load_config("kp_anny").LOSS)
+    clips = KeypointClips(bank, lmap, ViewSettings(seqlen=8))
+    batch = [clips.sample(np.random.default_rng(i), i) for i in range(6)]
+    batch = {k: torch.stack([b[k] for b in batch]) for k in batch[0]}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        out = model(batch["keypoints"])
+        loss = loss_fn.video(dict(out.items()), None, batch).total
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0], losses
