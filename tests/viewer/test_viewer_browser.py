@@ -12,12 +12,11 @@ from tests.viewer.conftest import NUM_FRAMES, SPANS, demo_run
 
 pytestmark = pytest.mark.slow
 
-#: JavaScript: wait until the video has finished seeking, then for two animation frames (both views drawn)
+#: JavaScript: wait until the last frame change (the timeline's, a pause's) shows in both views, and for the
+#: next animation frame (a checkbox's change drawn)
 SETTLE = """
-const video = document.getElementById("video");
-const seeked = () => new Promise((r) => (video.seeking ? video.addEventListener("seeked", r, { once: true }) : r()));
 const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
-return seeked().then(frame).then(frame);
+return window.maedViewer.settled().then(frame).then(frame);
 """
 
 #: JavaScript: once the page shows frame arguments[0] or a later one, press the play/pause button (in the page:

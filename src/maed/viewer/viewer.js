@@ -12,8 +12,9 @@
  * time in both views: the video's presented frame while it plays, the timeline's while paused.
  *
  * window.maedViewer (for scripts and tests): ready (a promise), frame(), setFrame(i) (a promise, resolved once
- * both views show frame i), setVisible(id, on), screenBox(id) (the body's box on the page, CSS pixels), play(),
- * pause(), loadMs (page start to first full draw, milliseconds).
+ * both views show frame i), settled() (the promise of the last frame change: the timeline's, a pause's),
+ * setVisible(id, on), screenBox(id) (the body's box on the page, CSS pixels), play(), pause(), loadMs (page
+ * start to first full draw, milliseconds).
  */
 (function () {
   "use strict";
@@ -64,17 +65,23 @@
     requestRender();
   }
 
+  // resolves once the video presents the frame: the seek done, and the picture handed to the compositor (a
+  // paused video presents the frame it seeked to, even the one it showed, within milliseconds)
   async function seekVideo(i) {
     await videoReady;
     if (!hasVideo) return;
-    const target = (i + 0.5) / fps; // the middle of the frame's display interval: no rounding to the frame before
-    if (Math.abs(video.currentTime - target) < 0.25 / fps && !video.seeking) return;
+    const presented = new Promise((resolve) => {
+      if (exactFrames) video.requestVideoFrameCallback(() => resolve());
+      setTimeout(resolve, exactFrames ? 1000 : 50);
+    });
     await new Promise((resolve) => {
       seekWaiters.push(resolve);
-      video.currentTime = target;
+      video.currentTime = (i + 0.5) / fps; // the middle of the frame's display interval: no rounding to the one before
     });
+    await presented;
   }
 
+  let settling = Promise.resolve(0);
   function setFrame(i) {
     const frame = clampFrame(i);
     if (state.playing) {
@@ -82,7 +89,8 @@
       state.clockFrame = frame;
     }
     showFrame(frame);
-    return Promise.all([seekVideo(frame), nextRender()]).then(() => frame);
+    settling = Promise.all([seekVideo(frame), nextRender()]).then(() => frame);
+    return settling;
   }
 
   function play() {
@@ -407,6 +415,7 @@
     loadMs: null,
     frame: () => state.frame,
     setFrame: setFrame,
+    settled: () => settling,
     setVisible: setVisible,
     screenBox: screenBox,
     play: play,
