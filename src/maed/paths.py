@@ -40,7 +40,8 @@ def default_checkpoint() -> Path:
         raise AssetError(
             f"no default model in this installation ({path} not found). Give a model explicitly: "
             "--checkpoint CKPT (a maed checkpoint, or the authors' model_best.pth.tar with "
-            "--config configs/config_stage2.yaml --body-model-dir <your SMPL files>)"
+            "--config configs/config_stage2.yaml --body-model-dir <your SMPL files>), or --keypoints-only for "
+            "people and body keypoints without a mesh model"
         )
     return path
 

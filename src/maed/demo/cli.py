@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--checkpoint",
         default=D.checkpoint,
-        help="a maed checkpoint or the authors' model (default: checkpoints/maed_tiny_synth.pt, not shipped yet)",
+        help="a maed checkpoint or the authors' model (default: checkpoints/maed_kp_anny.pt, not shipped yet: issue 17)",
     )
     g.add_argument("--config", default=D.config, help="architecture YAML or preset (default: the checkpoint's own)")
     g.add_argument("--body-model-dir", default=D.body_model_dir, help="SMPL files (default: the config's PATHS)")

@@ -14,7 +14,7 @@ difference must be within a tolerance (1 mm by default), else nothing is written
 the output depends on the network (its depth, its trained weights): ``auto`` (the default) takes float16
 when it passes that check and float32 otherwise.
 
-    maed export checkpoint RUN_DIR/checkpoints/best.pt --out checkpoints/maed_tiny_synth.pt
+    maed export checkpoint RUN_DIR/checkpoints/best.pt --out checkpoints/maed_kp_anny.pt
 """
 
 from __future__ import annotations

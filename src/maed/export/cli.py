@@ -1,6 +1,6 @@
 """``maed export``: write a trained model in another form. One subcommand per format:
 
-maed export checkpoint RUN_DIR/checkpoints/best.pt --out checkpoints/maed_tiny_synth.pt  # the shipped form
+maed export checkpoint RUN_DIR/checkpoints/best.pt --out checkpoints/maed_kp_anny.pt  # the shipped form
 maed export onnx --checkpoint RUN_DIR/checkpoints/best.pt --out model.onnx                # other runtimes
 maed export onnx --checkpoint model_best.pth.tar --config configs/config_stage2.yaml \\
                  --body-model-dir data/smpl_data --out model.onnx                          # the authors' model
@@ -103,7 +103,7 @@ def register_checkpoint(formats: argparse._SubParsersAction) -> None:
         "further apart than --tolerance-mm are an error and nothing is written.",
     )
     c.add_argument("source", help="a training checkpoint, e.g. RUN_DIR/checkpoints/best.pt")
-    c.add_argument("--out", required=True, help="the file to write, e.g. checkpoints/maed_tiny_synth.pt")
+    c.add_argument("--out", required=True, help="the file to write, e.g. checkpoints/maed_kp_anny.pt")
     c.add_argument(
         "--dtype",
         default="auto",
