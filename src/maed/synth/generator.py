@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -241,7 +242,27 @@ def _render_one(kit, renderer, spec: RunSpec, out: Path, index: int, split: str)
 _WORKER: dict = {}
 
 
+@contextlib.contextmanager
+def _sigint_held():
+    """Hold back SIGINT (Ctrl-C) while worker processes start: they inherit the blocked signal, so one that
+    arrives while they import numpy and torch prints no traceback there; this process gets it when the
+    block ends, and the command stops with one line."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _worker_init(spec: RunSpec, body_model_dir, out: Path) -> None:
+    # Ctrl-C ends a worker silently (the parent reports it once); a SIGINT held back while it started
+    # (_sigint_held) is delivered here
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     import torch
 
     from maed.synth.bodies import build_kit
@@ -288,7 +309,8 @@ def _render_all(spec: RunSpec, out: Path, todo: list[int], splits: list[str], wo
         initargs=(spec, body_model_dir, out),
     )
     try:
-        futures = [pool.submit(_worker_render, index, splits[index]) for index in todo]
+        with _sigint_held():  # the first submit starts the workers
+            futures = [pool.submit(_worker_render, index, splits[index]) for index in todo]
         for future in as_completed(futures):
             future.result()
             bar.update(1)
