@@ -27,6 +27,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from maed.body.synthetic import write_random_smpl_dir
+from maed.config import load_config
+from maed.errors import ConfigError
+from maed.utils.io import atomic_write_text, check_output_file
+
 #: dense (no sparsity) peak TFLOP/s from NVIDIA's datasheets; the first name contained in the device's wins
 GPU_PEAK_TFLOPS: dict[str, dict[str, float]] = {
     "H100 PCIe": {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0},
@@ -95,7 +100,7 @@ def device_summary(device) -> dict:
     ``threads`` of a device."""
     import torch
 
-    from maed.models.fast import bf16_matrix_instructions
+    from maed.models.fast import bf16_matrix_instructions  # start-up: torch (~2 s) stays out of `maed --help`
 
     device = torch.device(device)
     if device.type == "cuda":
@@ -169,7 +174,7 @@ def _eager_attention():
     """Swap SDPA for the original's explicit attention inside ``maed.models.attention``."""
     import torch.nn.functional as F
 
-    from maed.models import attention
+    from maed.models import attention  # start-up: torch (~2 s) stays out of `maed --help`
 
     def eager(q, k, v):
         attn = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
@@ -191,7 +196,7 @@ def _eager_attention():
 def reference_mode(model):
     """Run ``model`` as the original code computes: explicit softmax attention, the weight standardisation
     recomputed on every forward, channels-first stem pooling (same numbers, the original's speed)."""
-    from maed.models.ste import MaxPool2dSame, StdConv2dSame
+    from maed.models.ste import MaxPool2dSame, StdConv2dSame  # start-up: torch (~2 s) stays out of `maed --help`
 
     switched = [(m, "cache_standardized") for m in model.modules() if isinstance(m, StdConv2dSame)]
     switched += [(m, "channels_last_on_cpu") for m in model.modules() if isinstance(m, MaxPool2dSame)]
@@ -221,7 +226,10 @@ def _tf32(enabled: bool):
 def inference_paths(reference, precisions: list[str], *, channels_last: bool = False, compile: bool = False) -> dict:
     """name -> (model, context factory, precision) for each path; the fast paths are optimised copies of
     ``reference`` (a float32 model in eval mode), which itself runs in :func:`reference_mode`."""
-    from maed.models.fast import optimize_for_inference, resolve_precision
+    from maed.models.fast import (  # start-up: torch (~2 s) stays out of `maed --help`
+        optimize_for_inference,
+        resolve_precision,
+    )
 
     device = next(reference.parameters()).device
     default = resolve_precision("auto", device)
@@ -346,10 +354,10 @@ def train_step_fn(model, cfg, *, amp: str = "none", run_dir: str | Path):
 
     import torch
 
-    from maed.train.distributed import DistEnv
-    from maed.train.engine import Trainer, TrainSettings
-    from maed.train.losses import MAEDLoss
-    from maed.train.streams import BatchStream
+    from maed.train.distributed import DistEnv  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.train.engine import Trainer, TrainSettings  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.train.losses import MAEDLoss  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.train.streams import BatchStream  # start-up: torch (~2 s) stays out of `maed --help`
 
     device = next(model.parameters()).device
     settings = TrainSettings.from_config(cfg)
@@ -440,10 +448,10 @@ def build_bench_loader(
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
-    from maed.data.crop_cache import build_crop_cache
-    from maed.data.datasets import VideoDataset
-    from maed.data.synthetic import write_synthetic_dataset
-    from maed.data.transforms import ClipAugmentation
+    from maed.data.crop_cache import build_crop_cache  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.data.datasets import VideoDataset  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.data.synthetic import write_synthetic_dataset  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.data.transforms import ClipAugmentation  # start-up: torch (~2 s) stays out of `maed --help`
 
     width, height = frame_size
     root = data_dir / f"{width}x{height}_{frames}f"
@@ -490,8 +498,7 @@ def build_bench_loader(
 
 # ---------------------------------------------------------------------------------------------- CLI
 def _parse_precisions(text: str | None, device) -> list[str]:
-    from maed.errors import ConfigError
-    from maed.models.fast import bf16_matrix_instructions
+    from maed.models.fast import bf16_matrix_instructions  # start-up: torch (~2 s) stays out of `maed --help`
 
     if text is None:
         out = ["fp32"] + (["tf32"] if device.type == "cuda" else [])
@@ -506,20 +513,14 @@ def _parse_precisions(text: str | None, device) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from maed.utils.io import check_output_file
-
     if args.out:
         args.json = args.out
     # a directory or an unwritable place is refused before any work
     check_output_file(args.json, option="--out" if args.out else "--json", example="bench.json")
     import torch
 
-    from maed.body.synthetic import write_random_smpl_dir
-    from maed.config import load_config
-    from maed.errors import ConfigError
-    from maed.models import build_model
-    from maed.utils.device import resolve_device
-    from maed.utils.io import atomic_write_text
+    from maed.models import build_model  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.utils.device import resolve_device  # start-up: torch (~2 s) stays out of `maed --help`
 
     device = resolve_device(args.device)
     if args.threads:
@@ -605,8 +606,6 @@ def _run_train(args, cfg, model, device, precisions, clock, tmp: Path) -> dict:
     try:
         width, height = (int(v) for v in args.frame_size.lower().split("x"))
     except ValueError:
-        from maed.errors import ConfigError
-
         raise ConfigError(f"--frame-size {args.frame_size!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(args.workers if args.workers is not None else cfg.NUM_WORKERS, cpus)

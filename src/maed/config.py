@@ -34,6 +34,7 @@ from maed.body import BODY_MODELS
 from maed.body.anny_joints import ANNY_RIGS
 from maed.data.registry import DATASETS, EVAL_DATASETS
 from maed.errors import ConfigError  # re-exported
+from maed.utils.io import atomic_write_text
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -46,7 +47,7 @@ AMP_MODES = ("none", "bf16")
 OPTIMIZERS = ("adam", "sgd")
 PROTOCOL_CHOICES = ("original", "strict", "both")
 
-#: the crop is the box x 1.3 (``maed.data.transforms.BASE_SCALE``): jitters of the scale stay below it
+#: the crop is the box x 1.3 (``maed.data.bbox.BASE_SCALE``): jitters of the scale stay below it
 _CROP_SCALE = 1.3
 
 
@@ -275,8 +276,6 @@ class Config:
 
     def dump(self, path: str | os.PathLike) -> None:
         """Write the resolved config as YAML (atomically) so that a run can be reproduced."""
-        from maed.utils.io import atomic_write_text
-
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     def copy(self) -> Config:

@@ -7,6 +7,7 @@ import argparse
 from maed.demo.detect import DEFAULT_SIZES, DEFAULT_THRESHOLDS, DETECTOR_CHOICES
 from maed.demo.options import DemoOptions
 from maed.demo.source import DEFAULT_FPS
+from maed.paths import sample_clip
 from maed.render.overlay import BACKENDS
 
 D = DemoOptions()  # the defaults, stated once there
@@ -218,8 +219,7 @@ def format_summary(summary: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from maed.demo.pipeline import run_demo
-    from maed.paths import sample_clip
+    from maed.demo.pipeline import run_demo  # start-up: torch (~2 s) stays out of `maed --help`
 
     summary = run_demo(args.input if args.input is not None else sample_clip(), options_from_args(args))
     print(format_summary(summary))

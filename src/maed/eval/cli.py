@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import argparse
 
+from maed.body.layout import pose_layout_from_config
+from maed.config import load_config
+from maed.data.database import load_database
 from maed.data.registry import DATASETS, EVAL_DATASETS
-from maed.eval.protocol import PROTOCOL_CHOICES
+from maed.errors import ConfigError
+from maed.eval.outputs import format_table
+from maed.eval.protocol import PROTOCOL_CHOICES, EvalSettings
+from maed.paths import resolve_paths
+from maed.utils.io import check_output_dir
 
 EPILOG = """\
 example:
@@ -90,8 +97,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _config(args):
     """The config: --config (or the checkpoint's own, else the stage2 preset), then the overrides, then the
     evaluation options given on the command line (they are EVAL.* and NUM_WORKERS under other names)."""
-    from maed.config import load_config
-
     options = {
         "EVAL.PROTOCOL": args.protocol,
         "EVAL.INTERPOLATION": args.frame_step,
@@ -101,7 +106,7 @@ def _config(args):
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in options.items() if v is not None)]
     if args.config is not None or args.checkpoint is None:  # a baseline's body model comes from its data
         return load_config(args.config or "stage2", overrides)
-    from maed.models.checkpoint import read_checkpoint
+    from maed.models.checkpoint import read_checkpoint  # start-up: torch (~2 s) stays out of `maed --help`
 
     stored = read_checkpoint(args.checkpoint).get("config")
     return load_config(stored if isinstance(stored, dict) and stored else "stage2", overrides)
@@ -109,11 +114,12 @@ def _config(args):
 
 def _baseline(args, cfg, body_model_dir, device):
     """(config with the training database's body model, the baseline model, its label) for --baseline."""
-    from maed.body import build_body_model
-    from maed.body.joints import pose_layout_from_config
-    from maed.data.database import load_database
-    from maed.errors import ConfigError
-    from maed.eval.baseline import MeanPoseModel, mean_parameters, training_layout
+    from maed.body import build_body_model  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.eval.baseline import (  # start-up: torch (~2 s) stays out of `maed --help`
+        MeanPoseModel,
+        mean_parameters,
+        training_layout,
+    )
 
     if args.checkpoint is not None or args.train_db is None:
         raise ConfigError("--baseline mean-pose takes --train-db (the training database) and no --checkpoint")
@@ -134,13 +140,8 @@ def _baseline(args, cfg, body_model_dir, device):
 
 
 def run(args: argparse.Namespace) -> int:
-    from maed.errors import ConfigError
-    from maed.eval.evaluator import run_evaluation
-    from maed.eval.outputs import format_table
-    from maed.eval.protocol import EvalSettings
-    from maed.paths import resolve_paths
-    from maed.utils.device import resolve_device
-    from maed.utils.io import check_output_dir
+    from maed.eval.evaluator import run_evaluation  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.utils.device import resolve_device  # start-up: torch (~2 s) stays out of `maed --help`
 
     if args.baseline is None and (args.checkpoint is None or args.train_db is not None):
         raise ConfigError("give --checkpoint CKPT, or --baseline mean-pose --train-db TRAIN_DB (not --train-db alone)")

@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from maed.body import build_body_model
 from maed.config import Config, DatasetConfig, EvalConfig
+from maed.data.crop_cache import CropCache, default_crop_cache_dir
+from maed.data.loaders import build_eval_loader, check_database_file, eval_pose_layout
 from maed.data.registry import REGRESSOR_FILES, eval_dataset_info
 from maed.errors import AssetError, ConfigError, DataError
 from maed.eval.metrics import (
@@ -48,6 +51,10 @@ from maed.eval.outputs import (
     write_sequence_csv,
 )
 from maed.eval.protocol import PROTOCOL_CHOICES, PROTOCOLS, Protocol, check_frame_step, joint_ids, protocols_for
+from maed.models import load_model
+from maed.models.checkpoint import read_checkpoint
+from maed.models.fast import resolve_precision
+from maed.utils.io import check_output_dir, remove_stale_temporaries, scratch_path
 
 __all__ = [
     "PROTOCOLS",
@@ -482,7 +489,6 @@ def evaluation_bodies(
         return J_regressor, body_model
     if body_model_dir is None:
         return J_regressor, None
-    from maed.body import build_body_model
 
     try:
         gt_body = build_body_model("smpl", model_dir=body_model_dir)
@@ -531,12 +537,6 @@ def run_evaluation(
     another evaluation, body model) runs before the first prediction; temporary files a killed run left in
     ``out_dir`` are removed; outputs are written atomically at the end, with ``metrics.json`` last.
     """
-    from maed.data.crop_cache import CropCache, default_crop_cache_dir
-    from maed.data.loaders import build_eval_loader, check_database_file, eval_pose_layout
-    from maed.models import load_model
-    from maed.models.fast import resolve_precision
-    from maed.utils.io import check_output_dir, remove_stale_temporaries, scratch_path
-
     out_dir = check_output_dir(out_dir, option="--out")
     protocols = protocols_for(protocol)
     info = eval_dataset_info(dataset)  # an unknown dataset fails here, before anything else
@@ -548,8 +548,6 @@ def run_evaluation(
     if num_workers < 0:
         raise ConfigError(f"--num-workers / NUM_WORKERS {num_workers}: expected an integer >= 0")
     if not Path(checkpoint).is_file():
-        from maed.models.checkpoint import read_checkpoint
-
         read_checkpoint(checkpoint)  # raises the AssetError that says where the checkpoint comes from
     db_path = check_database_file(db_dir, dataset, split)
     crop_cache = default_crop_cache_dir(db_path) if use_crop_cache else None

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from maed.config import load_config
+from maed.paths import resolve_paths
+from maed.render.predictions import load_predictions, render_predictions
+
 EPILOG = """\
 example:
   maed eval --checkpoint model_best.pth.tar --config configs/config_stage2.yaml \\
@@ -65,10 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-
-    from maed.config import load_config
-    from maed.paths import resolve_paths
-    from maed.render.predictions import load_predictions, render_predictions
 
     cfg = load_config(args.config) if args.config is not None else None
     paths = resolve_paths((cfg or load_config()).PATHS)

@@ -15,20 +15,21 @@ package imports none of them.
 
 from __future__ import annotations
 
-__all__ = ["MAEDLoss", "Trainer", "TrainingError", "TrainingStopped", "train"]
+import importlib
+
+#: names loaded from their module on first use (start-up: `maed train --help` imports this package)
+_EXPORTS = {
+    "train": "maed.train.run",
+    "Trainer": "maed.train.engine",
+    "TrainingError": "maed.train.engine",
+    "TrainingStopped": "maed.train.engine",
+    "MAEDLoss": "maed.train.losses",
+}
+
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name == "train":
-        from maed.train.run import train
-
-        return train
-    if name in ("Trainer", "TrainingError", "TrainingStopped"):
-        from maed.train import engine
-
-        return getattr(engine, name)
-    if name == "MAEDLoss":
-        from maed.train.losses import MAEDLoss
-
-        return MAEDLoss
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'maed.train' has no attribute {name!r}")

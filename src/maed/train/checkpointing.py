@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from maed.errors import CheckpointError
+from maed.models.checkpoint import PROJECT_FORMAT, extract_state_dict, key_block, read_checkpoint, strip_module_prefix
 from maed.utils.io import atomic_path, atomic_torch_save
 
 CHECKPOINT_DIR = "checkpoints"
@@ -108,9 +110,6 @@ def link_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read one of our training checkpoints (no code execution); a clear error for anything else."""
-    from maed.errors import CheckpointError
-    from maed.models.checkpoint import PROJECT_FORMAT, read_checkpoint
-
     ckpt = read_checkpoint(path)
     missing = [k for k in ("model", "optimizer", "scheduler", "step", "epoch", "config") if k not in ckpt]
     if ckpt.get("format") != PROJECT_FORMAT or missing:
@@ -141,8 +140,6 @@ class TransferReport:
         return not self.loaded
 
     def summary(self, limit: int = 8) -> str:
-        from maed.models.checkpoint import key_block
-
         head = (
             f"--pretrained {self.source}: loaded {len(self.loaded)} encoder tensors; "
             f"{len(self.not_in_checkpoint)} encoder tensors keep their initialisation; "
@@ -171,8 +168,6 @@ def load_pretrained_encoder(model: nn.Module, path: str | os.PathLike) -> Transf
     matches nothing (the original's ``cnn`` stage 1 into an ``ste`` stage 2) loads nothing, and the
     report says so (``nothing_loaded``).
     """
-    from maed.models.checkpoint import extract_state_dict, read_checkpoint, strip_module_prefix
-
     ckpt = read_checkpoint(path)
     state, _ = extract_state_dict(ckpt)
     report = TransferReport(source=str(path))

@@ -31,6 +31,7 @@ from torch import nn
 
 from maed.config import Config, OptimConfig, TrainConfig
 from maed.errors import ConfigError, MaedError
+from maed.models.checkpoint import load_state_dict_checked, make_checkpoint
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import (
     DistEnv,
@@ -306,8 +307,6 @@ class Trainer:
     # ---------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint of the current step boundary (collective: every rank must call it)."""
-        from maed.models.checkpoint import make_checkpoint
-
         rngs = gather_objects(ckpt_io.rng_state(self.env.device), self.env)
         return make_checkpoint(
             self.model,
@@ -328,8 +327,6 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> list[str]:
         """Restore a checkpoint from :meth:`state_dict`; returns warnings about what cannot be bit-exact."""
-        from maed.models.checkpoint import load_state_dict_checked
-
         notes = []
         load_state_dict_checked(self.model, state["model"], source="resume checkpoint")
         self.optimizer.load_state_dict(state["optimizer"])

@@ -38,13 +38,19 @@ import numpy as np
 import torch
 
 from maed.config import Config, load_config
+from maed.data.loaders import TrainDataSettings, build_train_datasets
 from maed.errors import AssetError, ConfigError, MaedError, OutputError
+from maed.eval.baseline import mean_parameters
+from maed.models import build_model
+from maed.models.checkpoint import init_encoder_weights
+from maed.paths import resolve_paths
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import DistEnv, broadcast_object, cleanup, init_distributed
 from maed.train.engine import Trainer, TrainingError, TrainingStopped, TrainSettings, resume_command
 from maed.train.losses import MAEDLoss
 from maed.train.run_log import RunLog
 from maed.train.streams import BatchStream, mix_seed
+from maed.train.validation import Validator
 from maed.utils.device import cpu_bf16_matrix, resolve_device
 from maed.utils.io import check_output_dir, output_error, remove_stale_temporaries
 
@@ -223,11 +229,6 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
 
     ``resume_state``: the checkpoint ``plan.resume_checkpoint`` holds, when the caller has read it already.
     """
-    from maed.models import build_model
-    from maed.models.checkpoint import init_encoder_weights
-    from maed.paths import resolve_paths
-    from maed.train.validation import Validator
-
     cfg = plan.config
     settings = TrainSettings.from_config(cfg)
     criterion = MAEDLoss.from_config(cfg.LOSS)
@@ -349,8 +350,6 @@ def start_decoder_at_mean_pose(model, streams: list[BatchStream | None]) -> int:
     """Move a new KTD decoder's starting output to the chordal mean pose and the mean shape of the training rows
     with pose and shape in ``streams`` (the 3D videos and the images; ``MODEL.DECODER.INIT_MEAN_POSE``; every
     rank computes the same). Returns the number of rows."""
-    from maed.eval.baseline import mean_parameters
-
     if not hasattr(model.decoder, "start_at"):
         raise ConfigError("MODEL.DECODER.INIT_MEAN_POSE: only the ktd decoder has it (iterative starts at SMPL's mean)")
     parts = {}  # one entry per database: a set in both the video and the image stream counts once
@@ -372,9 +371,6 @@ def start_decoder_at_mean_pose(model, streams: list[BatchStream | None]) -> int:
 
 def build_streams(cfg: Config, env: DistEnv, seed: int) -> dict[str, BatchStream | None]:
     """The training streams of a config on this rank (``TRAIN.*``, ``DATASET.*``, ``PATHS.*``)."""
-    from maed.data.loaders import TrainDataSettings, build_train_datasets
-    from maed.paths import resolve_paths
-
     data = TrainDataSettings.from_config(cfg)
     paths = resolve_paths(cfg.PATHS)
     datasets = build_train_datasets(data, db_dir=paths["db_dir"], dataset_roots=paths["dataset_roots"])

@@ -10,8 +10,12 @@ from collections.abc import Callable
 import torch
 
 from maed.config import EvalConfig
+from maed.data.loaders import eval_loader_from_config
 from maed.errors import DataError
+from maed.eval.evaluator import Evaluator, evaluation_bodies
 from maed.eval.metrics import METRIC_KEYS
+from maed.eval.protocol import EvalSettings
+from maed.paths import resolve_paths
 from maed.train.distributed import DistEnv, all_reduce_sum
 
 #: the metric that selects best.pt (lower is better)
@@ -59,11 +63,6 @@ class Validator:
     def from_config(cls, cfg, model, env: DistEnv, progress: bool = True) -> Validator | None:
         """None when ``TRAIN.DATASET_EVAL`` is empty. A missing database or regressor fails here, before
         training starts."""
-        from maed.data.loaders import eval_loader_from_config
-        from maed.eval.evaluator import evaluation_bodies
-        from maed.eval.protocol import EvalSettings
-        from maed.paths import resolve_paths
-
         dataset = cfg.TRAIN.DATASET_EVAL
         if not dataset:
             return None
@@ -100,8 +99,6 @@ class Validator:
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float | int | None]:
         """Metrics (mm) and ``num_frames`` over all ranks for ``model`` (the bare MAED, not DDP)."""
-        from maed.eval.evaluator import Evaluator
-
         # with more ranks than validation windows a rank's shard is empty: it evaluates nothing but still
         # joins the reduction below (raising alone would leave the other ranks waiting in it)
         windows = len(self.loader) if hasattr(self.loader, "__len__") else 1
