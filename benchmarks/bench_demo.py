@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maed.bench import cpu_name
+from maed.bench.common import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the stages in pipeline order, as the summary names them

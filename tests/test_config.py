@@ -289,3 +289,14 @@ def test_the_schema_choices_are_what_the_code_implements():
 
     assert ATTENTION_MODES == implemented_modes and POOLS == implemented_pools
     assert (ENCODERS, DECODERS) == (maed.models.ENCODERS, maed.models.DECODERS)
+
+
+def test_debug_keys_are_accepted_and_read_by_nothing():
+    """The authors' YAML files set DEBUG and DEBUG_FREQ; they load, nothing reads them, and ORIGINAL.md says so."""
+    cfg = load_config(REPO / "configs" / "config_stage2.yaml", ["DEBUG=true", "DEBUG_FREQ=7"])
+    assert (cfg.DEBUG, cfg.DEBUG_FREQ) == (True, 7)
+    package = REPO / "src" / "maed"
+    readers = [p for p in package.rglob("*.py") if p.name != "config.py" and "DEBUG" in p.read_text()]
+    assert readers == []
+    original = (REPO / "docs" / "ORIGINAL.md").read_text()
+    assert "`DEBUG` and `DEBUG_FREQ`" in original and "nothing here reads them" in original

@@ -181,3 +181,13 @@ def test_function_level_maed_imports_say_why():
     assert not missing, (
         "function-level imports without '# start-up: ...' or '# optional dependency: ...':\n" + "\n".join(missing)
     )
+
+
+def test_test_stand_ins_live_in_maed_testing_and_pickles_have_one_reader():
+    """Stand-ins under names that read as product features (``data/synthetic.py`` beside ``synth/``) moved
+    into ``maed.testing``; the two ``safe_pickle`` modules are one; ``maed bench`` is split by job."""
+    names = set(MODULES)
+    assert not [m for m in names if m.rsplit(".", 1)[-1] == "synthetic"]
+    assert {"maed.testing.smpl", "maed.testing.datasets"} <= names
+    assert [m for m in names if m.endswith(".safe_pickle")] == ["maed.utils.safe_pickle"]
+    assert {"maed.bench.cli", "maed.bench.infer", "maed.bench.train", "maed.bench.common"} <= names

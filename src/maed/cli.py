@@ -16,7 +16,7 @@ from maed.errors import MaedError
 
 #: subcommand modules, in the order ``maed --help`` lists them
 SUBCOMMAND_MODULES = [
-    "maed.bench",
+    "maed.bench.cli",
     "maed.data.cli",
     "maed.train.cli",
     "maed.eval.cli",

@@ -79,11 +79,11 @@ def eval_and_demo(tmp_path_factory, smpl_dir):
     from demo_fixtures import TINY
 
     from maed.config import load_config
-    from maed.data.synthetic import write_synthetic_dataset
     from maed.demo.pipeline import DemoOptions, run_demo
     from maed.eval.evaluator import run_evaluation
     from maed.models import build_model
     from maed.models.checkpoint import make_checkpoint
+    from maed.testing.datasets import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("demo_eval")
     data = write_synthetic_dataset(

@@ -112,9 +112,9 @@ def test_predict_samples_stride_clips_and_restores_frame_order():
 @pytest.fixture(scope="module")
 def fixture(tmp_path_factory, smpl_dir):
     from maed.config import load_config
-    from maed.data.synthetic import write_synthetic_dataset
     from maed.models import build_model
     from maed.models.checkpoint import make_checkpoint
+    from maed.testing.datasets import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("eval_e2e")
     data = write_synthetic_dataset(
@@ -379,7 +379,7 @@ def test_cli_end_to_end_and_unknown_key(fixture, tmp_path, capsys):
 def h36m_style(fixture):
     """One 70-frame video (no padded frame counts twice) with the 17 MPI-INF-3DHP/H36M ground-truth joints."""
     from maed.data.database import save_database
-    from maed.data.synthetic import write_synthetic_dataset
+    from maed.testing.datasets import write_synthetic_dataset
 
     root = fixture["root"] / "other"
     dbs = {}

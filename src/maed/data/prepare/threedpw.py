@@ -21,13 +21,12 @@ import numpy as np
 from maed.body import build_body_model
 from maed.body.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 from maed.body.joints import H36M_TO_J14
-from maed.body.safe_pickle import SafeUnpickler
 from maed.data.bbox import bbox_params_to_bbox, get_smooth_bbox_params
 from maed.data.database import concat_databases
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import check_shape, progress
 from maed.errors import DataError
-from maed.utils.safe_pickle import safe_load
+from maed.utils.safe_pickle import ModelUnpickler, safe_load
 
 SPLIT_DIRS = {"train": "train", "val": "validation", "test": "test"}
 RAW_TREE = """\
@@ -59,7 +58,7 @@ def find_splits(raw: Path) -> dict[str, Path]:
 def load_sequence(path: Path) -> dict:
     """Read one 3DPW sequence pickle (python 2, latin1) without running code from it."""
 
-    class SequenceUnpickler(SafeUnpickler):  # the SMPL allow-list (numpy, containers, chumpy stand-ins)
+    class SequenceUnpickler(ModelUnpickler):  # the SMPL allow-list (numpy, containers, chumpy stand-ins)
         hint = "use the official 3DPW sequence files"
 
     with open(path, "rb") as f:
