@@ -104,8 +104,8 @@ def test_settings_objects_default_to_the_schema():
     """``X()`` and ``X.from_config(Config())`` are the same object: the schema is the one home of each default."""
     from maed.data.loaders import TrainDataSettings
     from maed.data.transforms import ClipAugmentation
-    from maed.train.engine import TrainSettings
     from maed.train.losses import MAEDLoss
+    from maed.train.optim import TrainSettings
 
     cfg = Config()
     assert MAEDLoss() == MAEDLoss.from_config(cfg.LOSS)
@@ -122,7 +122,9 @@ def test_keyword_defaults_are_the_schema_values():
 
     from maed.data.datasets import VideoDataset
     from maed.data.loaders import build_eval_dataset, build_eval_loader
-    from maed.eval.evaluator import Evaluator, predict_windows, run_evaluation
+    from maed.eval.evaluator import Evaluator, predict_windows
+    from maed.eval.protocol import EvalSettings
+    from maed.eval.run import EvalJob
     from maed.train.validation import Validator
 
     cfg = Config()
@@ -147,7 +149,8 @@ def test_keyword_defaults_are_the_schema_values():
     for fn, expected in (
         (predict_windows, schema),
         (Evaluator.__init__, schema),
-        (run_evaluation, schema),
+        (EvalJob.__init__, schema),
+        (EvalSettings.__init__, schema),
         (build_eval_loader, schema),
         (build_eval_dataset, schema),
         (Validator.__init__, schema),

@@ -22,9 +22,10 @@ from maed.eval.evaluator import (
     check_frame_step,
     interpolate_frames,
     joint_ids,
-    run_evaluation,
     segment_ids,
 )
+from maed.eval.protocol import EvalSettings
+from maed.eval.run import EvalJob, run_evaluation
 
 FRAMES_PER_VIDEO = 40
 SMALL = ["MODEL.ENCODER.BACKBONE=cnn", "MODEL.DECODER.HIDDEN_DIM=64", "DATASET.WIDTH=64", "DATASET.HEIGHT=64"]
@@ -151,7 +152,8 @@ def _run(fx, out, **kw):
         progress=False,
     )
     args.update(kw)
-    return run_evaluation(**args)
+    settings = EvalSettings(**{k: args.pop(k) for k in ("protocol", "frame_step", "batch_size") if k in args})
+    return run_evaluation(EvalJob(**args, settings=settings))
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,9 @@ from maed.data.transforms import ClipAugmentation
 from maed.errors import ConfigError
 from maed.testing.datasets import write_synthetic_dataset
 from maed.train.distributed import DistEnv
-from maed.train.engine import Trainer, TrainSettings
+from maed.train.engine import Trainer
 from maed.train.losses import MAEDLoss
+from maed.train.optim import TrainSettings
 from maed.train.streams import BatchStream
 
 

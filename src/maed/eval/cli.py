@@ -11,7 +11,7 @@ from maed.data.database import load_database
 from maed.data.registry import DATASETS, EVAL_DATASETS
 from maed.errors import ConfigError
 from maed.eval.outputs import format_table
-from maed.eval.protocol import PROTOCOL_CHOICES, EvalSettings
+from maed.eval.protocol import PROTOCOL_CHOICES
 from maed.paths import resolve_paths
 from maed.utils.io import check_output_dir
 
@@ -140,46 +140,36 @@ def _baseline(args, cfg, body_model_dir, device):
 
 
 def run(args: argparse.Namespace) -> int:
-    from maed.eval.evaluator import run_evaluation  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.eval.run import EvalJob, run_evaluation  # start-up: torch (~2 s) stays out of `maed --help`
     from maed.utils.device import resolve_device  # start-up: torch (~2 s) stays out of `maed --help`
 
     if args.baseline is None and (args.checkpoint is None or args.train_db is not None):
         raise ConfigError("give --checkpoint CKPT, or --baseline mean-pose --train-db TRAIN_DB (not --train-db alone)")
     check_output_dir(args.out)  # before the checkpoint is read for its config
     cfg = _config(args)
-    settings = EvalSettings.from_config(cfg.EVAL)
     paths = resolve_paths(cfg.PATHS)
     device = resolve_device(args.device or cfg.DEVICE, explicit=args.device is not None)
     body_model_dir = args.body_model_dir or paths["body_model_dir"]
     model = label = None
     if args.baseline is not None:
         cfg, model, label = _baseline(args, cfg, body_model_dir, device)
-    record = run_evaluation(
+    job = EvalJob.from_config(  # the command line, translated once
+        cfg,
         checkpoint=args.checkpoint if model is None else args.train_db,
-        model=model,
-        model_label=label,
-        config=cfg,
         out_dir=args.out,
         dataset=args.dataset,
         split=args.split,
         db_dir=args.db_dir or paths["db_dir"],
         data_root=args.data_root or paths["dataset_roots"].get(args.dataset),
         body_model_dir=body_model_dir,
-        protocol=settings.protocol,
-        frame_step=settings.frame_step,
-        seqlen=settings.seqlen,
-        sample_pool=settings.sample_pool,
-        batch_size=settings.batch_size,
-        num_workers=cfg.NUM_WORKERS,
         device=device,
+        precision=args.precision,
         save_verts=args.save_verts,
         save_inference_pkl=args.save_inference_pkl,
         overwrite=args.overwrite,
         progress=not args.no_progress,
-        width=cfg.DATASET.WIDTH,
-        height=cfg.DATASET.HEIGHT,
-        precision=args.precision,
     )
+    record = run_evaluation(job, model=model, model_label=label)
     print(format_table(record))
     print(f"results written to {args.out}")
     return 0

@@ -7,10 +7,11 @@
 
 A run that SIGTERM or SIGUSR1 stops early saves ``last.pt`` and raises ``TrainingStopped``.
 
-Submodules: ``losses`` (the objective), ``engine`` (the loop and its settings), ``run`` (a run from plan to
-finish: data, model, run directory), ``distributed`` (torchrun / Slurm / DDP), ``streams`` (resumable
-data order), ``checkpointing``, ``validation``, ``run_log``, ``cli`` (``maed train``). Importing this
-package imports none of them.
+Submodules: ``losses`` (the objective), ``engine`` (the loop), ``optim`` (its settings, optimiser and
+schedule), ``stopping`` (stop signals, exit status), ``run`` (a run from plan to finish: data, model, run
+directory), ``distributed`` (torchrun / Slurm / DDP), ``streams`` (resumable data order),
+``checkpointing`` (files and the trainer's state), ``validation``, ``run_log``, ``cli`` (``maed train``).
+Importing this package imports none of them.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import importlib
 _EXPORTS = {
     "train": "maed.train.run",
     "Trainer": "maed.train.engine",
-    "TrainingError": "maed.train.engine",
-    "TrainingStopped": "maed.train.engine",
+    "TrainingError": "maed.train.stopping",
+    "TrainingStopped": "maed.train.stopping",
     "MAEDLoss": "maed.train.losses",
 }
 

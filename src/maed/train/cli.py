@@ -97,8 +97,8 @@ def _is_rank0() -> bool:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from maed.train.engine import TrainingStopped  # start-up: torch (~2 s) stays out of `maed --help`
     from maed.train.run import train  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.train.stopping import TrainingStopped  # start-up: torch (~2 s) stays out of `maed --help`
 
     if args.config is None and args.resume is None:
         raise ConfigError(f"give --config (a YAML file or preset: {', '.join(preset_names())}) or --resume RUN_DIR")

@@ -11,7 +11,7 @@ the run in this order, so that everything a user can get wrong fails before a ru
    files a killed run left there and in ``checkpoints/`` are removed (on a resume too);
 3. the run log, which records the reports, then the :class:`~maed.train.engine.Trainer` and its loop.
 
-A run stopped by SIGTERM or SIGUSR1 saves ``last.pt`` and raises :class:`~maed.train.engine.TrainingStopped`
+A run stopped by SIGTERM or SIGUSR1 saves ``last.pt`` and raises :class:`~maed.train.stopping.TrainingStopped`
 (``maed train`` then exits 143).
 
 The config given is never changed: what the plan resolves (seed, run directory, pretrained checkpoint)
@@ -46,9 +46,11 @@ from maed.models.checkpoint import init_encoder_weights
 from maed.paths import resolve_paths
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import DistEnv, broadcast_object, cleanup, init_distributed
-from maed.train.engine import Trainer, TrainingError, TrainingStopped, TrainSettings, resume_command
+from maed.train.engine import Trainer
 from maed.train.losses import MAEDLoss
+from maed.train.optim import TrainSettings
 from maed.train.run_log import RunLog
+from maed.train.stopping import TrainingError, TrainingStopped, resume_command
 from maed.train.streams import BatchStream, mix_seed
 from maed.train.validation import Validator
 from maed.utils.device import cpu_bf16_matrix, resolve_device
@@ -203,7 +205,7 @@ def train(
         max_steps: stop (with a checkpoint) once this many steps are done in total.
 
     Runs under ``torchrun`` / ``srun`` as one process per device; the process group is set up and torn
-    down here. Raises :class:`~maed.train.engine.TrainingStopped` (on every rank) when SIGTERM or SIGUSR1
+    down here. Raises :class:`~maed.train.stopping.TrainingStopped` (on every rank) when SIGTERM or SIGUSR1
     stopped the run early, after ``last.pt`` is saved.
     """
     cfg, resume_from, resume_state = _resolve_config(config, overrides, pretrained=pretrained, resume=resume, out=out)

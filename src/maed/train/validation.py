@@ -12,7 +12,8 @@ import torch
 from maed.config import EvalConfig
 from maed.data.loaders import eval_loader_from_config
 from maed.errors import DataError
-from maed.eval.evaluator import Evaluator, evaluation_bodies
+from maed.eval.bodies import evaluation_bodies
+from maed.eval.evaluator import Evaluator
 from maed.eval.metrics import METRIC_KEYS
 from maed.eval.protocol import EvalSettings
 from maed.paths import resolve_paths
@@ -29,7 +30,7 @@ class Validator:
         loader: this rank's evaluation loader (whole windows, ``maed.data.loaders.build_eval_loader``).
         dataset: ``3dpw`` | ``mpii3d`` | ``h36m``. protocol: ``original`` | ``strict``.
         J_regressor, gt_body_model: the regressor the protocol needs (H36M for 3dpw/h36m) or None, and the
-            neutral SMPL of the ground-truth meshes (None: no PVE); see ``maed.eval.evaluator.evaluation_bodies``.
+            neutral SMPL of the ground-truth meshes (None: no PVE); see ``maed.eval.bodies.evaluation_bodies``.
         seqlen, frame_step: clip length and frame subsampling of the protocol.
         autocast: a context-manager factory for mixed precision (or None).
     """
