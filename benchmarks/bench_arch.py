@@ -69,11 +69,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from maed.bench import device_summary, gflop_per_frame, time_alternating, train_step_fn, training_batch
+    from maed.bench.common import device_summary, gflop_per_frame, time_alternating
+    from maed.bench.train import train_step_fn, training_batch
     from maed.body import build_body_model
-    from maed.body.synthetic import write_random_smpl_dir
     from maed.config import load_config
     from maed.models import build_model
+    from maed.testing.smpl import write_random_smpl_dir
 
     if args.threads:
         torch.set_num_threads(args.threads)

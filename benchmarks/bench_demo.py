@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maed.bench import cpu_name
+from maed.bench.common import cpu_name
 from maed.demo.options import DemoOptions
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,7 +28,7 @@ def _time_loader(dataset, *, workers: int, clips: int, warmup: int) -> dict:
     import torch
     from torch.utils.data import DataLoader, RandomSampler
 
-    from maed.bench import time_loader
+    from maed.bench.train import time_loader
 
     torch.manual_seed(0)
     sampler = RandomSampler(dataset, replacement=True, num_samples=clips + warmup * max(workers, 1))
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
     from maed.config import load_config
     from maed.data.crop_cache import build_crop_cache, cache_margin
     from maed.data.datasets import VideoDataset
-    from maed.data.synthetic import write_synthetic_dataset
     from maed.data.transforms import ClipAugmentation
+    from maed.testing.datasets import write_synthetic_dataset
 
     cfg = load_config(args.config)
     tmp = None

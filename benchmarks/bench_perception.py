@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from maed.bench import cpu_name
+from maed.bench.common import cpu_name
 
 
 def scaled_clip(src: Path, dst: Path, width: int, height: int) -> Path:

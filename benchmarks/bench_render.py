@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maed.bench import cpu_name
+from maed.bench.common import cpu_name
 
 
 def _anny_mesh() -> tuple[np.ndarray, np.ndarray]:

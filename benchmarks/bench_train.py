@@ -1,5 +1,5 @@
 """Training benchmark: frames/s of one training step (forward + loss + backward + Adam step) through the
-engine's own ``Trainer.train_step`` (``maed.bench.train_step_fn``).
+engine's own ``Trainer.train_step`` (``maed.bench.train.train_step_fn``).
 
 The batch is generated in the training-batch format (``--clips`` clips of ``--seqlen`` frames with 3D labels,
 sized for the config's crop size and body model), already in memory, so data loading is not timed
@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from maed.bench import device_summary, time_alternating, train_step_fn, training_batch
-    from maed.body.synthetic import write_random_smpl_dir
+    from maed.bench.common import device_summary, time_alternating
+    from maed.bench.train import train_step_fn, training_batch
     from maed.config import load_config
     from maed.models import build_model
+    from maed.testing.smpl import write_random_smpl_dir
     from maed.utils.device import resolve_device
 
     device = resolve_device(args.device)

@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="session")
 def smpl_dir(tmp_path_factory):
     """A random SMPL-format model directory (chumpy-style SMPL_NEUTRAL.pkl + regressors + mean params)."""
-    from maed.body.synthetic import write_random_smpl_dir
+    from maed.testing.smpl import write_random_smpl_dir
 
     return write_random_smpl_dir(tmp_path_factory.mktemp("smpl_standin"), seed=0)
 

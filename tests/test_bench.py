@@ -46,7 +46,7 @@ def test_bench_rejects_unknown_precision(tmp_path, capsys):
 
 
 def test_peaks_are_known_for_the_lent_gpus():
-    from maed.bench import peak_tflops
+    from maed.bench.common import peak_tflops
 
     assert peak_tflops("NVIDIA H100 80GB HBM3", "bf16") == 989.4
     assert peak_tflops("NVIDIA H100 PCIe", "bf16") == 756.0

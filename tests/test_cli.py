@@ -1,9 +1,16 @@
-"""The ``maed`` command line: config overrides anywhere, and bad values refused before anything is written."""
+"""The ``maed`` command line: config overrides anywhere, bad values refused before anything is written, and
+a closed output pipe ended quietly (tests/data/test_cli.py: `maed data info DB | head`)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+import maed
 from maed.cli import build_parser, main, parse_args
 
 
@@ -53,3 +60,16 @@ def test_train_refuses_a_bad_value_in_one_line_before_any_folder_exists(override
     assert code == 2
     assert err.startswith("maed train: error: ") and err.count("\n") == 1 and override.split("=")[0] in err
     assert list(tmp_path.iterdir()) == []
+
+
+def run_with_closed_stdout(argv: list[str]) -> tuple[int, str]:
+    """(exit status, stderr) of ``python -m maed ARGV`` whose reader closed the pipe before the first line
+    arrived, as ``| head`` does once it has its lines."""
+    src = str(Path(maed.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maed", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=120), err

@@ -104,8 +104,8 @@ def test_settings_objects_default_to_the_schema():
     """``X()`` and ``X.from_config(Config())`` are the same object: the schema is the one home of each default."""
     from maed.data.loaders import TrainDataSettings
     from maed.data.transforms import ClipAugmentation
-    from maed.train.engine import TrainSettings
     from maed.train.losses import MAEDLoss
+    from maed.train.optim import TrainSettings
 
     cfg = Config()
     assert MAEDLoss() == MAEDLoss.from_config(cfg.LOSS)
@@ -122,7 +122,9 @@ def test_keyword_defaults_are_the_schema_values():
 
     from maed.data.datasets import VideoDataset
     from maed.data.loaders import build_eval_dataset, build_eval_loader
-    from maed.eval.evaluator import Evaluator, run_evaluation
+    from maed.eval.evaluator import Evaluator
+    from maed.eval.protocol import EvalSettings
+    from maed.eval.run import EvalJob
     from maed.models.windows import predict_windows
     from maed.train.validation import Validator
 
@@ -148,7 +150,8 @@ def test_keyword_defaults_are_the_schema_values():
     for fn, expected in (
         (predict_windows, schema),
         (Evaluator.__init__, schema),
-        (run_evaluation, schema),
+        (EvalJob.__init__, schema),
+        (EvalSettings.__init__, schema),
         (build_eval_loader, schema),
         (build_eval_dataset, schema),
         (Validator.__init__, schema),
@@ -290,3 +293,14 @@ def test_the_schema_choices_are_what_the_code_implements():
 
     assert ATTENTION_MODES == implemented_modes and POOLS == implemented_pools
     assert (ENCODERS, DECODERS) == (maed.models.ENCODERS, maed.models.DECODERS)
+
+
+def test_debug_keys_are_accepted_and_read_by_nothing():
+    """The authors' YAML files set DEBUG and DEBUG_FREQ; they load, nothing reads them, and ORIGINAL.md says so."""
+    cfg = load_config(REPO / "configs" / "config_stage2.yaml", ["DEBUG=true", "DEBUG_FREQ=7"])
+    assert (cfg.DEBUG, cfg.DEBUG_FREQ) == (True, 7)
+    package = REPO / "src" / "maed"
+    readers = [p for p in package.rglob("*.py") if p.name != "config.py" and "DEBUG" in p.read_text()]
+    assert readers == []
+    original = (REPO / "docs" / "ORIGINAL.md").read_text()
+    assert "`DEBUG` and `DEBUG_FREQ`" in original and "nothing here reads them" in original

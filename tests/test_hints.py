@@ -157,7 +157,7 @@ def test_the_missing_database_hints_parse(tmp_path):
 
 
 def test_the_resume_command_parses_for_any_run_directory():
-    from maed.train.engine import resume_command
+    from maed.train.stopping import resume_command
 
     args = check_command(shlex.split(resume_command("results/it's a run")))
     assert args.resume == "results/it's a run"

@@ -88,11 +88,11 @@ def damaged(kind: str, valid: bytes, hostile: bytes, file_kind: str = "") -> byt
 def world(tmp_path_factory, smpl_dir) -> dict:
     """Valid files of every kind: a 3DPW-format database with its frames, a small checkpoint with the config
     it was built from, a YAML config, a 3DPW sequence pickle, and tiny training data for ``maed train``."""
-    from maed.body.synthetic import py2_pickle_bytes
     from maed.config import load_config
-    from maed.data.synthetic import write_synthetic_dataset
     from maed.models import build_model
     from maed.models.checkpoint import make_checkpoint
+    from maed.testing.datasets import write_synthetic_dataset
+    from maed.testing.smpl import py2_pickle_bytes
 
     root = tmp_path_factory.mktemp("hostile_world")
     kw = dict(image_size=(96, 72), num_videos=1)

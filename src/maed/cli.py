@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from maed.errors import MaedError
 
 #: subcommand modules, in the order ``maed --help`` lists them
 SUBCOMMAND_MODULES = [
-    "maed.bench",
+    "maed.bench.cli",
     "maed.data.cli",
     "maed.train.cli",
     "maed.eval.cli",
@@ -64,7 +65,25 @@ def _is_override(word: str) -> bool:
     return "=" in word and not word.startswith("-") and key.replace(".", "").replace("_", "").isalnum()
 
 
+#: exit status when the reader of our output went away (``maed data info DB | head``): 128 + SIGPIPE, what a
+#: shell reports for a tool that SIGPIPE ended
+BROKEN_PIPE_EXIT = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``maed`` command; returns its exit status (docs/DESIGN.md lists them)."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe can still be handled, not at interpreter exit
+    except BrokenPipeError:
+        # nobody reads the rest: no traceback, and nothing more written (Python would try again at exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parse_args(parser, argv)
     if not getattr(args, "func", None):

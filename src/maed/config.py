@@ -34,6 +34,7 @@ from maed.body import BODY_MODELS
 from maed.body.anny_joints import ANNY_RIGS
 from maed.data.registry import DATASETS, EVAL_DATASETS
 from maed.errors import ConfigError  # re-exported
+from maed.utils.io import atomic_write_text
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -46,7 +47,7 @@ AMP_MODES = ("none", "bf16")
 OPTIMIZERS = ("adam", "sgd")
 PROTOCOL_CHOICES = ("original", "strict", "both")
 
-#: the crop is the box x 1.3 (``maed.data.transforms.BASE_SCALE``): jitters of the scale stay below it
+#: the crop is the box x 1.3 (``maed.data.bbox.BASE_SCALE``): jitters of the scale stay below it
 _CROP_SCALE = 1.3
 
 
@@ -297,8 +298,6 @@ class Config:
 
     def dump(self, path: str | os.PathLike) -> None:
         """Write the resolved config as YAML (atomically) so that a run can be reproduced."""
-        from maed.utils.io import atomic_write_text
-
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     def copy(self) -> Config:
@@ -387,6 +386,15 @@ def frame_step_problem(sample_pool: int, seqlen: int, frame_step: int) -> str | 
         f"{frame_step}: a {sample_pool}-frame window keeps {kept} frames, which is not a whole number of "
         f"{seqlen}-frame clips; valid values here: {', '.join(map(str, ok))}"
     )
+
+
+def check_frame_step(sample_pool: int, seqlen: int, frame_step: int) -> int:
+    """Frames left in a window after keeping every ``frame_step``-th one; a ConfigError unless they are a
+    whole number of ``seqlen``-frame clips (the schema's rule for ``EVAL.INTERPOLATION``, for ``--frame-step``)."""
+    problem = frame_step_problem(sample_pool, seqlen, frame_step)
+    if problem:
+        raise ConfigError(f"EVAL.INTERPOLATION / --frame-step {problem}")
+    return math.ceil(sample_pool / frame_step)
 
 
 def _eval_window_rule(cfg: Config) -> str | None:

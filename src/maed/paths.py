@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from maed.data.registry import DATASETS
+from maed.errors import AssetError
+
 
 def data_dir() -> Path:
     """``$MAED_DATA_DIR``, or ``./data``."""
@@ -33,8 +36,6 @@ def project_root() -> Path:
 def default_checkpoint() -> Path:
     """The shipped default model (``checkpoints/maed_kp_anny.pt`` of the checkout); ``AssetError`` when this
     installation has none, saying which options to give instead."""
-    from maed.errors import AssetError
-
     path = project_root() / DEFAULT_CHECKPOINT
     if not path.is_file():
         raise AssetError(
@@ -49,8 +50,6 @@ def default_checkpoint() -> Path:
 def sample_clip() -> Path:
     """The committed sample clip (``samples/two_people.mp4``: two Anny people, made by ``maed synth --video``);
     ``AssetError`` when this installation has none."""
-    from maed.errors import AssetError
-
     path = project_root() / SAMPLE_CLIP
     if not path.is_file():
         raise AssetError(f"no sample clip in this installation ({path} not found); give a video: maed demo INPUT")
@@ -59,8 +58,6 @@ def sample_clip() -> Path:
 
 def resolve_paths(paths_cfg) -> dict:
     """Fill the empty entries of a ``PathsConfig`` from the data directory. Returns plain strings."""
-    from maed.data.registry import DATASETS
-
     root = Path(paths_cfg.DATA_DIR) if paths_cfg.DATA_DIR else data_dir()
     roots = {name: str(root / info.directory) for name, info in DATASETS.items()}
     roots.update(paths_cfg.DATASET_ROOTS)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from maed.body.safe_pickle import load_npz, load_smpl_pickle
-from maed.body.synthetic import random_smpl_arrays, write_random_smpl_dir
 from maed.errors import AssetError
+from maed.testing.smpl import random_smpl_arrays, write_random_smpl_dir
+from maed.utils.safe_pickle import load_npz, load_smpl_pickle
 
 
 class _Stand:

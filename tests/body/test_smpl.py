@@ -17,8 +17,8 @@ from maed.body.joints import (
     SMPL_PARENTS,
 )
 from maed.body.smpl import SMPL, load_mean_params
-from maed.body.synthetic import random_smpl_arrays, write_random_smpl_dir
 from maed.errors import AssetError, ConfigError
+from maed.testing.smpl import random_smpl_arrays, write_random_smpl_dir
 
 EXPECTED_FILES = ["SMPL_NEUTRAL.pkl", "J_regressor_extra.npy", "J_regressor_h36m.npy", "smpl_mean_params.npz"]
 

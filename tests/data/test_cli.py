@@ -58,6 +58,15 @@ def test_data_info(mpii3d_val, capsys):
     assert "joints3D coverage (17 of 49 joints" in text and "38:headtop 100%" in text
 
 
+def test_data_info_into_a_closed_pipe_ends_quietly(mpii3d_val):
+    """`maed data info DB | head`: the reader leaves before the end; no BrokenPipeError traceback."""
+    from tests.test_cli import run_with_closed_stdout
+
+    _, db_path = mpii3d_val
+    code, err = run_with_closed_stdout(["data", "info", str(db_path)])
+    assert (code, err) == (141, "")
+
+
 def test_data_show_draws_the_joints(mpii3d_val, tmp_path):
     raw, db_path = mpii3d_val
     out = tmp_path / "sample.png"

@@ -10,9 +10,9 @@ import torch
 
 from maed.data.crop_cache import CropCache, build_crop_cache, cache_margin, default_crop_cache_dir
 from maed.data.datasets import ImageDataset, VideoDataset
-from maed.data.synthetic import write_synthetic_dataset
 from maed.data.transforms import build_transforms
 from maed.errors import DataError
+from maed.testing.datasets import write_synthetic_dataset
 
 
 @pytest.fixture(scope="module")

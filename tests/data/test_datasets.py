@@ -15,9 +15,9 @@ from maed.data.datasets import (
     stride_from_overlap,
     valid_mask,
 )
-from maed.data.synthetic import write_synthetic_dataset
 from maed.data.transforms import apply_affine_2d, build_transforms, crop_affine
 from maed.errors import ConfigError, DataError
+from maed.testing.datasets import write_synthetic_dataset
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from maed.data.loaders import (
     build_train_datasets,
     eval_loader_from_config,
 )
-from maed.data.synthetic import write_synthetic_dataset
 from maed.data.transforms import ClipAugmentation
 from maed.errors import ConfigError, DataError
+from maed.testing.datasets import write_synthetic_dataset
 from maed.train.streams import BatchStream
 
 

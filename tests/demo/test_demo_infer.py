@@ -79,11 +79,12 @@ def eval_and_demo(tmp_path_factory, smpl_dir):
     from demo_fixtures import TINY
 
     from maed.config import load_config
-    from maed.data.synthetic import write_synthetic_dataset
     from maed.demo.pipeline import DemoOptions, run_demo
-    from maed.eval.evaluator import run_evaluation
+    from maed.eval.protocol import EvalSettings
+    from maed.eval.run import EvalJob, run_evaluation
     from maed.models import build_model
     from maed.models.checkpoint import make_checkpoint
+    from maed.testing.datasets import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("demo_eval")
     data = write_synthetic_dataset(
@@ -94,7 +95,7 @@ def eval_and_demo(tmp_path_factory, smpl_dir):
     model = build_model(cfg, body_model_dir=smpl_dir)
     ckpt = root / "ckpt.pt"
     torch.save(make_checkpoint(model, config=cfg.to_dict()), ckpt)
-    run_evaluation(
+    job = EvalJob(
         checkpoint=ckpt,
         config=cfg,
         out_dir=root / "eval",
@@ -103,16 +104,15 @@ def eval_and_demo(tmp_path_factory, smpl_dir):
         db_dir=data.db_path.parent,
         data_root=data.dataset_root,
         body_model_dir=smpl_dir,
-        batch_size=1,
+        settings=EvalSettings(batch_size=1, seqlen=cfg.EVAL.SEQLEN, sample_pool=cfg.EVAL.SAMPLE_POOL),
         num_workers=0,
         width=32,
         height=32,
         progress=False,
         save_verts=True,
         use_crop_cache=False,
-        seqlen=cfg.EVAL.SEQLEN,
-        sample_pool=cfg.EVAL.SAMPLE_POOL,
     )
+    run_evaluation(job)
     db = data.db
     boxes = {"box_format": "cxcywh", "frames": [
         {"frame": int(f), "boxes": [[float(v) for v in db["bbox"][i]]], "track_ids": [0]}

@@ -80,6 +80,20 @@ def test_damaged_frame_in_a_video_is_replaced_by_the_previous_one(tmp_path):
     assert len(warnings) == 1 and "frame 2" in warnings[0]
 
 
+def test_a_video_whose_first_frame_is_damaged_is_refused_in_one_line(tmp_path):
+    """Its size is read from the first frame: no frame stands in for it, and the error says so."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(4)]
+    path = _write_video(tmp_path / "m.avi", frames, codec="mjpeg", pix_fmt="yuvj420p")
+    data = bytearray(path.read_bytes())
+    soi = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    data[soi[0] : soi[1] - 8] = bytes(soi[1] - 8 - soi[0])  # frame 0 is no JPEG any more
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="the video's frames cannot be decoded") as e:
+        open_source(path)
+    assert "\n" not in str(e.value)
+
+
 def test_folder_is_sorted_naturally_and_a_bad_frame_is_replaced(tmp_path):
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -104,6 +118,21 @@ def test_unreadable_first_frames_take_the_first_readable_one(tmp_path):
     cv2.imwrite(str(folder / "1.png"), _marked()[..., ::-1])
     frames = list(open_source(folder).frames())
     assert [i for i, _ in frames] == [0, 1] and np.array_equal(frames[0][1], frames[1][1])
+
+
+def test_an_unreadable_first_frame_is_reported_as_replaced_by_the_next_readable_one(tmp_path):
+    """There is no previous readable frame before the first: the warning says which frame really stands in."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "0.jpg").write_bytes(b"\xff\xd8 broken")
+    cv2.imwrite(str(folder / "1.png"), _marked()[..., ::-1])
+    (folder / "2.jpg").write_bytes(b"\xff\xd8 broken")
+    warnings = []
+    frames = list(open_source(folder, warn=warnings.append).frames())
+    assert np.array_equal(frames[0][1], frames[1][1]) and np.array_equal(frames[2][1], frames[1][1])
+    assert "frame 0" in warnings[0] and "the first readable frame after it" in warnings[0]
+    assert "previous" not in warnings[0]
+    assert "frame 2" in warnings[1] and "the previous readable frame" in warnings[1]
 
 
 def test_single_image_and_fps_option(tmp_path):

@@ -20,9 +20,10 @@ from maed.errors import CheckpointError, ConfigError, DataError, OutputError
 from maed.eval.evaluator import (
     Evaluator,
     joint_ids,
-    run_evaluation,
     segment_ids,
 )
+from maed.eval.protocol import EvalSettings
+from maed.eval.run import EvalJob, run_evaluation
 
 FRAMES_PER_VIDEO = 40
 SMALL = ["MODEL.ENCODER.BACKBONE=cnn", "MODEL.DECODER.HIDDEN_DIM=64", "DATASET.WIDTH=64", "DATASET.HEIGHT=64"]
@@ -92,9 +93,9 @@ def test_predict_samples_stride_clips_and_restores_frame_order():
 @pytest.fixture(scope="module")
 def fixture(tmp_path_factory, smpl_dir):
     from maed.config import load_config
-    from maed.data.synthetic import write_synthetic_dataset
     from maed.models import build_model
     from maed.models.checkpoint import make_checkpoint
+    from maed.testing.datasets import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("eval_e2e")
     data = write_synthetic_dataset(
@@ -131,7 +132,8 @@ def _run(fx, out, **kw):
         progress=False,
     )
     args.update(kw)
-    return run_evaluation(**args)
+    settings = EvalSettings(**{k: args.pop(k) for k in ("protocol", "frame_step", "batch_size") if k in args})
+    return run_evaluation(EvalJob(**args, settings=settings))
 
 
 @pytest.fixture(scope="module")
@@ -359,7 +361,7 @@ def test_cli_end_to_end_and_unknown_key(fixture, tmp_path, capsys):
 def h36m_style(fixture):
     """One 70-frame video (no padded frame counts twice) with the 17 MPI-INF-3DHP/H36M ground-truth joints."""
     from maed.data.database import save_database
-    from maed.data.synthetic import write_synthetic_dataset
+    from maed.testing.datasets import write_synthetic_dataset
 
     root = fixture["root"] / "other"
     dbs = {}

@@ -94,7 +94,7 @@ def test_ground_truth_body_reproduces_the_ground_truth(synth_splits, anny):
 
 
 def anny_layout():
-    from maed.body.joints import pose_layout
+    from maed.body.layout import pose_layout
 
     return pose_layout("anny", "cmu_mb")
 

@@ -145,7 +145,7 @@ def test_bf16_attention_on_cpu_matches_the_fused_kernel():
 
 
 def test_activation_checkpointing_gives_the_same_gradients_with_less_memory(smpl_body):
-    from maed.bench import saved_activation_bytes
+    from maed.bench.train import saved_activation_bytes
 
     torch.manual_seed(0)
     plain = build_model("stage2", body_model=smpl_body, overrides=TINY)

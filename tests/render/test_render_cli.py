@@ -31,9 +31,9 @@ def evaluated(tmp_path_factory, smpl_dir):
     """A generated 3DPW-format test split (two videos, 160 x 120 frames), a randomly initialised small
     checkpoint, and the real ``maed eval`` run on them with --save-verts."""
     from maed.config import load_config
-    from maed.data.synthetic import write_synthetic_dataset
     from maed.models import build_model
     from maed.models.checkpoint import make_checkpoint
+    from maed.testing.datasets import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("render_e2e")
     data = write_synthetic_dataset(

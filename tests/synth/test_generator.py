@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -246,3 +247,39 @@ def test_the_commands_it_prints_run_as_printed(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
     args = parse_args(build_parser(), evaluate[1:])
     assert (args.command, args.dataset, args.db_dir, args.data_root) == ("eval", "synth", str(data), str(data))
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
+def test_ctrl_c_while_the_workers_start_prints_one_line(tmp_path):
+    """Ctrl-C reaches the whole process group; the workers, still importing numpy and torch, used to print a
+    KeyboardInterrupt traceback each. Now: one line, exit status 130."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import maed
+
+    src = str(Path(maed.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    argv = ["synth", "--out", str(tmp_path / "out"), "--sequences", "4", "--frames", "2", "--size", "64x48"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maed", *argv, "--workers", "2", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,  # its own process group, as a terminal gives a command
+    )
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if children.exists() and len(children.read_text().split()) >= 2:  # the workers are starting
+            break
+        time.sleep(0.01)
+    else:
+        proc.kill()
+        pytest.skip("no worker processes seen (no /proc children list here)")
+    time.sleep(0.5)  # started, not yet through their imports (numpy, torch, the body model: seconds)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=120)[1].decode()
+    assert (proc.returncode, err) == (130, "maed synth: interrupted\n")

@@ -110,7 +110,7 @@ def test_database_fields_accept_any_rig_but_stay_checked():
 
 def test_the_model_and_loaders_take_the_rig_from_the_config(monkeypatch):
     import maed.body
-    from maed.body.joints import pose_layout_from_config
+    from maed.body.layout import pose_layout_from_config
     from maed.config import load_config
     from maed.models import build_model
 

@@ -14,8 +14,8 @@ IMAGE_SIZE = (160, 120)  # generated frames; crops are always 224 x 224
 def write_training_data(root: Path) -> dict:
     """2D videos (posetrack), 3D videos (3dpw train), images (mpii3d) and a 3dpw val split, plus a random
     SMPL-format body-model directory. Returns the config overrides that point at them."""
-    from maed.body.synthetic import write_random_smpl_dir
-    from maed.data.synthetic import write_synthetic_dataset
+    from maed.testing.datasets import write_synthetic_dataset
+    from maed.testing.smpl import write_random_smpl_dir
 
     kw = dict(image_size=IMAGE_SIZE)
     write_synthetic_dataset(

@@ -9,8 +9,9 @@ from torch import nn
 from maed.config import load_config
 from maed.errors import ConfigError
 from maed.train.distributed import DistEnv
-from maed.train.engine import LRFactor, Trainer, TrainSettings
+from maed.train.engine import Trainer
 from maed.train.losses import MAEDLoss
+from maed.train.optim import LRFactor, TrainSettings
 from maed.train.streams import BatchStream
 
 

@@ -16,8 +16,8 @@ import torch
 
 from maed.config import load_config
 from maed.errors import CheckpointError, DataError, OutputError
-from maed.train.engine import TrainingError
 from maed.train.run import prepare_run_dir, train
+from maed.train.stopping import TrainingError
 
 
 def _events(run_dir: Path, kind: str | None = None) -> list[dict]:

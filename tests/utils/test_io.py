@@ -93,7 +93,7 @@ def test_every_output_kind_gets_the_mode_plain_open_gives(tmp_path, mask):
 def test_images_and_crop_caches_written_by_the_commands_follow_the_umask(tmp_path, mask):
     from maed.cli import main
     from maed.data.crop_cache import build_crop_cache
-    from maed.data.synthetic import write_synthetic_dataset
+    from maed.testing.datasets import write_synthetic_dataset
 
     data = write_synthetic_dataset(tmp_path / "d", name="3dpw", split="test", num_videos=1, frames_per_video=2,
                                    image_size=(64, 48))  # fmt: skip

@@ -12,9 +12,9 @@ import joblib
 import numpy as np
 import pytest
 
-from maed.body.synthetic import py2_pickle_bytes
 from maed.data.database import load_database
 from maed.errors import DataError
+from maed.testing.smpl import py2_pickle_bytes
 from maed.utils.safe_pickle import load_joblib
 
 

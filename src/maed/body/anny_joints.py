@@ -13,6 +13,7 @@ the H36M jaw has no counterpart; it is placed between the nose and the neck and 
 
 from __future__ import annotations
 
+from maed.body.joints import JOINT_NAMES
 from maed.errors import ConfigError
 
 ANNY_RIGS = ("anny", "cmu_mb")
@@ -132,8 +133,6 @@ def anny_joint_weights(bone_names, coco_weights: dict, rest_vertices, dtype=None
         vertex_weights @ vertices; mask is False for the joints Anny lacks.
     """
     import torch
-
-    from maed.body.joints import JOINT_NAMES
 
     bone_names = list(bone_names)
     rig = next((r for r, names in ANNY_BONES.items() if list(names) == bone_names), None)

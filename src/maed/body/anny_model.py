@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from maed.body.anny_joints import anny_joint_weights, check_anny_rig
 from maed.body.base import BodyModel, BodyOutput
 from maed.errors import MaedError
 
@@ -78,7 +79,6 @@ class AnnyBody(BodyModel):
 
     def __init__(self, rig: str = "anny", skinning_method: str = "lbs", dtype: torch.dtype = torch.float32):
         super().__init__()
-        from maed.body.anny_joints import anny_joint_weights, check_anny_rig
 
         self.rig = check_anny_rig(rig)
         anny = import_anny()

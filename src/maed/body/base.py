@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from maed.body.geometry import axis_angle_to_rotmat
+
 
 @dataclass
 class BodyOutput:
@@ -69,8 +71,6 @@ class BodyModel(nn.Module):
     def forward_axis_angle(self, pose: torch.Tensor, betas: torch.Tensor) -> BodyOutput:
         """Ground-truth parameters as the databases store them: pose B x 3J axis-angle (root first, radians),
         betas B x S. Returns :meth:`forward` of the rotation matrices (metres, no translation)."""
-        from maed.body.geometry import axis_angle_to_rotmat
-
         B = pose.shape[0]
         return self.forward(axis_angle_to_rotmat(pose.reshape(B, -1, 3)), betas)
 

@@ -11,8 +11,8 @@ import torch
 
 from maed.body.base import BodyModel, BodyOutput
 from maed.body.joints import NUM_EXTRA_JOINTS, SMPL_JOINT_MAP
-from maed.body.safe_pickle import load_npz, load_smpl_pickle
 from maed.errors import AssetError, ConfigError
+from maed.utils.safe_pickle import load_npz, load_smpl_pickle
 
 GENDERS = ("neutral", "male", "female")
 EXTRA_REGRESSOR = "J_regressor_extra.npy"

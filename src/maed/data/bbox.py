@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: the crop the model sees (training and evaluation): BASE_SCALE x the square person box, before augmentation
+BASE_SCALE = 1.3
+
 #: HMMR's reference person size: a box parameter ``scale`` means the person is ``150 / scale`` px tall
 HMMR_PERSON_PX = 150.0
 

@@ -8,15 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.data.bbox import BASE_SCALE
+from maed.data.database import find_image_prefix, image_path, load_database, parse_database_filename
+from maed.data.keypoints import SPIN_DRAW_BONES, SPIN_JOINT_NAMES, joint_coverage
+from maed.data.prepare import PrepareOptions, prepare_dataset
+from maed.data.registry import DATASETS, canonical_name, dataset_info
 from maed.errors import DataError
+from maed.paths import data_dir
+from maed.utils.io import atomic_path, check_output_file, remove_stale_temporaries
 
 SHOW_SIZE = 448  # pixels of the square picture ``maed data show`` writes
 SHOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # what ``maed data show`` writes
 
 
 def register(subparsers) -> None:
-    from maed.data.registry import DATASETS
-
     readers = [d for d in DATASETS.values() if d.reader is not None]
     spellings = "; ".join(f"{d.name} = {', '.join(d.aliases)}" for d in readers if d.aliases)
     p = subparsers.add_parser(
@@ -62,10 +67,6 @@ def register(subparsers) -> None:
 
 # ------------------------------------------------------------------------------------------- prepare
 def _run_prepare(args: argparse.Namespace) -> int:
-    from maed.data.prepare import PrepareOptions, prepare_dataset
-    from maed.data.registry import canonical_name, dataset_info
-    from maed.paths import data_dir
-
     name = canonical_name(args.dataset)
     raw = Path(args.raw) if args.raw else data_dir() / dataset_info(name).directory
     out = Path(args.out) if args.out else data_dir() / "database"
@@ -85,8 +86,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
 
 def _crop_caches(results, raw: Path, args: argparse.Namespace) -> None:
-    from maed.data.crop_cache import build_crop_cache
-    from maed.data.database import load_database
+    from maed.data.crop_cache import build_crop_cache  # start-up: torch (~2 s) stays out of `maed --help`
 
     for res in results:
         if res.status not in ("written", "exists", "kept"):
@@ -103,8 +103,6 @@ def _crop_caches(results, raw: Path, args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------- info
 def describe_database(db: dict, label: str) -> str:
     """The text ``maed data info`` prints."""
-    from maed.data.keypoints import SPIN_JOINT_NAMES, joint_coverage
-
     n = len(db["img_name"])
     lines = [f"{label}", f"  frames: {n}"]
     if "vid_name" in db:
@@ -128,8 +126,6 @@ def describe_database(db: dict, label: str) -> str:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from maed.data.database import load_database
-
     print(describe_database(load_database(args.db), args.db))
     return 0
 
@@ -137,10 +133,6 @@ def _run_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- show
 def _default_root(db_path: Path) -> Path:
     """The dataset root of a database file, from its name (``$MAED_DATA_DIR/<dataset directory>``)."""
-    from maed.data.database import parse_database_filename
-    from maed.data.registry import DATASETS
-    from maed.paths import data_dir
-
     parsed = parse_database_filename(db_path)
     name = parsed[0] if parsed else db_path.stem
     return data_dir() / (DATASETS[name].directory if name in DATASETS else name)
@@ -150,9 +142,6 @@ def draw_sample(image: np.ndarray, joints2d: np.ndarray, bbox: np.ndarray | None
     """Crop ``image`` (H x W x 3 BGR) around ``bbox`` (cx, cy, w, h; None: the whole image) to size x size
     and draw the 49-joint ``joints2d`` (x, y, conf; confident joints only) with their bones."""
     import cv2
-
-    from maed.data.keypoints import SPIN_DRAW_BONES, SPIN_JOINT_NAMES
-    from maed.data.transforms import BASE_SCALE  # the training crop's side / box side
 
     h, w = image.shape[:2]
     if bbox is None:
@@ -178,9 +167,6 @@ def draw_sample(image: np.ndarray, joints2d: np.ndarray, bbox: np.ndarray | None
 
 def _run_show(args: argparse.Namespace) -> int:
     import cv2
-
-    from maed.data.database import find_image_prefix, image_path, load_database
-    from maed.utils.io import atomic_path, check_output_file, remove_stale_temporaries
 
     out = check_output_file(args.out, example="sample.png")
     ext = out.suffix.lower() if out.suffix else ".png"

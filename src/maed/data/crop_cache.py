@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maed.data.database import as_str
+from maed.data.database import as_str, find_image_prefix, image_path, load_database
 from maed.data.transforms import BASE_SCALE
 from maed.errors import DataError
 from maed.utils.io import atomic_path, atomic_write_text, check_output_dir, remove_stale_temporaries
@@ -201,15 +201,11 @@ def build_crop_cache(
     """
     from tqdm import tqdm
 
-    from maed.data.database import find_image_prefix, image_path
-
     if isinstance(db, dict):
         if out_dir is None:
             raise DataError("build_crop_cache: out_dir is required when the database is given as a dict")
         db_label = "the given database"
     else:
-        from maed.data.database import load_database
-
         db_path = Path(db)
         out_dir = default_crop_cache_dir(db_path) if out_dir is None else out_dir
         db_label = str(db_path)

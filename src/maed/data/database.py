@@ -44,6 +44,7 @@ import numpy as np
 
 from maed.errors import DataError
 from maed.utils.io import atomic_path, atomic_write_text, file_sha256
+from maed.utils.safe_pickle import load_joblib
 
 NUM_JOINTS = 49
 CHECKSUM_SUFFIX = ".sha256"
@@ -140,8 +141,6 @@ def load_database(path: str | os.PathLike) -> dict[str, np.ndarray]:
     docstring). A missing, truncated, malformed or refused file raises one ``DataError`` naming the file
     (and the field or the object it asked for).
     """
-    from maed.utils.safe_pickle import load_joblib
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"database not found: {path}")

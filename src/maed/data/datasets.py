@@ -5,7 +5,7 @@ A database is a dict of per-row arrays (``maed.data.database``): ``vid_name``, `
 metres), ``pose`` (n x 3J axis-angle, or n x J x 3 x 3 rotation matrices), ``shape`` (n x S),
 ``bbox`` (n x 4: cx, cy, w, h pixels), ... Missing optional fields give zeros (and zero weights).
 
-J and S are those of the run's body model, given as a ``pose_layout`` (``maed.body.joints.PoseLayout``;
+J and S are those of the run's body model, given as a ``pose_layout`` (``maed.body.layout.PoseLayout``;
 default SMPL: J = 24, S = 10, so ``theta`` is 85 wide); a database whose pose or shape does not fit it is
 refused with one ``DataError``. The layout's left/right permutation drives the horizontal flip.
 
@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from maed.body.joints import PoseLayout
-from maed.body.joints import pose_layout as make_pose_layout
+from maed.body.geometry import rotmat_to_axis_angle
+from maed.body.layout import PoseLayout
+from maed.body.layout import pose_layout as make_pose_layout
 from maed.config import DatasetConfig
 from maed.data.crop_cache import CropCache, read_image
-from maed.data.database import as_str, find_image_prefix, image_path
+from maed.data.database import as_str, find_image_prefix, image_path, load_database, validate_database
 from maed.data.transforms import ClipAugmentation
 from maed.errors import ConfigError, DataError
 
@@ -132,14 +133,11 @@ def _item_rng() -> np.random.Generator:
 def _load(db, label: str | None) -> tuple[dict, str]:
     if isinstance(db, dict):
         return db, label or "<database>"
-    from maed.data.database import load_database
 
     return load_database(db), str(db)
 
 
 def _check_database(db: dict, label: str, need_video: bool) -> int:
-    from maed.data.database import validate_database
-
     n = validate_database(db, label)
     if need_video and "vid_name" not in db:
         raise DataError(f"{label}: missing field 'vid_name' (needed for video clips); fields present: {sorted(db)}")
@@ -150,8 +148,6 @@ def _pose_axis_angle(pose: np.ndarray) -> np.ndarray:
     """Rows of pose: N x 3J axis-angle, or N x J x 3 x 3 rotation matrices (converted) -> N x 3J."""
     pose = np.asarray(pose)
     if pose.ndim == 4:
-        from maed.body.geometry import rotmat_to_axis_angle
-
         aa = rotmat_to_axis_angle(torch.from_numpy(pose.astype(np.float64)))
         return aa.reshape(pose.shape[0], -1).numpy().astype(np.float32)
     return pose.astype(np.float32).reshape(pose.shape[0], -1)
@@ -250,7 +246,7 @@ class VideoDataset(Dataset):
         valid_mode: ``original`` or ``strict`` (padded frames never valid; see :func:`valid_mask`).
         name: the dataset's name, for messages.
 
-        pose_layout: the run's body model (``maed.body.joints.PoseLayout``; default SMPL's).
+        pose_layout: the run's body model (``maed.body.layout.PoseLayout``; default SMPL's).
 
     Sample (T = seqlen): ``images`` T x 3 x H x W (ImageNet-normalised), ``kp_2d`` T x 49 x 3 (x, y in
     [-1, 1] of the crop, confidence), ``kp_3d`` T x 49 x 4 (metres, confidence), ``theta`` T x (3 + 3J + S)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
-from maed.body.joints import PoseLayout, pose_layout, pose_layout_from_config
+from maed.body.layout import PoseLayout, pose_layout, pose_layout_from_config
 from maed.config import Config, DatasetConfig, EvalConfig, TrainConfig
 from maed.data.crop_cache import default_crop_cache_dir
 from maed.data.database import database_filename
@@ -33,6 +33,7 @@ from maed.data.datasets import ImageDataset, VideoDataset
 from maed.data.registry import dataset_info
 from maed.data.transforms import ClipAugmentation
 from maed.errors import DataError
+from maed.paths import resolve_paths
 
 
 def database_path(db_dir: str | os.PathLike, name: str, split: str) -> Path:
@@ -353,8 +354,6 @@ def eval_loader_from_config(
 ) -> DataLoader:
     """Translate a ``Config`` into :func:`build_eval_loader` arguments (``EVAL.*``, ``PATHS.*``; the dataset
     defaults to ``TRAIN.DATASET_EVAL``, the split to ``val`` as the original's validation)."""
-    from maed.paths import resolve_paths
-
     paths = resolve_paths(cfg.PATHS)
     dataset = dataset or cfg.TRAIN.DATASET_EVAL
     distributed = world_size > 1 if distributed is None else distributed

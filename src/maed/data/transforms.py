@@ -31,11 +31,12 @@ import numpy as np
 import torch
 
 from maed.config import DatasetConfig
+from maed.data.bbox import BASE_SCALE
+from maed.data.keypoints import SMPL_FLIP_PERM, SPIN_FLIP_PERM
+from maed.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: the crop's side is the box side times this factor (before jitter)
-BASE_SCALE = 1.3
 ERASE_SIDES = ("left", "right", "top", "bottom")
 COLOR_OPS = ("brightness", "contrast", "saturation", "hue")
 PIPELINES = ("video_3d", "video_2d", "image", "eval")
@@ -44,8 +45,6 @@ PIPELINES = ("video_3d", "video_2d", "image", "eval")
 # ----------------------------------------------------------------------------------------- joint flips
 def _flip_permutations() -> tuple[np.ndarray, np.ndarray]:
     """(49-joint permutation, 24-joint SMPL permutation) that swap left and right."""
-    from maed.data.keypoints import SMPL_FLIP_PERM, SPIN_FLIP_PERM
-
     return np.asarray(SPIN_FLIP_PERM, dtype=np.int64), np.asarray(SMPL_FLIP_PERM, dtype=np.int64)
 
 
@@ -83,7 +82,7 @@ def flip_smpl_pose(pose: np.ndarray) -> np.ndarray:
 def flip_pose(pose: np.ndarray, perm) -> np.ndarray:
     """Mirror axis-angle poses ... x 3J about the x = 0 plane: joint j takes joint ``perm[j]``'s rotation
     with the y and z components negated. ``perm`` is the body model's left/right permutation
-    (``maed.body.joints.PoseLayout.flip_permutation``). Right for any body model whose rotations are
+    (``maed.body.layout.PoseLayout.flip_permutation``). Right for any body model whose rotations are
     expressed in frames that the mirror maps onto each other, as SMPL's and Anny's (world-aligned at rest,
     mirror-symmetric rest pose)."""
     perm = np.asarray(perm, dtype=np.int64)
@@ -337,8 +336,6 @@ class ClipAugmentation:
     def for_pipeline(self, kind: str) -> ClipAugmentation:
         """This augmentation as the original's pipeline ``kind`` (see :func:`build_transforms`)."""
         if kind not in PIPELINES:
-            from maed.errors import ConfigError
-
             raise ConfigError(f"transform pipeline {kind!r}: expected one of {PIPELINES}")
         if kind == "eval":
             return ClipAugmentation.identity(width=self.width, height=self.height, normalize=self.normalize)

@@ -6,6 +6,7 @@ import argparse
 
 from maed.demo.options import KEYPOINT_MODELS, DemoOptions
 from maed.demo.source import DEFAULT_FPS
+from maed.paths import sample_clip
 from maed.perception.detectors import DEFAULT_SIZES, DEFAULT_THRESHOLDS, DETECTOR_CHOICES
 from maed.render.overlay import BACKENDS
 
@@ -51,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--checkpoint",
         default=D.checkpoint,
-        help="a maed checkpoint or the authors' model (default: checkpoints/maed_kp_anny.pt, not shipped yet: issue 17)",
+        help="a maed checkpoint or the authors' model (default: checkpoints/maed_kp_anny.pt, not shipped yet)",
     )
     g.add_argument("--config", default=D.config, help="architecture YAML or preset (default: the checkpoint's own)")
     g.add_argument("--body-model-dir", default=D.body_model_dir, help="SMPL files (default: the config's PATHS)")
@@ -240,8 +241,7 @@ def format_summary(summary: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from maed.demo.pipeline import run_demo
-    from maed.paths import sample_clip
+    from maed.demo.pipeline import run_demo  # start-up: torch (~2 s) stays out of `maed --help`
 
     summary = run_demo(args.input if args.input is not None else sample_clip(), options_from_args(args))
     print(format_summary(summary))

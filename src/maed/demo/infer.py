@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from maed.body.geometry import rot6d_to_rotmat, rotmat_to_6d
 from maed.config import DatasetConfig, EvalConfig
 from maed.data.datasets import split_into_chunks
 from maed.data.transforms import ClipParams, build_transforms, normalize_images
@@ -168,8 +169,6 @@ class ModelPredictor:
             )
             theta, rotmat = pred["theta"], pred["rotmat"]
             if self.frame_step > 1:  # linearly interpolated matrices are not rotations: project back onto them
-                from maed.body.geometry import rot6d_to_rotmat, rotmat_to_6d
-
                 R = torch.from_numpy(rotmat)
                 rotmat = rot6d_to_rotmat(rotmat_to_6d(R).reshape(-1, 6)).reshape(R.shape).numpy()
             J = rotmat.shape[2]

@@ -95,6 +95,6 @@ class DemoOptions:
              self.smooth_min_cutoff, "a positive frequency in Hz")  # fmt: skip
         need(finite(self.smooth_beta) and self.smooth_beta >= 0, "--smooth-beta", self.smooth_beta, "a number >= 0")
         need(self.renderer in BACKENDS, "--renderer", self.renderer, ", ".join(BACKENDS))
-        from maed.models.fast import PRECISIONS  # torch: imported only when a run is checked
+        from maed.models.fast import PRECISIONS  # start-up: torch (~2 s) stays out of `maed --help`
 
         need(self.precision in PRECISIONS, "--precision", self.precision, ", ".join(PRECISIONS))

@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maed.body.geometry import convert_crop_cam_to_orig_img, rotmat_to_axis_angle, weak_perspective_projection
 from maed.data.transforms import BASE_SCALE
 from maed.demo.infer import TrackPrediction
+from maed.demo.smooth import smooth_camera, smooth_rotations
 from maed.demo.track import Track
 from maed.utils.io import atomic_joblib_dump, atomic_path, atomic_write_text
 
@@ -55,8 +57,6 @@ def full_image_camera(cam: np.ndarray, boxes: np.ndarray, width: int, height: in
 
     With it, ``x_ndc = sx (X + tx)`` and ``y_ndc = sy (Y + ty)`` in [-1, 1] of the whole frame
     (``x_px = (x_ndc + 1) W / 2``). The crop side is 1.3 x the box side (:func:`crop_boxes`)."""
-    from maed.body.geometry import convert_crop_cam_to_orig_img
-
     return convert_crop_cam_to_orig_img(np.asarray(cam, np.float64), crop_boxes(boxes), width, height)
 
 
@@ -125,12 +125,8 @@ def make_person(
     """Post-process one track's predictions: optional One-Euro smoothing (``smooth``: its keyword
     arguments, None to skip), the body model's joints (and ``vertices``, from the same forward pass), 2D
     joints in pixels, full-image camera, translation."""
-    from maed.body.geometry import rotmat_to_axis_angle, weak_perspective_projection
-
     cam, rotmat, betas = pred.cam, pred.rotmat, pred.betas
     if smooth is not None:
-        from maed.demo.smooth import smooth_camera, smooth_rotations
-
         cam = smooth_camera(cam, fps=fps, **smooth)
         rotmat = smooth_rotations(rotmat, fps=fps, **smooth)
     verts, joints = body_forward(body_model, rotmat, betas, vertices=vertices, device=device)

@@ -68,7 +68,7 @@ def smooth_rotations(rotmat: np.ndarray, *, fps: float, **kw) -> np.ndarray:
     """One-Euro filter of T x J x 3 x 3 rotations in the 6D representation; returns rotations (float32)."""
     import torch
 
-    from maed.body.geometry import rot6d_to_rotmat, rotmat_to_6d
+    from maed.body.geometry import rot6d_to_rotmat, rotmat_to_6d  # start-up: torch (~2 s) stays out of `maed --help`
 
     R = torch.as_tensor(np.asarray(rotmat, dtype=np.float64))
     six = rotmat_to_6d(R).numpy()  # (T, J, 6)

@@ -76,7 +76,8 @@ class FrameSource:
 
     info: SourceInfo
     files: list[Path] = field(default_factory=list)  # folder / image inputs
-    replaced: list[int] = field(default_factory=list)  # frames replaced by the previous readable one
+    # frames replaced by the previous readable one (by the first readable one, when none before them is)
+    replaced: list[int] = field(default_factory=list)
     warn: Callable[[str], None] | None = None
 
     def _warn(self, message: str) -> None:
@@ -139,7 +140,7 @@ class FrameSource:
                     f"before it {w} x {h}; every frame of a folder must have the same size"
                 )
             if image is None:
-                self._warn(f"frame {i} ({f}) could not be read; the previous readable frame is used in its place")
+                self._warn(f"frame {i} ({f}) could not be read; {_stand_in(last)} is used in its place")
                 replaced.append(i)
                 if last is None:
                     pending += 1
@@ -176,7 +177,7 @@ class FrameSource:
                 except av.error.FFmpegError as e:
                     if packet.size == 0:
                         continue
-                    self._warn(f"frame {index} could not be decoded ({e}); the previous readable frame is used")
+                    self._warn(f"frame {index} could not be decoded ({e}); {_stand_in(last)} is used in its place")
                     replaced.append(index)
                     if last is None:
                         pending += 1
@@ -193,6 +194,14 @@ class FrameSource:
                     last = image
                     yield index, image
                     index += 1
+
+
+def _stand_in(last: np.ndarray | None) -> str:
+    """Which frame replaces an unreadable one: the last readable frame, or for frames before any readable
+    one, the first readable frame after them."""
+    if last is None:
+        return "the first readable frame after it (none before it is)"
+    return "the previous readable frame"
 
 
 def _coded_size(info: SourceInfo) -> tuple[int, int]:

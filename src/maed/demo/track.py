@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maed.data.bbox import smooth_bbox_params
 from maed.perception.boxes import box_iou
 from maed.perception.detectors import NUM_KEYPOINTS, Detections
 from maed.perception.skeletons import COCO17_OKS_SIGMAS
@@ -151,8 +152,6 @@ def square_boxes(boxes: np.ndarray, scale: float = 1.0) -> np.ndarray:
 
 def smooth_boxes(boxes: np.ndarray, kernel: int = SMOOTH_KERNEL, sigma: float = SMOOTH_SIGMA) -> np.ndarray:
     """Median then Gaussian filter over time of square boxes (T x 4: cx, cy, side, side)."""
-    from maed.data.bbox import smooth_bbox_params
-
     if len(boxes) < 3:
         return np.asarray(boxes, dtype=np.float64)
     smoothed = smooth_bbox_params(np.asarray(boxes, dtype=np.float64)[:, :3], kernel_size=kernel, sigma=sigma)

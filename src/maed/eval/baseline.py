@@ -20,7 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from maed.body.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle, weak_perspective_projection
+from maed.body.layout import pose_layout
+from maed.data.database import load_database
 from maed.errors import DataError
+from maed.models.maed import MAEDOutput
 
 BASELINES = ("mean-pose",)
 
@@ -41,8 +45,6 @@ def chordal_mean(rotmats: np.ndarray) -> np.ndarray:
 def mean_parameters(database: dict, *, num_joints: int, num_betas: int, label: str = "database") -> tuple:
     """(rotmat J x 3 x 3, betas S), float64: the chordal mean rotation of each joint (root first) over the
     database's rows and their mean shape. ``pose`` is n x 3J axis-angle (or n x J x 3 x 3 matrices)."""
-    from maed.body.geometry import axis_angle_to_rotmat
-
     if "pose" not in database or "shape" not in database:
         raise DataError(f"{label}: the mean-pose baseline needs 'pose' and 'shape' fields (a 3D training set)")
     pose = np.asarray(database["pose"], dtype=np.float64)
@@ -63,10 +65,8 @@ def mean_parameters(database: dict, *, num_joints: int, num_betas: int, label: s
 
 
 def training_layout(database: dict, label: str = "database"):
-    """The :class:`maed.body.joints.PoseLayout` whose widths the database's ``pose`` and ``shape`` have (SMPL,
+    """The :class:`maed.body.layout.PoseLayout` whose widths the database's ``pose`` and ``shape`` have (SMPL,
     Anny's ``cmu_mb`` or its default rig); ``DataError`` when none fits."""
-    from maed.body.joints import pose_layout
-
     if "pose" not in database or "shape" not in database:
         raise DataError(f"{label}: the mean-pose baseline needs 'pose' and 'shape' fields (a 3D training set)")
     pose = np.asarray(database["pose"])
@@ -100,8 +100,6 @@ class MeanPoseModel(nn.Module):
     @classmethod
     def from_database(cls, path: str | os.PathLike, body_model: nn.Module) -> MeanPoseModel:
         """The baseline of a training database (``*_db.pt``) for ``body_model``."""
-        from maed.data.database import load_database
-
         rotmat, betas = mean_parameters(
             load_database(path),
             num_joints=body_model.num_joints,
@@ -111,9 +109,6 @@ class MeanPoseModel(nn.Module):
         return cls(body_model, torch.from_numpy(rotmat), torch.from_numpy(betas))
 
     def forward(self, images: torch.Tensor, J_regressor: torch.Tensor | None = None):
-        from maed.body.geometry import rotmat_to_axis_angle, weak_perspective_projection
-        from maed.models.maed import MAEDOutput
-
         N, T = images.shape[:2]
         body = self.body_model(self.rotmat[None], self.betas[None])
         verts, joints = body.verts, body.joints  # (1, V, 3), (1, K, 3)

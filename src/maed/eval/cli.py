@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import argparse
 
+from maed.body.layout import pose_layout_from_config
+from maed.config import load_config
+from maed.data.database import load_database
 from maed.data.registry import DATASETS, EVAL_DATASETS
+from maed.errors import ConfigError
+from maed.eval.outputs import format_table
 from maed.eval.protocol import PROTOCOL_CHOICES
+from maed.paths import resolve_paths
+from maed.utils.io import check_output_dir
 
 EPILOG = """\
 example:
@@ -90,8 +97,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _config(args):
     """The config: --config (or the checkpoint's own, else the stage2 preset), then the overrides, then the
     evaluation options given on the command line (they are EVAL.* and NUM_WORKERS under other names)."""
-    from maed.config import load_config
-
     options = {
         "EVAL.PROTOCOL": args.protocol,
         "EVAL.INTERPOLATION": args.frame_step,
@@ -101,7 +106,7 @@ def _config(args):
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in options.items() if v is not None)]
     if args.config is not None or args.checkpoint is None:  # a baseline's body model comes from its data
         return load_config(args.config or "stage2", overrides)
-    from maed.models.checkpoint import read_checkpoint
+    from maed.models.checkpoint import read_checkpoint  # start-up: torch (~2 s) stays out of `maed --help`
 
     stored = read_checkpoint(args.checkpoint).get("config")
     return load_config(stored if isinstance(stored, dict) and stored else "stage2", overrides)
@@ -109,11 +114,12 @@ def _config(args):
 
 def _baseline(args, cfg, body_model_dir, device):
     """(config with the training database's body model, the baseline model, its label) for --baseline."""
-    from maed.body import body_model_from_config
-    from maed.body.joints import pose_layout_from_config
-    from maed.data.database import load_database
-    from maed.errors import ConfigError
-    from maed.eval.baseline import MeanPoseModel, mean_parameters, training_layout
+    from maed.body import body_model_from_config  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.eval.baseline import (  # start-up: torch (~2 s) stays out of `maed --help`
+        MeanPoseModel,
+        mean_parameters,
+        training_layout,
+    )
 
     if args.checkpoint is not None or args.train_db is None:
         raise ConfigError("--baseline mean-pose takes --train-db (the training database) and no --checkpoint")
@@ -134,51 +140,36 @@ def _baseline(args, cfg, body_model_dir, device):
 
 
 def run(args: argparse.Namespace) -> int:
-    from maed.errors import ConfigError
-    from maed.eval.evaluator import run_evaluation
-    from maed.eval.outputs import format_table
-    from maed.eval.protocol import EvalSettings
-    from maed.paths import resolve_paths
-    from maed.utils.device import resolve_device
-    from maed.utils.io import check_output_dir
+    from maed.eval.run import EvalJob, run_evaluation  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.utils.device import resolve_device  # start-up: torch (~2 s) stays out of `maed --help`
 
     if args.baseline is None and (args.checkpoint is None or args.train_db is not None):
         raise ConfigError("give --checkpoint CKPT, or --baseline mean-pose --train-db TRAIN_DB (not --train-db alone)")
     check_output_dir(args.out)  # before the checkpoint is read for its config
     cfg = _config(args)
-    settings = EvalSettings.from_config(cfg.EVAL)
     paths = resolve_paths(cfg.PATHS)
     device = resolve_device(args.device or cfg.DEVICE, explicit=args.device is not None)
     body_model_dir = args.body_model_dir or paths["body_model_dir"]
     model = label = None
     if args.baseline is not None:
         cfg, model, label = _baseline(args, cfg, body_model_dir, device)
-    record = run_evaluation(
+    job = EvalJob.from_config(  # the command line, translated once
+        cfg,
         checkpoint=args.checkpoint if model is None else args.train_db,
-        model=model,
-        model_label=label,
-        config=cfg,
         out_dir=args.out,
         dataset=args.dataset,
         split=args.split,
         db_dir=args.db_dir or paths["db_dir"],
         data_root=args.data_root or paths["dataset_roots"].get(args.dataset),
         body_model_dir=body_model_dir,
-        protocol=settings.protocol,
-        frame_step=settings.frame_step,
-        seqlen=settings.seqlen,
-        sample_pool=settings.sample_pool,
-        batch_size=settings.batch_size,
-        num_workers=cfg.NUM_WORKERS,
         device=device,
+        precision=args.precision,
         save_verts=args.save_verts,
         save_inference_pkl=args.save_inference_pkl,
         overwrite=args.overwrite,
         progress=not args.no_progress,
-        width=cfg.DATASET.WIDTH,
-        height=cfg.DATASET.HEIGHT,
-        precision=args.precision,
     )
+    record = run_evaluation(job, model=model, model_label=label)
     print(format_table(record))
     print(f"results written to {args.out}")
     return 0

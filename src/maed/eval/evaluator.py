@@ -3,9 +3,10 @@
 Each window (128 frames, reflect-padded) is predicted as ``sample_freq = L // 16`` interleaved 16-frame
 clips (frames ``i::sample_freq``, stride 8; :func:`maed.models.windows.predict_windows`), optionally on every
 ``frame_step``-th frame with the rest linearly interpolated back. The joints compared are the H36M
-regressor's for 3DPW and Human3.6M and the model's own 49 for MPI-INF-3DHP (:func:`evaluation_bodies`),
+regressor's for 3DPW and Human3.6M and the model's own 49 for MPI-INF-3DHP (``maed.eval.bodies``),
 mapped by the protocol's joint ids. What each protocol counts is a :class:`maed.eval.protocol.Protocol`
-value; both protocols come from one inference pass. Outputs are written by ``maed.eval.outputs``.
+value; both protocols come from one inference pass. Outputs are written by ``maed.eval.outputs``; a whole
+evaluation (checks, loader, model, outputs) is ``maed.eval.run``.
 
 Errors are accumulated per frame while the loader runs, so memory holds joints, not meshes (vertices
 are streamed to disk only when they are to be saved).
@@ -24,9 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from maed.config import Config, DatasetConfig, EvalConfig
-from maed.data.registry import REGRESSOR_FILES, eval_dataset_info
-from maed.errors import AssetError, ConfigError, DataError
+from maed.config import EvalConfig
+from maed.errors import ConfigError, DataError
 from maed.eval.metrics import (
     M2MM,
     accel_error_per_frame,
@@ -34,21 +34,8 @@ from maed.eval.metrics import (
     joint_errors,
     vertex_errors,
 )
-from maed.eval.outputs import (
-    INFERENCE_PKL,
-    METRICS_FILE,
-    PREDICTIONS_FILE,
-    SEQUENCE_FILE,
-    check_previous_run,
-    metrics_record,
-    run_signature,
-    write_inference_pkl,
-    write_metrics,
-    write_predictions,
-    write_sequence_csv,
-)
-from maed.eval.protocol import PROTOCOL_CHOICES, PROTOCOLS, Protocol, joint_ids, protocols_for
-from maed.models.windows import check_frame_step, predict_windows
+from maed.eval.protocol import PROTOCOL_CHOICES, PROTOCOLS, Protocol, joint_ids
+from maed.models.windows import predict_windows
 
 __all__ = [
     "PROTOCOLS",
@@ -57,9 +44,7 @@ __all__ = [
     "Evaluator",
     "Protocol",
     "ProtocolResult",
-    "evaluation_bodies",
     "joint_ids",
-    "run_evaluation",
     "segment_ids",
 ]
 
@@ -399,178 +384,3 @@ def _mm(values: np.ndarray) -> float | None:
     """Mean in millimetres; None (JSON null) when there is nothing to average."""
     values = np.asarray(values, dtype=np.float64)
     return float(values.mean() * M2MM) if values.size else None
-
-
-# ------------------------------------------------------------------------------------------ runner
-def evaluation_bodies(
-    body_model: torch.nn.Module,
-    dataset: str,
-    *,
-    body_model_dir: str | os.PathLike | None = None,
-    device: str | torch.device | None = None,
-    what: str = "evaluation",
-    fix: str = "",
-) -> tuple[torch.Tensor | None, torch.nn.Module | None]:
-    """(joint regressor, ground-truth body model) for evaluating a model with ``body_model`` on ``dataset``;
-    shared by ``maed eval`` and validation during training.
-
-    The regressor is the dataset's (``maed.data.registry``: the H36M one for 3DPW and Human3.6M, None for
-    MPI-INF-3DHP's own 49 joints), taken from the model's body model; without it one ``AssetError`` names
-    the file (``what`` says who needs it, ``fix`` is appended). The ground-truth meshes of PVE come from
-    the model's own body model when the dataset's ground truth is that model's parameters (``synth``:
-    Anny with the run's rig, or SMPL); for the real datasets from neutral SMPL: the model's own body model
-    when it is SMPL, else SMPL built from ``body_model_dir`` when the files are there, else None (PVE is
-    then reported as null).
-    """
-    info = eval_dataset_info(dataset)
-    regressor = info.eval_regressor
-    J_regressor = None
-    if regressor is not None:
-        J_regressor = getattr(body_model, f"J_regressor_{regressor}", None)
-        if J_regressor is None:
-            raise AssetError(
-                f"{what} needs {REGRESSOR_FILES[regressor]} (the 17 x 6890 Human3.6M regressor) in the body-model "
-                f"directory ({body_model_dir or 'PATHS.BODY_MODEL_DIR'}), with MODEL.BODY_MODEL=smpl{fix}"
-            )
-    if info.own_body_ground_truth or (
-        getattr(body_model, "name", "") == "smpl" and hasattr(body_model, "forward_axis_angle")
-    ):
-        return J_regressor, body_model
-    if body_model_dir is None:
-        return J_regressor, None
-    from maed.body import build_body_model
-
-    try:
-        gt_body = build_body_model("smpl", model_dir=body_model_dir)
-    except AssetError:
-        return J_regressor, None  # PVE needs SMPL ground-truth meshes; reported as null without them
-    return J_regressor, gt_body.to(device) if device is not None else gt_body
-
-
-def run_evaluation(
-    *,
-    checkpoint: str | os.PathLike,
-    config,
-    out_dir: str | os.PathLike,
-    dataset: str = "3dpw",
-    split: str | None = None,
-    db_dir: str | os.PathLike,
-    data_root: str | os.PathLike | None,
-    body_model_dir: str | os.PathLike | None,
-    protocol: str = EvalConfig.PROTOCOL,
-    frame_step: int = EvalConfig.INTERPOLATION,
-    seqlen: int = EvalConfig.SEQLEN,
-    sample_pool: int = EvalConfig.SAMPLE_POOL,
-    batch_size: int = EvalConfig.BATCH_SIZE,
-    num_workers: int = Config.NUM_WORKERS,
-    device: str | torch.device = "cpu",
-    save_verts: bool = False,
-    save_inference_pkl: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    width: int = DatasetConfig.WIDTH,
-    height: int = DatasetConfig.HEIGHT,
-    use_crop_cache: bool = True,
-    model: torch.nn.Module | None = None,
-    model_label: str | None = None,
-    precision: str = "fp32",
-) -> dict[str, Any]:
-    """Evaluate a checkpoint on one dataset split and write ``metrics.json``, ``per_sequence.csv``,
-    ``predictions.npz`` (and ``inference.pkl`` when asked) into ``out_dir``. Returns the metrics record.
-
-    ``config`` is a resolved :class:`maed.config.Config` describing the architecture (the authors'
-    checkpoint carries none). ``split`` defaults to the dataset's evaluation split (``maed.data.registry``:
-    3DPW test, MPI-INF-3DHP val, Human3.6M test, synth test). ``model``: a model to evaluate instead of loading
-    ``checkpoint`` (the mean-pose baseline, ``maed.eval.baseline``); ``checkpoint`` then names the file its
-    parameters come from, which identifies the run, and ``model_label`` says what it is in ``metrics.json``.
-    Every check that can fail (output directory, options, database, checkpoint, an output directory holding
-    another evaluation, body model) runs before the first prediction; temporary files a killed run left in
-    ``out_dir`` are removed; outputs are written atomically at the end, with ``metrics.json`` last.
-    """
-    from maed.data.crop_cache import CropCache, default_crop_cache_dir
-    from maed.data.loaders import build_eval_loader, check_database_file, eval_pose_layout
-    from maed.models import load_model
-    from maed.models.fast import resolve_precision
-    from maed.utils.io import check_output_dir, remove_stale_temporaries, scratch_path
-
-    out_dir = check_output_dir(out_dir, option="--out")
-    protocols = protocols_for(protocol)
-    info = eval_dataset_info(dataset)  # an unknown dataset fails here, before anything else
-    split = info.eval_split if split is None else split
-    check_frame_step(sample_pool, seqlen, frame_step)
-    resolve_precision(precision, device)  # a bad --precision fails here
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size / EVAL.BATCH_SIZE {batch_size}: expected an integer >= 1 (windows per batch)")
-    if num_workers < 0:
-        raise ConfigError(f"--num-workers / NUM_WORKERS {num_workers}: expected an integer >= 0")
-    if not Path(checkpoint).is_file():
-        from maed.models.checkpoint import read_checkpoint
-
-        read_checkpoint(checkpoint)  # raises the AssetError that says where the checkpoint comes from
-    db_path = check_database_file(db_dir, dataset, split)
-    crop_cache = default_crop_cache_dir(db_path) if use_crop_cache else None
-    signature = run_signature(
-        checkpoint=checkpoint,
-        database=db_path,
-        dataset=dataset,
-        split=split,
-        data_root=data_root,
-        body_model_dir=body_model_dir,
-        crop_cache=crop_cache if CropCache.is_complete(crop_cache) else None,
-        protocol=protocol,
-        frame_step=frame_step,
-        model_config=config.to_dict()["MODEL"],
-        inputs={"seqlen": seqlen, "sample_pool": sample_pool, "width": width, "height": height, "precision": precision},
-    )
-    check_previous_run(out_dir, signature, overwrite=overwrite)
-
-    if model is None:
-        model = load_model(checkpoint, body_model_dir=body_model_dir, config=config, device=device, precision=precision)
-    J_regressor, gt_body = evaluation_bodies(
-        model.body_model, dataset, body_model_dir=body_model_dir, device=device, what=f"{dataset} evaluation"
-    )
-
-    loader = build_eval_loader(
-        dataset,
-        split,
-        db_dir=db_dir,
-        dataset_root=data_root,
-        sample_pool=sample_pool,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        valid_mode="original",
-        pin_memory=str(device).startswith("cuda"),
-        width=width,
-        height=height,
-        use_crop_cache=use_crop_cache,
-        pose_layout=eval_pose_layout(config, dataset),
-    )
-    evaluator = Evaluator(
-        model,
-        dataset=dataset,
-        protocols=protocols,
-        J_regressor=J_regressor,
-        gt_body_model=gt_body,
-        seqlen=seqlen,
-        frame_step=frame_step,
-        device=device,
-        progress=progress,
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)  # of a killed run (its vertex scratch file can be large)
-    need_verts = save_verts or save_inference_pkl
-    with scratch_path(out_dir / PREDICTIONS_FILE) if need_verts else contextlib.nullcontext() as verts_tmp:
-        result = evaluator.run(loader, vertices_file=verts_tmp)
-        primary = result.protocols[protocols[0]]
-        strict_mask = None
-        if "strict" in result.protocols and protocols[0] != "strict":
-            strict_mask = np.isin(primary.frames, result.protocols["strict"].frames)
-        write_predictions(out_dir / PREDICTIONS_FILE, result, primary.frames, save_verts, strict_mask)
-        write_sequence_csv(out_dir / SEQUENCE_FILE, result)
-        if save_inference_pkl:
-            write_inference_pkl(out_dir / INFERENCE_PKL, result, primary)
-        record = metrics_record(
-            result, dataset=dataset, split=split, checkpoint=model_label or str(checkpoint), signature=signature
-        )
-        write_metrics(out_dir / METRICS_FILE, record)
-    return record

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from maed.body.geometry import similarity_procrustes
+
 M2MM = 1000.0
 PELVIS_JOINTS = (2, 3)  # right and left hip of the LSP order
 METRIC_KEYS = ("mpjpe", "pa-mpjpe", "pve", "accel", "accel_err")
@@ -77,8 +79,6 @@ def align_joints(pred_joints, gt_joints, vis=None) -> tuple[np.ndarray, np.ndarr
 
 def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Each frame of ``pred`` (N x K x 3) aligned onto ``gt`` by the best similarity transform."""
-    from maed.body.geometry import similarity_procrustes
-
     if len(pred) == 0:
         return pred.copy()
     return similarity_procrustes(torch.from_numpy(pred), torch.from_numpy(gt)).numpy()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from maed.errors import OutputError
-from maed.utils.io import atomic_path, file_sha256
+from maed.utils.io import atomic_joblib_dump, atomic_path, atomic_write_text, file_sha256
 
 if TYPE_CHECKING:
     from maed.eval.evaluator import EvalResult, ProtocolResult
@@ -139,8 +139,6 @@ def write_predictions(
 def write_inference_pkl(path: Path, result: EvalResult, primary: ProtocolResult) -> None:
     """The original's ``inference.pkl`` (joblib): pred_theta, pred_verts, paths, bboxes, and per-frame
     mpjpe, pa_mpjpe (N) and accel (the acceleration *error*, N - 2), in metres as the original."""
-    from maed.utils.io import atomic_joblib_dump
-
     frames = primary.frames
     if result.vertices_file is not None and result.num_vertices:
         src = np.memmap(result.vertices_file, dtype=np.float32, mode="r").reshape(-1, result.num_vertices, 3)
@@ -222,6 +220,4 @@ def format_table(record: dict) -> str:
 
 def write_metrics(path: Path, record: dict) -> None:
     """``metrics.json``: the record of :func:`metrics_record` (no NaN: JSON has none)."""
-    from maed.utils.io import atomic_write_text
-
     atomic_write_text(path, json.dumps(record, indent=2, allow_nan=False) + "\n")

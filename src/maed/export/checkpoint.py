@@ -27,7 +27,14 @@ from typing import Any
 
 import torch
 
+from maed.config import load_config
+from maed.data.loaders import database_path
 from maed.errors import CheckpointError, ConfigError, MaedError
+from maed.eval.outputs import file_sha256
+from maed.models import build_model
+from maed.models.checkpoint import PROJECT_FORMAT, extract_state_dict, load_checkpoint, read_checkpoint
+from maed.paths import resolve_paths
+from maed.utils.io import atomic_torch_save, check_output_file
 
 #: the keys of a shipped checkpoint besides the weights
 EXPORT_VERSION = 1
@@ -49,18 +56,12 @@ def _weights(state: dict[str, torch.Tensor], parameters: set[str], dtype: torch.
 
 
 def _sha256(path: Path) -> str | None:
-    from maed.eval.outputs import file_sha256
-
     return file_sha256(path) if path.is_file() else None
 
 
 def training_data(config: dict[str, Any]) -> dict[str, Any]:
     """What the run trained and validated on, from its config: datasets per stream, the database files
     (path and SHA-256 when still present) and, for ``maed synth`` data, the generator's arguments."""
-    from maed.config import load_config
-    from maed.data.loaders import database_path
-    from maed.paths import resolve_paths
-
     cfg = load_config(config)
     paths = resolve_paths(cfg.PATHS)
     train = cfg.TRAIN
@@ -106,10 +107,6 @@ def compare_outputs(reference: torch.nn.Module, exported: torch.nn.Module, image
 def plain_model(ckpt: dict[str, Any], *, body_model_dir=None, body_model=None) -> torch.nn.Module:
     """The float32 model of a project checkpoint dict, in eval mode, as built for training: the comparison of
     two weight precisions must not depend on how ``load_model`` sets a model up for fast inference."""
-    from maed.config import load_config
-    from maed.models import build_model
-    from maed.models.checkpoint import load_checkpoint
-
     cfg = load_config(ckpt["config"])
     cfg.MODEL.ENCODER.INIT_WEIGHTS = ""  # the checkpoint provides every weight
     model = build_model(cfg, body_model=body_model, body_model_dir=body_model_dir)
@@ -121,8 +118,6 @@ def probe_clip(config: dict[str, Any], seed: int = 0) -> torch.Tensor:
     """A random clip in the model's input layout, to compare two versions of a model on: 1 x T x 3 x S x S
     crops, or for the keypoints encoder 1 x T x K x C landmarks (T = the evaluation clip length, within the
     temporal embedding)."""
-    from maed.config import load_config
-
     cfg = load_config(config)
     enc = cfg.MODEL.ENCODER
     T = min(cfg.EVAL.SEQLEN, enc.MAX_SEQLEN)
@@ -155,9 +150,6 @@ def export_checkpoint(
     line. The exported model must reproduce ``source``'s vertices within ``tolerance_mm`` on a probe clip
     (:class:`ExportError` otherwise, and nothing is written).
     """
-    from maed.models.checkpoint import PROJECT_FORMAT, extract_state_dict, read_checkpoint
-    from maed.utils.io import atomic_torch_save, check_output_file
-
     if dtype not in DTYPE_CHOICES:
         raise ConfigError(f"--dtype {dtype}: expected one of {', '.join(DTYPE_CHOICES)}")
     source, out = Path(source), Path(out)

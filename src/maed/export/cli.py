@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from maed.errors import ConfigError, OutputError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -54,9 +56,13 @@ def register_onnx(formats: argparse._SubParsersAction) -> None:
 def run_onnx(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from maed.errors import ConfigError, OutputError
-    from maed.export.onnx import ExportError, compare_with_pytorch, example_clip, export_onnx
-    from maed.models import load_model
+    from maed.export.onnx import (  # start-up: torch (~2 s) stays out of `maed --help`
+        ExportError,
+        compare_with_pytorch,
+        example_clip,
+        export_onnx,
+    )
+    from maed.models import load_model  # start-up: torch (~2 s) stays out of `maed --help`
 
     out = Path(args.out)
     if out.is_dir():
@@ -131,7 +137,7 @@ def run_checkpoint(args: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 
-    from maed.export.checkpoint import export_checkpoint
+    from maed.export.checkpoint import export_checkpoint  # start-up: torch (~2 s) stays out of `maed --help`
 
     provenance = export_checkpoint(
         args.source,

@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from maed.body.geometry import rotmat_to_quaternion
 from maed.errors import DataError, MaedError
 from maed.export.rig import Rig, animation_tracks, as_array, output_path
 from maed.utils.io import atomic_write_bytes
@@ -183,8 +184,6 @@ def _continuous_quaternions(rotmats: np.ndarray) -> np.ndarray:
     """T x J x 3 x 3 rotations -> T x J x 4 unit quaternions (x, y, z, w, glTF's order), each joint's sign
     chosen so consecutive keys are in the same hemisphere (LINEAR interpolation then takes the short way)."""
     import torch
-
-    from maed.body.geometry import rotmat_to_quaternion
 
     q = rotmat_to_quaternion(torch.from_numpy(rotmats)).numpy()  # (T, J, 4) as w, x, y, z
     flips = np.ones(q.shape[:2])

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from maed.errors import ConfigError, MaedError
+from maed.utils.io import atomic_path
 
 OUTPUT_NAMES = ("theta", "kp_3d", "kp_2d", "verts")
 #: the graph's input is named after what the model takes (``MAED.input_kind``)
@@ -176,8 +177,6 @@ def export_onnx(
     ``example_shape`` is the (N, T) of the clip traced; N and T stay dynamic in the graph (see the module
     docstring for their ranges). Returns the written path.
     """
-    from maed.utils.io import atomic_path
-
     _check_plain_float32(model)
     model = model.eval()
     encoder = model.encoder

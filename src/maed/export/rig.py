@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.body.geometry import axis_angle_to_rotmat
+from maed.body.joints import SMPL_JOINT_NAMES
 from maed.errors import ConfigError, DataError, MaedError, OutputError
 
 FILE_FRAMES = ("camera", "model")
@@ -220,8 +222,6 @@ def _smpl_rig(body_model, betas: np.ndarray) -> Rig:
     import torch
     from smplx.lbs import blend_shapes, vertices2joints
 
-    from maed.body.joints import SMPL_JOINT_NAMES
-
     layer = body_model.layer
     b = torch.as_tensor(betas, dtype=layer.shapedirs.dtype, device=layer.shapedirs.device)
     v_shaped = layer.v_template + blend_shapes(b, layer.shapedirs)  # (1, V, 3)
@@ -280,8 +280,6 @@ def _check_against(rig: Rig, body_model, betas: np.ndarray) -> None:
     """The rig's joints must follow the body model on a pose that bends every joint (guards the pose convention
     against a change in the body-model package)."""
     import torch
-
-    from maed.body.geometry import axis_angle_to_rotmat
 
     J = rig.num_joints
     angles = 0.35 * np.stack([np.sin(np.arange(J) + k) for k in range(3)], axis=1)  # (J, 3) radians, all distinct

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from maed.errors import AssetError, CheckpointError
+from maed.models.ste import SpatioTemporalEncoder, timm_hybrid_filter
 
 PROJECT_FORMAT = "maed"
 
@@ -232,8 +233,6 @@ def init_encoder_weights(encoder: nn.Module, path: str | os.PathLike, num_blocks
     initialisation and are listed in the report's ``missing``; any other missing key, any unexpected key
     and any shape mismatch raise ``CheckpointError`` with the key report, before anything is loaded.
     """
-    from maed.models.ste import SpatioTemporalEncoder, timm_hybrid_filter
-
     path = Path(path)
     if not path.is_file():
         raise AssetError(f"--init-weights: {path} not found (a local timm/torchvision ImageNet weights file)")

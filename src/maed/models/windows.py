@@ -9,23 +9,12 @@ demo with its own boxes gives the evaluation's numbers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from maed.config import EvalConfig, frame_step_problem
-from maed.errors import ConfigError
-
-
-def check_frame_step(sample_pool: int, seqlen: int, frame_step: int) -> int:
-    """Frames left in a window after keeping every ``frame_step``-th one; must be a multiple of ``seqlen``
-    (the schema's rule for ``EVAL.INTERPOLATION``, ``maed.config.frame_step_problem``, here for ``--frame-step``)."""
-    problem = frame_step_problem(sample_pool, seqlen, frame_step)
-    if problem:
-        raise ConfigError(f"EVAL.INTERPOLATION / --frame-step {problem}")
-    return math.ceil(sample_pool / frame_step)
+from maed.config import EvalConfig, check_frame_step
 
 
 def interpolate_frames(seq: np.ndarray, orig_len: int) -> np.ndarray:

@@ -375,7 +375,7 @@ def read_torchvision_state(path: Path) -> dict:
     """A torchvision detector's state dict from a ``.pth`` (plain, or under 'model' as the reference
     training scripts save it), read without running code. Raises CheckpointError naming ``--detector-weights``
     for a damaged file or one that holds something else."""
-    from maed.models.checkpoint import read_checkpoint
+    from maed.models.checkpoint import read_checkpoint  # start-up: torch (~2 s) stays out of `maed --help`
 
     try:
         state = read_checkpoint(path)

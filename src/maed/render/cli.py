@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from maed.config import load_config
+from maed.errors import ConfigError
+from maed.paths import resolve_paths
+from maed.render.predictions import load_predictions, render_predictions
+
 EPILOG = """\
 example:
   maed eval --checkpoint model_best.pth.tar --config configs/config_stage2.yaml \\
@@ -74,13 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from maed.config import load_config
-    from maed.paths import resolve_paths
-    from maed.render.predictions import load_predictions, render_predictions
-
     if args.viewer and args.format != "mp4":
-        from maed.errors import ConfigError
-
         raise ConfigError("--viewer shows the videos beside the bodies: it needs --format mp4 (the default)")
     cfg = load_config(args.config) if args.config is not None else None
     paths = resolve_paths((cfg or load_config()).PATHS)

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from maed.render.gl import install_hint
 from maed.render.projection import pixel_region, project_to_pixels, rotate_about_vertical
+from maed.render.raster import draw_mesh
+from maed.render.scene import GLPersonRenderer
 
 BACKENDS = ("auto", "gl", "opencv")
 #: window margin around a person's projected vertices (pixels), and the size step of GL windows
@@ -123,15 +126,11 @@ class OverlayRenderer:
 
     # ------------------------------------------------------------------------------------------ GL
     def _start_gl(self) -> None:
-        from maed.render.scene import GLPersonRenderer
-
         self._gl = GLPersonRenderer(
             self.faces, self.num_vertices, width=self.width, height=self.height, antialias=self.antialias
         )
 
     def _fall_back(self, error: BaseException) -> None:
-        from maed.render.gl import install_hint
-
         hint = install_hint()
         message = f"{type(error).__name__}: {error}"
         if hint not in message:
@@ -192,7 +191,6 @@ class OverlayRenderer:
             region = pixel_region(pixels, *size, margin=REGION_MARGIN)
             if region is None:
                 continue
-            from maed.render.raster import draw_mesh
 
             x0, y0, w, h = region
             rgb = np.zeros((h, w, 3), dtype=np.uint8)

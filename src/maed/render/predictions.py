@@ -23,8 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from maed.body.anny_joints import ANNY_RIGS
-from maed.body.joints import pose_layout
+from maed.body.layout import pose_layout
+from maed.data.database import find_image_prefix, image_path
 from maed.errors import ConfigError, DataError, OutputError
+from maed.render.overlay import OverlayRenderer, PersonDraw, track_color
+from maed.render.projection import full_image_cameras
+from maed.render.video import VideoWriter
+from maed.utils.io import atomic_write_bytes, check_output_dir, remove_stale_temporaries
 
 PREDICTIONS_FILE = "predictions.npz"
 METRICS_FILE = "metrics.json"
@@ -182,8 +187,6 @@ def _natural_key(text: str):
 def group_videos(pred: EvalPredictions, root: str | os.PathLike | None) -> list[Video]:
     """Resolve every frame under ``root`` (as the loaders do; paths as stored without a root) and group the
     rows into videos by folder. A frame that is not found is a :class:`DataError`."""
-    from maed.data.database import find_image_prefix, image_path
-
     unique, inverse = np.unique(pred.paths, return_inverse=True)
     if root is not None:
         if not Path(root).is_dir():
@@ -273,7 +276,7 @@ def vertex_source(pred: EvalPredictions, body) -> Callable[[np.ndarray], np.ndar
 
     import torch
 
-    from maed.body.geometry import axis_angle_to_rotmat
+    from maed.body.geometry import axis_angle_to_rotmat  # start-up: torch (~2 s) stays out of `maed --help`
 
     J, S = body.num_joints, body.num_betas
     if pred.theta.shape[1] != 3 + 3 * J + S:
@@ -308,8 +311,6 @@ def read_frame(path: str) -> np.ndarray:
 
 def write_png(path: Path, image: np.ndarray) -> None:
     import cv2
-
-    from maed.utils.io import atomic_write_bytes
 
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
@@ -354,10 +355,7 @@ def render_predictions(
     runs before drawing."""
     from tqdm import tqdm
 
-    from maed.body import build_body_model
-    from maed.render.overlay import OverlayRenderer, PersonDraw, track_color
-    from maed.render.projection import full_image_cameras
-    from maed.utils.io import check_output_dir, remove_stale_temporaries
+    from maed.body import build_body_model  # start-up: torch (~2 s) stays out of `maed --help`
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt}: expected one of {FORMATS}")
@@ -395,8 +393,6 @@ def render_predictions(
             people_ids = person_indices(frames, pred)
             writers = {}
             if fmt == "mp4":
-                from maed.render.video import VideoWriter
-
                 writers = {view: VideoWriter(t, fps=fps, width=width, height=height) for view, t in targets.items()}
             try:
                 bar = tqdm(frames, desc=video.name, unit="frame", disable=not progress, leave=False)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from maed.data.bbox import BASE_SCALE
+
 #: the mesh rotation of the original renderer: 180 degrees about x, from the model frame (y down, z away)
 #: to OpenGL's eye frame (y up, z towards the viewer)
 MODEL_TO_EYE = np.diag([1.0, -1.0, -1.0]).astype(np.float32)
@@ -102,11 +104,10 @@ def full_image_cameras(crop_cam, boxes, width: int, height: int, *, scale: float
 
     crop_cam: N x 3 (s, tx, ty) of the 224 crop; boxes: N x 4 (cx, cy, w, h) pixels as stored in the
     database. The evaluation crop is the box scaled by ``scale`` (default
-    ``maed.data.transforms.BASE_SCALE`` = 1.3, see ``crop_affine``) and stretched to a square, so x uses
+    ``maed.data.bbox.BASE_SCALE`` = 1.3, see ``crop_affine``) and stretched to a square, so x uses
     the scaled width and y the scaled height (the two agree for the square boxes of the datasets).
     """
-    from maed.body.geometry import convert_crop_cam_to_orig_img
-    from maed.data.transforms import BASE_SCALE
+    from maed.body.geometry import convert_crop_cam_to_orig_img  # start-up: torch (~2 s) stays out of `maed --help`
 
     scale = BASE_SCALE if scale is None else float(scale)
     crop_cam = np.asarray(crop_cam, dtype=np.float64).reshape(-1, 3)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from maed.render.gl import import_pyrender, offscreen_renderer
 from maed.render.projection import MODEL_TO_EYE, projection_matrix
 from maed.render.shading import AMBIENT, DEFAULT_COLOR, LIGHT_INTENSITY, LIGHT_POSITIONS, VertexNormals
 
@@ -26,8 +27,6 @@ class GLPersonRenderer:
     def __init__(
         self, faces: np.ndarray, num_vertices: int, *, width: int = 64, height: int = 64, antialias: bool = False
     ):
-        from maed.render.gl import import_pyrender, offscreen_renderer
-
         self._pyrender = pyrender = import_pyrender()
         self.faces = np.ascontiguousarray(faces, dtype=np.int64)
         self.num_vertices = int(num_vertices)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from maed.errors import MaedError
+from maed.utils.io import atomic_path
 
 #: container formats by file extension
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -55,8 +56,6 @@ class VideoWriter:
         crf: int = 20,
         preset: str = "veryfast",
     ):
-        from maed.utils.io import atomic_path
-
         av = import_av()
         self.path = Path(path)
         container = CONTAINERS.get(self.path.suffix.lower())

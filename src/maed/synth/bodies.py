@@ -30,7 +30,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from maed.body.joints import JOINT_IDS, JOINT_NAMES, PoseLayout, pose_layout
+from maed.body import build_body_model
+from maed.body.joints import JOINT_IDS, JOINT_NAMES
+from maed.body.layout import PoseLayout, pose_layout
 from maed.synth.appearance import vertex_parts
 from maed.synth.limits import limits_table
 from maed.synth.motion import bone_frames
@@ -95,8 +97,6 @@ class BodyKit:
 def build_kit(body_model: str = "anny", rig: str = "", body_model_dir: str | os.PathLike | None = None) -> BodyKit:
     """Build the body model and derive the generator's data (one to two minutes the first time a rig is
     built; anny caches it on disk). Kept for the next run in the same process; nothing in it changes."""
-    from maed.body import build_body_model
-
     layout = pose_layout(body_model, rig)
     body = build_body_model(layout.body_model, model_dir=body_model_dir, rig=rig).eval()
     J = layout.num_joints

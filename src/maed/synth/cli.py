@@ -65,7 +65,7 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from maed.synth.generator import generate
+    from maed.synth.generator import generate  # start-up: torch (~2 s) stays out of `maed --help`
 
     if args.body_model == "smpl" and args.rig:
         raise ConfigError(f"--rig {args.rig}: SMPL has one rig; --rig is for Anny")

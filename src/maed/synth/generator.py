@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -34,8 +35,20 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.body import build_body_model
+from maed.body.anny_joints import ANNY_MISSING_JOINTS, ANNY_PHENOTYPES
+from maed.body.joints import JOINT_NAMES
+from maed.body.layout import pose_layout
+from maed.data.crop_cache import build_crop_cache, default_crop_cache_dir
+from maed.data.database import checksum_path, concat_databases, load_database, save_database
 from maed.errors import ConfigError, MaedError, OutputError
+from maed.render.gl import offscreen_renderer
+from maed.synth.backgrounds import FLOOR_SOURCES, PATTERNS, PHOTOS
+from maed.synth.bodies import HELD_OUT_PHENOTYPES, TRAIN_PHENOTYPES, build_kit
+from maed.synth.preview import contact_sheet
+from maed.synth.render import FrameRenderer
 from maed.synth.sequence import FIELDS, Settings, load_rows, render_sequence, save_rows, sequence_name
+from maed.synth.video import ground_truth_path, write_ground_truth, write_sequence_video
 from maed.utils.io import (
     atomic_path,
     atomic_write_text,
@@ -154,8 +167,6 @@ def check_arguments(spec: RunSpec, workers: int) -> None:
 # ---------------------------------------------------------------------------------------- out folder
 def _owned_paths(out: Path) -> list[Path]:
     """What a run writes into ``out`` (removed by --force)."""
-    from maed.data.database import checksum_path
-
     return [
         out / RUN_FILE,
         out / SIDECAR,
@@ -241,11 +252,28 @@ def _render_one(kit, renderer, spec: RunSpec, out: Path, index: int, split: str)
 _WORKER: dict = {}
 
 
-def _worker_init(spec: RunSpec, body_model_dir, out: Path) -> None:
-    import torch
+@contextlib.contextmanager
+def _sigint_held():
+    """Hold back SIGINT (Ctrl-C) while worker processes start: they inherit the blocked signal, so one that
+    arrives while they import numpy and torch prints no traceback there; this process gets it when the
+    block ends, and the command stops with one line."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
-    from maed.synth.bodies import build_kit
-    from maed.synth.render import FrameRenderer
+
+def _worker_init(spec: RunSpec, body_model_dir, out: Path) -> None:
+    # Ctrl-C ends a worker silently (the parent reports it once); a SIGINT held back while it started
+    # (_sigint_held) is delivered here
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    import torch
 
     torch.set_num_threads(1)
     kit = build_kit(spec.body_model, spec.rig, body_model_dir)
@@ -260,16 +288,11 @@ def _worker_render(index: int, split: str) -> int:
 
 def check_rendering() -> None:
     """Fail fast, with the missing system packages named, when no headless OpenGL context can be made."""
-    from maed.render.gl import offscreen_renderer
-
     offscreen_renderer(16, 16).delete()
 
 
 def _render_all(spec: RunSpec, out: Path, todo: list[int], splits: list[str], workers: int, body_model_dir, bar):
     if workers == 1 or len(todo) <= 1:
-        from maed.synth.bodies import build_kit
-        from maed.synth.render import FrameRenderer
-
         with _torch_threads(1):
             kit = build_kit(spec.body_model, spec.rig, body_model_dir)
             renderer = FrameRenderer(spec.width, spec.height, kit.faces, kit.num_vertices)
@@ -288,7 +311,8 @@ def _render_all(spec: RunSpec, out: Path, todo: list[int], splits: list[str], wo
         initargs=(spec, body_model_dir, out),
     )
     try:
-        futures = [pool.submit(_worker_render, index, splits[index]) for index in todo]
+        with _sigint_held():  # the first submit starts the workers
+            futures = [pool.submit(_worker_render, index, splits[index]) for index in todo]
         for future in as_completed(futures):
             future.result()
             bar.update(1)
@@ -304,8 +328,6 @@ def _render_all(spec: RunSpec, out: Path, todo: list[int], splits: list[str], wo
 # ------------------------------------------------------------------------------------------ assembly
 def assemble(out: Path, spec: RunSpec, splits: list[str]) -> tuple[dict[str, Path], list[dict], dict[str, int]]:
     """Write the split databases from the finished sequences (atomically). Returns (paths, metas, counts)."""
-    from maed.data.database import concat_databases, save_database
-
     parts: dict[str, list] = {s: [] for s in SPLITS}
     metas = []
     for index in range(spec.sequences):
@@ -330,9 +352,6 @@ def write_preview(out: Path, database: Path, frames: int = 8) -> Path:
     sequences) with every person's 2D joints and box drawn."""
     import cv2
 
-    from maed.data.database import load_database
-    from maed.synth.preview import contact_sheet
-
     db = load_database(database)
     names = list(dict.fromkeys(str(n) for n in db["img_name"]))
     sequences = list(dict.fromkeys(n.rsplit("/", 1)[0] for n in names))
@@ -350,10 +369,6 @@ def write_preview(out: Path, database: Path, frames: int = 8) -> Path:
 
 def sidecar(spec: RunSpec, splits: list[str], metas: list[dict], counts: dict, kit_info: dict) -> dict:
     """The metadata that is not per row (see the module docstring)."""
-    from maed.body.joints import JOINT_NAMES
-    from maed.synth.backgrounds import FLOOR_SOURCES, PATTERNS, PHOTOS
-    from maed.synth.bodies import HELD_OUT_PHENOTYPES, TRAIN_PHENOTYPES
-
     return {
         "dataset": DATASET,
         "version": SYNTH_VERSION,
@@ -406,8 +421,6 @@ def json_lines(info: dict) -> str:
 
 
 def _crop_caches(out: Path, paths: dict[str, Path], size: int, workers: int, progress: bool) -> dict[str, Path]:
-    from maed.data.crop_cache import build_crop_cache, default_crop_cache_dir
-
     return {
         split: build_crop_cache(
             path,
@@ -426,8 +439,6 @@ def _videos(out: Path, spec: RunSpec, progress: bool) -> dict[str, Path]:
     and annotations). Returns {sequence name: video path}."""
     from tqdm import tqdm
 
-    from maed.synth.video import ground_truth_path, write_ground_truth, write_sequence_video
-
     folder = out / VIDEO_DIR
     done = {}
     for index in tqdm(range(spec.sequences), desc="videos", unit="seq", disable=not progress):
@@ -445,14 +456,9 @@ def _videos(out: Path, spec: RunSpec, progress: bool) -> dict[str, Path]:
 
 def _kit_info(spec: RunSpec) -> dict:
     """Pose layout, shape labels and joint mask of the run's body model, from tables."""
-    from maed.body.joints import pose_layout
-
     layout = pose_layout(spec.body_model, spec.rig)
     info = {"pose_joints": list(layout.joint_names), "num_betas": layout.num_betas}
     if spec.body_model == "anny":
-        from maed.body.anny_joints import ANNY_MISSING_JOINTS, ANNY_PHENOTYPES
-        from maed.body.joints import JOINT_NAMES
-
         info["shape_labels"] = list(ANNY_PHENOTYPES)
         info["joint_mask"] = [n not in ANNY_MISSING_JOINTS for n in JOINT_NAMES]
     else:
@@ -495,8 +501,6 @@ def generate(
     """
     from tqdm import tqdm
 
-    from maed.body.joints import pose_layout
-
     start = time.perf_counter()
     workers = default_workers() if workers is None else int(workers)
     body_model = str(body_model).lower()
@@ -517,8 +521,6 @@ def generate(
     out = check_output_dir(out, option="--out")
     check_rendering()
     if spec.body_model == "smpl":  # the user's files: say what is missing before writing anything
-        from maed.body import build_body_model
-
         build_body_model("smpl", model_dir=body_model_dir)
     prepare_out(out, spec, force)
     splits = split_sequences(spec.sequences, spec.seed)

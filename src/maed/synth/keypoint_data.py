@@ -312,7 +312,7 @@ class KeypointClips(torch.utils.data.Dataset):
 
     @property
     def pose_layout(self):
-        from maed.body.joints import pose_layout
+        from maed.body.layout import pose_layout
 
         return pose_layout(self.bank.spec.body_model, self.bank.spec.rig)
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from maed.render.gl import import_pyrender, offscreen_renderer
+
 #: OpenCV camera axes (x right, y down, z forward) -> OpenGL camera axes (x right, y up, z backward)
 GL_FROM_CV = np.diag([1.0, -1.0, -1.0])
 MAX_PEOPLE = 3
@@ -152,8 +154,6 @@ class FrameRenderer:
     """
 
     def __init__(self, width: int, height: int, faces: np.ndarray, num_vertices: int):
-        from maed.render.gl import import_pyrender, offscreen_renderer
-
         self.pyrender = import_pyrender()
         self.width, self.height = int(width), int(height)
         self.renderer = offscreen_renderer(self.width, self.height)

@@ -35,7 +35,7 @@ from maed.synth.backgrounds import SPLIT_POOL, available_sources, source_image
 from maed.synth.bodies import BodyKit
 from maed.synth.motion import MOTION_STYLES, person_motion
 from maed.synth.render import MAX_PEOPLE, Z_NEAR, FrameRenderer, Look
-from maed.utils.io import atomic_write_bytes
+from maed.utils.io import atomic_path, atomic_write_bytes
 
 BOX_MARGIN = 1.1
 MIN_VALID_JOINTS = 7
@@ -398,8 +398,6 @@ FLOAT_FIELDS = ("joints2D", "joints3D", "pose", "shape", "bbox", "trans", "intri
 
 def save_rows(path: Path, rows: dict[str, np.ndarray], meta: dict) -> None:
     """A sequence's annotations as one ``.npz`` (written atomically: its presence marks the sequence done)."""
-    from maed.utils.io import atomic_path
-
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)), **rows)
 

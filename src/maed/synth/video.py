@@ -27,6 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.body.joints import JOINT_NAMES
+from maed.render.video import VideoWriter
+from maed.synth.sequence import frame_name
+from maed.utils.io import atomic_path
+
 PER_PERSON = ("bbox", "joints2D", "joints3D", "pose", "shape", "trans", "valid")
 
 
@@ -40,8 +45,6 @@ def ground_truth_arrays(rows: dict[str, np.ndarray], *, fps: float, size: tuple[
     """One sequence's annotation rows (every person's T rows, consecutive, as ``maed.synth.sequence`` writes
     them) as the arrays listed in the module docstring. ``kit``: the run's ``pose_joints`` (bone names),
     ``body_model`` and ``rig``."""
-    from maed.body.joints import JOINT_NAMES
-
     people = list(dict.fromkeys(str(v) for v in rows["vid_name"]))
     first = np.flatnonzero(rows["vid_name"] == people[0])
     out = {
@@ -62,8 +65,6 @@ def ground_truth_arrays(rows: dict[str, np.ndarray], *, fps: float, size: tuple[
 
 def write_ground_truth(path: Path, rows: dict, *, fps: float, size: tuple[int, int], kit: dict) -> None:
     """``seq_XXXX_gt.npz`` (atomically) from a sequence's annotation rows (see :func:`ground_truth_arrays`)."""
-    from maed.utils.io import atomic_path
-
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **ground_truth_arrays(rows, fps=fps, size=size, kit=kit))
 
@@ -72,9 +73,6 @@ def write_sequence_video(path: Path, out: Path, index: int, *, frames: int, fps:
     """``path`` (H.264 at x264's CRF 20, written atomically) from the JPEG frames of sequence ``index`` of the
     run in ``out``. The renders compress well: 120 frames of 640 x 480 take about 0.2-0.3 MB."""
     import cv2
-
-    from maed.render.video import VideoWriter
-    from maed.synth.sequence import frame_name
 
     writer = None
     try:

@@ -25,7 +25,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from maed.utils.io import atomic_path, atomic_torch_save
+from maed.errors import CheckpointError
+from maed.models.checkpoint import (
+    PROJECT_FORMAT,
+    extract_state_dict,
+    key_block,
+    load_state_dict_checked,
+    make_checkpoint,
+    read_checkpoint,
+    strip_module_prefix,
+)
+from maed.train.distributed import barrier, gather_objects
+from maed.train.optim import build_scheduler
+from maed.train.stopping import TrainingError
+from maed.train.streams import mix_seed
+from maed.utils.io import atomic_path, atomic_torch_save, atomic_write_text
 
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.pt"
@@ -108,9 +122,6 @@ def link_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read one of our training checkpoints (no code execution); a clear error for anything else."""
-    from maed.errors import CheckpointError
-    from maed.models.checkpoint import PROJECT_FORMAT, read_checkpoint
-
     ckpt = read_checkpoint(path)
     missing = [k for k in ("model", "optimizer", "scheduler", "step", "epoch", "config") if k not in ckpt]
     if ckpt.get("format") != PROJECT_FORMAT or missing:
@@ -141,8 +152,6 @@ class TransferReport:
         return not self.loaded
 
     def summary(self, limit: int = 8) -> str:
-        from maed.models.checkpoint import key_block
-
         head = (
             f"--pretrained {self.source}: loaded {len(self.loaded)} encoder tensors; "
             f"{len(self.not_in_checkpoint)} encoder tensors keep their initialisation; "
@@ -171,8 +180,6 @@ def load_pretrained_encoder(model: nn.Module, path: str | os.PathLike) -> Transf
     matches nothing (the original's ``cnn`` stage 1 into an ``ste`` stage 2) loads nothing, and the
     report says so (``nothing_loaded``).
     """
-    from maed.models.checkpoint import extract_state_dict, read_checkpoint, strip_module_prefix
-
     ckpt = read_checkpoint(path)
     state, _ = extract_state_dict(ckpt)
     report = TransferReport(source=str(path))
@@ -205,3 +212,90 @@ def load_pretrained_encoder(model: nn.Module, path: str | os.PathLike) -> Transf
         model.load_state_dict(to_load, strict=False)
     report.loaded = sorted(to_load)
     return report
+
+
+# ------------------------------------------------------------------------------------------ trainer state
+def _all_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+class CheckpointedTraining:
+    """Mixed into the :class:`~maed.train.engine.Trainer`: its state as a checkpoint (:meth:`state_dict`),
+    restored from one (:meth:`load_state_dict`), and written into ``<run dir>/checkpoints`` at step
+    boundaries (:meth:`save`: ``last.pt``, ``epoch_XXXX.pt``, ``best.pt`` and ``best.txt``).
+
+    It reads and restores the trainer's ``model``, ``optimizer``, ``scheduler``, ``settings``, ``env``,
+    ``config``, ``seed``, ``epoch``, ``step``, ``iters_per_epoch``, ``best_metric``, ``best_epoch``,
+    ``last_metrics``, ``run_dir``, ``ckpt_dir``, ``log`` and ``_saved_step``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint of the current step boundary (collective: every rank must call it)."""
+        rngs = gather_objects(rng_state(self.env.device), self.env)
+        return make_checkpoint(
+            self.model,
+            self.config,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            epoch=self.epoch,
+            step=self.step,
+            iters_per_epoch=self.iters_per_epoch,
+            best_metric=self.best_metric,
+            best_epoch=self.best_epoch,
+            metrics=self.last_metrics,
+            performance=self.best_metric,  # the authors' key, for tools that read it
+            seed=self.seed,
+            world_size=self.env.world_size,
+            rng=rngs,
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> list[str]:
+        """Restore a checkpoint from :meth:`state_dict`; returns warnings about what cannot be bit-exact."""
+        notes = []
+        load_state_dict_checked(self.model, state["model"], source="resume checkpoint")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.best_metric, self.best_epoch = state.get("best_metric"), state.get("best_epoch")
+        self.last_metrics = state.get("metrics") or {}
+        if state.get("iters_per_epoch") not in (None, self.iters_per_epoch):
+            notes.append(
+                f"iterations per epoch changed ({state['iters_per_epoch']} -> {self.iters_per_epoch}: different "
+                "data or batch sizes); epochs are counted from the step"
+            )
+            self.epoch = self.step // self.iters_per_epoch
+        self.scheduler = build_scheduler(self.optimizer, self.settings, epochs_done=self.epoch)
+        self._saved_step = self.step  # the checkpoint just loaded holds this step
+        rngs = state.get("rng") or []
+        if state.get("world_size") == self.env.world_size and len(rngs) == self.env.world_size:
+            set_rng_state(rngs[self.env.rank], self.env.device)
+        else:
+            notes.append(
+                f"world size changed ({state.get('world_size')} -> {self.env.world_size}): the data order and "
+                "random states cannot continue exactly; reseeding"
+            )
+            seed_everything(mix_seed(self.seed, 7, self.env.rank, self.step))
+        return notes
+
+    def save(self, *, validated: bool = False, improved: bool = False) -> Path | None:
+        """Write last.pt (and epoch_XXXX.pt / best.pt) on rank 0. Collective. Refuses non-finite weights,
+        so a saved checkpoint is always a good one."""
+        if not _all_finite(self.model):
+            raise TrainingError(
+                f"non-finite weights at step {self.step}; not saving. The last good checkpoint is kept in "
+                f"{self.ckpt_dir}. Lower TRAIN.OPTIM.LR or set TRAIN.GRAD_CLIP"
+            )
+        state = self.state_dict()
+        path = None
+        if self.env.is_main:
+            last = self.ckpt_dir / LAST
+            if validated:
+                path = save_checkpoint(state, self.ckpt_dir / epoch_checkpoint_name(self.epoch))
+                link_checkpoint(path, last)
+            else:
+                path = save_checkpoint(state, last)
+            if improved:
+                link_checkpoint(path, self.ckpt_dir / BEST)
+                atomic_write_text(self.run_dir / "best.txt", f"{self.best_metric}\n")
+            self.log.event("checkpoint", step=self.step, epoch=self.epoch, path=str(path), best=improved)
+        self._saved_step = self.step
+        barrier(self.env)
+        return path

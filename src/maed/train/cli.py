@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from maed.config import preset_names
+from maed.errors import AssetError, ConfigError
 
 EPILOG = """\
 examples (RUN_DIR: the run directory a run prints when it ends; STAGE1_RUN_DIR: a stage-1 run's):
@@ -96,17 +97,14 @@ def _is_rank0() -> bool:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from maed.errors import ConfigError
-    from maed.train.engine import TrainingStopped
-    from maed.train.run import train
+    from maed.train.run import train  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.train.stopping import TrainingStopped  # start-up: torch (~2 s) stays out of `maed --help`
 
     if args.config is None and args.resume is None:
         raise ConfigError(f"give --config (a YAML file or preset: {', '.join(preset_names())}) or --resume RUN_DIR")
     overrides = list(args.overrides)
     if args.init_weights:
         from pathlib import Path
-
-        from maed.errors import AssetError
 
         if not Path(args.init_weights).is_file():
             raise AssetError(

@@ -5,10 +5,11 @@ and one over the images (T = 1) inside a single module call (so DDP sees one for
 weights the two losses by their frame counts, and takes one optimizer step. Adam with coupled L2
 weight decay and the original's per-epoch ``LambdaLR`` (warm-up, then x0.1 at each milestone).
 
-:class:`Trainer` owns the loop, validation, checkpoints and resumption: ``resume`` continues a run from
-its ``last.pt`` in the same data order with the same RNG states, so an interrupted run ends with the
-same weights as an uninterrupted one (same hardware and world size). Setting up a run (plan, data,
-model, run directory) is ``maed.train.run``.
+:class:`Trainer` owns the loop and the validation at epoch ends; its checkpoint state is
+``maed.train.checkpointing.CheckpointedTraining`` (resuming from ``last.pt`` continues in the same data
+order with the same RNG states, so an interrupted run ends with the same weights as an uninterrupted one on
+the same hardware and world size), its stop signals ``maed.train.stopping``, its settings and optimiser
+``maed.train.optim``. Setting up a run (plan, data, model, run directory) is ``maed.train.run``.
 """
 
 from __future__ import annotations
@@ -17,158 +18,31 @@ import contextlib
 import hashlib
 import math
 import os
-import shlex
-import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from maed.config import Config, OptimConfig, TrainConfig
-from maed.errors import ConfigError, MaedError
+from maed.errors import ConfigError
 from maed.train import checkpointing as ckpt_io
+from maed.train.checkpointing import CheckpointedTraining
 from maed.train.distributed import (
     DistEnv,
     all_reduce_sum,
-    barrier,
     gather_objects,
     wrap_model,
 )
 from maed.train.losses import LOSS_NAMES, MAEDLoss
+from maed.train.optim import TrainSettings, build_optimizer, build_scheduler
 from maed.train.run_log import RunLog
-from maed.train.streams import BatchStream, mix_seed
+from maed.train.stopping import StopSignals, TrainingError, resume_command
+from maed.train.streams import BatchStream
 from maed.train.validation import SELECTION_METRIC
 from maed.utils.device import bf16_autocast_supported
-from maed.utils.io import atomic_write_text
-
-#: exit status of ``maed train`` stopped early by SIGTERM or SIGUSR1 (after saving last.pt): 128 + SIGTERM, what
-#: a shell reports for a process SIGTERM ended, for both signals, since a rank that stopped because another one
-#: got the signal cannot tell which it was
-STOPPED_BY_SIGNAL_EXIT = 128 + signal.SIGTERM
-
-
-class TrainingError(MaedError, RuntimeError):
-    """Training cannot go on (a non-finite loss or weights); the last good checkpoint is kept."""
-
-
-class TrainingStopped(Exception):
-    """Training stopped before its last epoch because a rank received SIGTERM or SIGUSR1 (Slurm preemption
-    or time limit); ``last.pt`` holds the step it reached and ``maed train --resume`` continues it.
-
-    Not a user error: ``maed train`` exits with :data:`STOPPED_BY_SIGNAL_EXIT`, so that a command chained
-    after it (``maed train ... && maed eval ...``) does not run as if training had finished.
-    """
-
-    exit_code = STOPPED_BY_SIGNAL_EXIT
-
-    def __init__(self, run_dir: str | os.PathLike, *, step: int, signal_name: str | None = None):
-        self.run_dir, self.step, self.signal_name = Path(run_dir), int(step), signal_name
-        by = signal_name or "a stop signal"
-        super().__init__(f"stopped by {by} after step {step} (last.pt saved); continue with {resume_command(run_dir)}")
-
-
-def resume_command(run_dir: str | os.PathLike) -> str:
-    """The shell command that continues a run, its directory quoted for any shell (spaces, quotes, ...)."""
-    return f"maed train --resume {shlex.quote(str(run_dir))}"
-
-
-# ------------------------------------------------------------------------------------------ settings
-@dataclass
-class TrainSettings:
-    """The loop's options, translated once from ``TRAIN.*`` and ``SAVE_FREQ`` (see :meth:`from_config`);
-    the defaults are the config schema's, so ``TrainSettings()`` equals ``TrainSettings.from_config(Config())``."""
-
-    end_epoch: int = TrainConfig.END_EPOCH
-    iters_per_epoch: int = TrainConfig.NUM_ITERS_PER_EPOCH  # <= 0: the 3D stream's length, else 2D's, else images'
-    img_use_freq: int = TrainConfig.IMG_USE_FREQ  # an image batch every n-th step
-    save_freq: int = Config.SAVE_FREQ  # epochs between validations (and epoch_XXXX.pt checkpoints)
-    ckpt_freq: int = TrainConfig.CKPT_FREQ  # steps between mid-epoch last.pt checkpoints; 0: epoch ends only
-    log_freq: int = TrainConfig.LOG_FREQ  # steps between log.jsonl / TensorBoard records
-    grad_clip: float = TrainConfig.GRAD_CLIP  # max global gradient norm; 0 disables
-    amp: str = TrainConfig.AMP  # 'none' | 'bf16' (autocast on CUDA and on CPUs with bf16 matrix instructions)
-    optim: str = OptimConfig.OPTIM.lower()  # 'adam' | 'sgd'
-    lr: float = OptimConfig.LR
-    weight_decay: float = OptimConfig.WD
-    momentum: float = OptimConfig.MOMENTUM
-    eps: float = OptimConfig.EPS
-    warmup_epochs: int = OptimConfig.WARMUP_EPOCH
-    warmup_factor: float = OptimConfig.WARMUP_FACTOR
-    milestones: list[int] = field(default_factory=lambda: list(OptimConfig().MILESTONES))
-    start_epoch: int = TrainConfig.START_EPOCH
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> TrainSettings:
-        t, o = cfg.TRAIN, cfg.TRAIN.OPTIM  # values checked by the schema when the config was built
-        return cls(
-            end_epoch=t.END_EPOCH,
-            iters_per_epoch=t.NUM_ITERS_PER_EPOCH,
-            img_use_freq=t.IMG_USE_FREQ,
-            save_freq=cfg.SAVE_FREQ,
-            ckpt_freq=t.CKPT_FREQ,
-            log_freq=max(t.LOG_FREQ, 1),
-            grad_clip=t.GRAD_CLIP,
-            amp=t.AMP.lower(),
-            optim=o.OPTIM.lower(),
-            lr=o.LR,
-            weight_decay=o.WD,
-            momentum=o.MOMENTUM,
-            eps=o.EPS,
-            warmup_epochs=o.WARMUP_EPOCH,
-            warmup_factor=o.WARMUP_FACTOR,
-            milestones=list(o.MILESTONES),
-            start_epoch=t.START_EPOCH,
-        )
-
-
-class LRFactor:
-    """The original's per-epoch LR factor: ``(e + 1) * warmup_factor`` while ``e < warmup_epochs``, then
-    ``0.1 ** (number of milestones <= e)``."""
-
-    def __init__(self, warmup_epochs: int, warmup_factor: float, milestones: list[int]):
-        self.warmup_epochs = int(warmup_epochs)
-        self.warmup_factor = float(warmup_factor)
-        self.milestones = sorted(int(m) for m in milestones)
-
-    def __call__(self, epoch: int) -> float:
-        if epoch < self.warmup_epochs:
-            return (epoch + 1) * self.warmup_factor
-        return 0.1 ** sum(m <= epoch for m in self.milestones)
-
-
-def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    """Adam with coupled L2 (``weight_decay`` added to the gradient, as the original) on every trainable
-    parameter, or SGD with momentum. One parameter group (the original's one-group-per-parameter
-    layout gives the same updates, only slower)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if settings.optim == "sgd":
-        return torch.optim.SGD(
-            params, lr=settings.lr, momentum=settings.momentum
-        )  # the original passed no decay to SGD
-    return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay, eps=settings.eps)
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, settings: TrainSettings, epochs_done: int = 0
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """The per-epoch ``LambdaLR`` of ``settings``, positioned after ``epochs_done`` epochs.
-
-    The schedule is a function of the epoch, so a resumed or restarted run rebuilds it rather than
-    loading a stored one: the settings' learning rate, schedule and weight decay always apply (a resume
-    may lower the learning rate, say), and unchanged settings reproduce the stored values exactly.
-    """
-    for group in optimizer.param_groups:
-        group["initial_lr"] = settings.lr  # the base LR of LambdaLR
-        if settings.optim == "adam":
-            group["weight_decay"] = settings.weight_decay
-            group["eps"] = settings.eps
-    factor = LRFactor(settings.warmup_epochs, settings.warmup_factor, settings.milestones)
-    # last_epoch = epochs_done - 1: the constructor's own step lands on epochs_done and sets each LR
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor, last_epoch=epochs_done - 1)
 
 
 # ------------------------------------------------------------------------------------------ model step
@@ -200,12 +74,8 @@ def param_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _all_finite(model: nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
-
-
 # ------------------------------------------------------------------------------------------ trainer
-class Trainer:
+class Trainer(CheckpointedTraining, StopSignals):
     """Runs epochs of training steps with validation, checkpoints and logging.
 
     Args:
@@ -269,7 +139,7 @@ class Trainer:
         self.last_metrics: dict = {}
         if settings.start_epoch > 0:
             self._jump_to_epoch(settings.start_epoch)
-        self._stop_signal: int | None = None  # this rank's signal
+        self._stop_signal = None  # this rank's SIGTERM / SIGUSR1 (StopSignals)
         self._stop_requested = False  # some rank's signal, agreed on by all ranks at the last step
         self._saved_step: int | None = None
 
@@ -302,83 +172,6 @@ class Trainer:
         if self.settings.amp == "bf16" and bf16_autocast_supported(self.env.device):
             return torch.autocast(self.env.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    # ---------------------------------------------------------------------------------- state
-    def state_dict(self) -> dict[str, Any]:
-        """The checkpoint of the current step boundary (collective: every rank must call it)."""
-        from maed.models.checkpoint import make_checkpoint
-
-        rngs = gather_objects(ckpt_io.rng_state(self.env.device), self.env)
-        return make_checkpoint(
-            self.model,
-            self.config,
-            optimizer=self.optimizer.state_dict(),
-            scheduler=self.scheduler.state_dict(),
-            epoch=self.epoch,
-            step=self.step,
-            iters_per_epoch=self.iters_per_epoch,
-            best_metric=self.best_metric,
-            best_epoch=self.best_epoch,
-            metrics=self.last_metrics,
-            performance=self.best_metric,  # the authors' key, for tools that read it
-            seed=self.seed,
-            world_size=self.env.world_size,
-            rng=rngs,
-        )
-
-    def load_state_dict(self, state: dict[str, Any]) -> list[str]:
-        """Restore a checkpoint from :meth:`state_dict`; returns warnings about what cannot be bit-exact."""
-        from maed.models.checkpoint import load_state_dict_checked
-
-        notes = []
-        load_state_dict_checked(self.model, state["model"], source="resume checkpoint")
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.best_metric, self.best_epoch = state.get("best_metric"), state.get("best_epoch")
-        self.last_metrics = state.get("metrics") or {}
-        if state.get("iters_per_epoch") not in (None, self.iters_per_epoch):
-            notes.append(
-                f"iterations per epoch changed ({state['iters_per_epoch']} -> {self.iters_per_epoch}: different "
-                "data or batch sizes); epochs are counted from the step"
-            )
-            self.epoch = self.step // self.iters_per_epoch
-        self.scheduler = build_scheduler(self.optimizer, self.settings, epochs_done=self.epoch)
-        self._saved_step = self.step  # the checkpoint just loaded holds this step
-        rngs = state.get("rng") or []
-        if state.get("world_size") == self.env.world_size and len(rngs) == self.env.world_size:
-            ckpt_io.set_rng_state(rngs[self.env.rank], self.env.device)
-        else:
-            notes.append(
-                f"world size changed ({state.get('world_size')} -> {self.env.world_size}): the data order and "
-                "random states cannot continue exactly; reseeding"
-            )
-            ckpt_io.seed_everything(mix_seed(self.seed, 7, self.env.rank, self.step))
-        return notes
-
-    def save(self, *, validated: bool = False, improved: bool = False) -> Path | None:
-        """Write last.pt (and epoch_XXXX.pt / best.pt) on rank 0. Collective. Refuses non-finite weights,
-        so a saved checkpoint is always a good one."""
-        if not _all_finite(self.model):
-            raise TrainingError(
-                f"non-finite weights at step {self.step}; not saving. The last good checkpoint is kept in "
-                f"{self.ckpt_dir}. Lower TRAIN.OPTIM.LR or set TRAIN.GRAD_CLIP"
-            )
-        state = self.state_dict()
-        path = None
-        if self.env.is_main:
-            last = self.ckpt_dir / ckpt_io.LAST
-            if validated:
-                path = ckpt_io.save_checkpoint(state, self.ckpt_dir / ckpt_io.epoch_checkpoint_name(self.epoch))
-                ckpt_io.link_checkpoint(path, last)
-            else:
-                path = ckpt_io.save_checkpoint(state, last)
-            if improved:
-                ckpt_io.link_checkpoint(path, self.ckpt_dir / ckpt_io.BEST)
-                atomic_write_text(self.run_dir / "best.txt", f"{self.best_metric}\n")
-            self.log.event("checkpoint", step=self.step, epoch=self.epoch, path=str(path), best=improved)
-        self._saved_step = self.step
-        barrier(self.env)
-        return path
 
     # ---------------------------------------------------------------------------------- one step
     def train_step(self, batch_2d: dict | None, batch_3d: dict | None, batch_img: dict | None) -> dict[str, float]:
@@ -434,29 +227,6 @@ class Trainer:
         return stats
 
     # ---------------------------------------------------------------------------------- epochs
-    def _signal_handler(self, signum, frame) -> None:
-        self._stop_signal = signum
-
-    @contextlib.contextmanager
-    def _stop_on_signals(self):
-        """SIGTERM / SIGUSR1 (Slurm preemption) finish the current step, save last.pt and stop."""
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        old = {s: signal.signal(s, self._signal_handler) for s in (signal.SIGTERM, signal.SIGUSR1)}
-        try:
-            yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-    @property
-    def stop_signal_name(self) -> str | None:
-        """The stop signal this rank received (``SIGTERM``, ``SIGUSR1``), or None."""
-        return None if self._stop_signal is None else signal.Signals(self._stop_signal).name
-
     def stop_reason(self) -> str | None:
         """The one place that decides whether training goes on: None to take another step, else why it
         stops: ``end`` (every epoch done), ``max_steps`` or ``signal``. The same on every rank."""

@@ -11,7 +11,7 @@ the run in this order, so that everything a user can get wrong fails before a ru
    files a killed run left there and in ``checkpoints/`` are removed (on a resume too);
 3. the run log, which records the reports, then the :class:`~maed.train.engine.Trainer` and its loop.
 
-A run stopped by SIGTERM or SIGUSR1 saves ``last.pt`` and raises :class:`~maed.train.engine.TrainingStopped`
+A run stopped by SIGTERM or SIGUSR1 saves ``last.pt`` and raises :class:`~maed.train.stopping.TrainingStopped`
 (``maed train`` then exits 143).
 
 The config given is never changed: what the plan resolves (seed, run directory, pretrained checkpoint)
@@ -39,13 +39,21 @@ import torch
 
 from maed.config import Config, load_config
 from maed.data.database import NUM_JOINTS
+from maed.data.loaders import TrainDataSettings, build_train_datasets
 from maed.errors import AssetError, ConfigError, MaedError, OutputError
+from maed.eval.baseline import mean_parameters
+from maed.models import build_model
+from maed.models.checkpoint import init_encoder_weights
+from maed.paths import resolve_paths
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import DistEnv, broadcast_object, cleanup, init_distributed
-from maed.train.engine import Trainer, TrainingError, TrainingStopped, TrainSettings, resume_command
+from maed.train.engine import Trainer
 from maed.train.losses import MAEDLoss
+from maed.train.optim import TrainSettings
 from maed.train.run_log import RunLog
+from maed.train.stopping import TrainingError, TrainingStopped, resume_command
 from maed.train.streams import BatchStream, mix_seed
+from maed.train.validation import Validator
 from maed.utils.device import cpu_bf16_matrix, resolve_device
 from maed.utils.io import check_output_dir, output_error, remove_stale_temporaries
 
@@ -198,7 +206,7 @@ def train(
         max_steps: stop (with a checkpoint) once this many steps are done in total.
 
     Runs under ``torchrun`` / ``srun`` as one process per device; the process group is set up and torn
-    down here. Raises :class:`~maed.train.engine.TrainingStopped` (on every rank) when SIGTERM or SIGUSR1
+    down here. Raises :class:`~maed.train.stopping.TrainingStopped` (on every rank) when SIGTERM or SIGUSR1
     stopped the run early, after ``last.pt`` is saved.
     """
     cfg, resume_from, resume_state = _resolve_config(config, overrides, pretrained=pretrained, resume=resume, out=out)
@@ -224,11 +232,6 @@ def run(plan: RunPlan, env: DistEnv, *, resume_state: dict[str, Any] | None = No
 
     ``resume_state``: the checkpoint ``plan.resume_checkpoint`` holds, when the caller has read it already.
     """
-    from maed.models import build_model
-    from maed.models.checkpoint import init_encoder_weights
-    from maed.paths import resolve_paths
-    from maed.train.validation import Validator
-
     cfg = plan.config
     settings = TrainSettings.from_config(cfg)
     criterion = MAEDLoss.from_config(cfg.LOSS)
@@ -354,8 +357,6 @@ def start_decoder_at_mean_pose(model, streams: list[BatchStream | None]) -> int:
     """Move a new KTD decoder's starting output to the chordal mean pose and the mean shape of the training rows
     with pose and shape in ``streams`` (the 3D videos and the images; ``MODEL.DECODER.INIT_MEAN_POSE``; every
     rank computes the same). Returns the number of rows."""
-    from maed.eval.baseline import mean_parameters
-
     if not hasattr(model.decoder, "start_at"):
         raise ConfigError("MODEL.DECODER.INIT_MEAN_POSE: only the ktd decoder has it (iterative starts at SMPL's mean)")
     keypoint_stream = next((s for s in streams if s is not None and hasattr(s.dataset, "pose_rows")), None)
@@ -385,9 +386,6 @@ def start_decoder_at_mean_pose(model, streams: list[BatchStream | None]) -> int:
 def build_streams(cfg: Config, env: DistEnv, seed: int) -> dict[str, BatchStream | None]:
     """The training streams of a config on this rank (``TRAIN.*``, ``DATASET.*``, ``PATHS.*``); for a
     keypoint encoder, one stream of synthetic keypoint clips (``KEYPOINTS.*``) in the place of the 3D videos."""
-    from maed.data.loaders import TrainDataSettings, build_train_datasets
-    from maed.paths import resolve_paths
-
     data = TrainDataSettings.from_config(cfg)
     if cfg.MODEL.ENCODER.BACKBONE == "keypoints":
         from maed.synth.keypoint_data import clips_from_config

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from maed.data.loaders import ignore_stop_signals
+from maed.data.loaders import ignore_stop_signals, usable_cpus
+from maed.errors import DataError
 
 #: stream ids mixed into the seeds, so equal-sized datasets are not shuffled identically
 STREAM_IDS = {"2d": 1, "3d": 2, "img": 3}
@@ -94,8 +95,6 @@ class BatchStream:
         num_workers: int = 0,
         pin_memory: bool = False,
     ):
-        from maed.data.loaders import usable_cpus
-
         self.dataset = dataset
         self.name = name
         self.stream_id = STREAM_IDS.get(name, 0)
@@ -107,8 +106,6 @@ class BatchStream:
         self.pin_memory = bool(pin_memory)
         n = len(self.dataset)
         if n == 0:
-            from maed.errors import DataError
-
             raise DataError(f"training stream {name}: the dataset is empty")
         self.samples_per_rank = math.ceil(n / self.world_size)
         self.batches_per_pass = math.ceil(self.samples_per_rank / self.batch_size)

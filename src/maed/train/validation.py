@@ -10,8 +10,13 @@ from collections.abc import Callable
 import torch
 
 from maed.config import EvalConfig
+from maed.data.loaders import eval_loader_from_config
 from maed.errors import DataError
+from maed.eval.bodies import evaluation_bodies
+from maed.eval.evaluator import Evaluator
 from maed.eval.metrics import METRIC_KEYS
+from maed.eval.protocol import EvalSettings
+from maed.paths import resolve_paths
 from maed.train.distributed import DistEnv, all_reduce_sum
 
 #: the metric that selects best.pt (lower is better)
@@ -25,7 +30,7 @@ class Validator:
         loader: this rank's evaluation loader (whole windows, ``maed.data.loaders.build_eval_loader``).
         dataset: ``3dpw`` | ``mpii3d`` | ``h36m``. protocol: ``original`` | ``strict``.
         J_regressor, gt_body_model: the regressor the protocol needs (H36M for 3dpw/h36m) or None, and the
-            neutral SMPL of the ground-truth meshes (None: no PVE); see ``maed.eval.evaluator.evaluation_bodies``.
+            neutral SMPL of the ground-truth meshes (None: no PVE); see ``maed.eval.bodies.evaluation_bodies``.
         seqlen, frame_step: clip length and frame subsampling of the protocol.
         autocast: a context-manager factory for mixed precision (or None).
     """
@@ -59,11 +64,6 @@ class Validator:
     def from_config(cls, cfg, model, env: DistEnv, progress: bool = True) -> Validator | None:
         """None when ``TRAIN.DATASET_EVAL`` is empty. A missing database or regressor fails here, before
         training starts."""
-        from maed.data.loaders import eval_loader_from_config
-        from maed.eval.evaluator import evaluation_bodies
-        from maed.eval.protocol import EvalSettings
-        from maed.paths import resolve_paths
-
         if cfg.MODEL.ENCODER.BACKBONE == "keypoints":
             return KeypointValidator.from_config(cfg, env)
         dataset = cfg.TRAIN.DATASET_EVAL
@@ -102,8 +102,6 @@ class Validator:
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float | int | None]:
         """Metrics (mm) and ``num_frames`` over all ranks for ``model`` (the bare MAED, not DDP)."""
-        from maed.eval.evaluator import Evaluator
-
         # with more ranks than validation windows a rank's shard is empty: it evaluates nothing but still
         # joins the reduction below (raising alone would leave the other ranks waiting in it)
         windows = len(self.loader) if hasattr(self.loader, "__len__") else 1

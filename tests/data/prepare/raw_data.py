@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maed.body.synthetic import py2_pickle_bytes  # noqa: F401  (re-exported for the tests)
+from maed.testing.smpl import py2_pickle_bytes  # noqa: F401  (re-exported for the tests)
 
 # -------------------------------------------------------------------------------------------- helpers
 #: index of each ground-truth joint in the 49-joint format, written out independently of maed.data.keypoints

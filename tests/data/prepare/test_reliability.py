@@ -160,8 +160,8 @@ def test_data_show_checks_out_before_drawing(tmp_path, capsys):
 
 def test_crop_cache_build_removes_stale_frames_and_refuses_a_damaged_record(tmp_path):
     from maed.data.crop_cache import build_crop_cache
-    from maed.data.synthetic import write_synthetic_dataset
     from maed.errors import DataError
+    from maed.testing.datasets import write_synthetic_dataset
 
     data = write_synthetic_dataset(tmp_path / "d", name="3dpw", split="test", num_videos=1, frames_per_video=2,
                                    image_size=(64, 48))  # fmt: skip

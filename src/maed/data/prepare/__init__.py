@@ -21,8 +21,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maed.data.database import database_filename, missing_images, save_database, verify_database_file
 from maed.data.registry import canonical_name, dataset_info
 from maed.errors import ConfigError, DataError, OutputError
+from maed.utils.io import check_output_dir, remove_stale_temporaries
 
 
 @dataclass
@@ -85,9 +87,6 @@ def prepare_dataset(
     yields a database at all, ``DataError`` says what ``raw_dir`` should hold. ``out_dir`` is checked
     before any work (``OutputError``), and temporary files of killed earlier runs in it are removed.
     """
-    from maed.data.database import database_filename, missing_images, save_database, verify_database_file
-    from maed.utils.io import check_output_dir, remove_stale_temporaries
-
     name = canonical_name(name)
     mod = reader(name)
     known_splits = dataset_info(name).splits

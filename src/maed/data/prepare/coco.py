@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.data.database import concat_databases
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import progress
 from maed.errors import DataError
@@ -74,7 +75,5 @@ def read_annotations(path: Path, image_dir: str) -> dict:
 
 
 def read_split(raw: Path, split: str, source: list[tuple[str, Path]], options) -> dict:
-    from maed.data.database import concat_databases
-
     parts = [read_annotations(p, s) for s, p in progress(source, desc="coco2014", enabled=options.progress)]
     return concat_databases(parts)

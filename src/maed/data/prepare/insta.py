@@ -20,6 +20,7 @@ from maed.data.prepare.common import progress, rel
 from maed.data.prepare.tfrecord import iter_records, parse_example
 from maed.data.registry import dataset_info
 from maed.errors import DataError
+from maed.utils.io import atomic_write_bytes, remove_stale_temporaries
 
 SPLITS = dataset_info("insta").splits
 RAW_TREE = """\
@@ -76,14 +77,11 @@ def _image_hw(jpeg: bytes) -> tuple[int, int] | None:
 def _write_once(path: Path, data: bytes) -> None:
     if path.is_file() and path.stat().st_size == len(data):
         return
-    from maed.utils.io import atomic_write_bytes
 
     atomic_write_bytes(path, data)
 
 
 def read_split(raw: Path, split: str, source: list[Path], options) -> dict:
-    from maed.utils.io import remove_stale_temporaries
-
     vid_names, frame_ids, img_names, joints = [], [], [], []
     for path in progress(source, desc=f"insta {split}", enabled=options.progress):
         record = path.name

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from maed.data.bbox import bbox_from_present_kp2d, run_ids
+from maed.data.database import concat_databases
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import load_mat, progress, rel
 from maed.errors import DataError
@@ -183,8 +184,6 @@ def _read_test(raw: Path, seq_dirs: list[Path], options) -> tuple[list[dict], li
 
 
 def read_split(raw: Path, split: str, source: list[Path], options) -> dict:
-    from maed.data.database import concat_databases
-
     parts, notes = (_read_train if split == "train" else _read_test)(raw, source, options)
     db = concat_databases(parts) if parts else {"img_name": np.zeros((0,), dtype=str)}
     db["__notes__"] = notes

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from maed.data.bbox import bbox_from_present_kp2d
+from maed.data.database import concat_databases
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import check_shape, load_mat, progress, rel, require_dir
 from maed.errors import DataError
@@ -55,8 +56,6 @@ def read_video(raw: Path, path: Path) -> dict | None:
 
 
 def read_split(raw: Path, split: str, source: list[Path], options) -> dict:
-    from maed.data.database import concat_databases
-
     parts = [read_video(raw, p) for p in progress(source, desc="pennaction", enabled=options.progress)]
     parts = [p for p in parts if p is not None]
     return concat_databases(parts) if parts else {"img_name": np.zeros((0,), dtype=str)}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.data.database import concat_databases
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import progress
 from maed.data.registry import dataset_info
@@ -133,8 +134,6 @@ def read_video(path: Path, prefix: str) -> list[dict]:
 
 
 def read_split(raw: Path, split: str, source: list[Path], options) -> dict:
-    from maed.data.database import concat_databases
-
     root = _data_root(raw)
     prefix = "" if root == raw else f"{root.name}/"
     parts, skipped = [], []

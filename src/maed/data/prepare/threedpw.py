@@ -18,10 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.body import build_body_model
+from maed.body.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
+from maed.body.joints import H36M_TO_J14
 from maed.data.bbox import bbox_params_to_bbox, get_smooth_bbox_params
+from maed.data.database import concat_databases
 from maed.data.keypoints import convert_kps
 from maed.data.prepare.common import check_shape, progress
 from maed.errors import DataError
+from maed.utils.safe_pickle import ModelUnpickler, safe_load
 
 SPLIT_DIRS = {"train": "train", "val": "validation", "test": "test"}
 RAW_TREE = """\
@@ -52,10 +57,8 @@ def find_splits(raw: Path) -> dict[str, Path]:
 
 def load_sequence(path: Path) -> dict:
     """Read one 3DPW sequence pickle (python 2, latin1) without running code from it."""
-    from maed.body.safe_pickle import SafeUnpickler
-    from maed.utils.safe_pickle import safe_load
 
-    class SequenceUnpickler(SafeUnpickler):  # the SMPL allow-list (numpy, containers, chumpy stand-ins)
+    class SequenceUnpickler(ModelUnpickler):  # the SMPL allow-list (numpy, containers, chumpy stand-ins)
         hint = "use the official 3DPW sequence files"
 
     with open(path, "rb") as f:
@@ -69,8 +72,6 @@ def load_sequence(path: Path) -> dict:
 
 
 def _body_models(options, need_h36m: bool):
-    from maed.body import build_body_model
-
     cache = {}
 
     def get(gender: str):
@@ -102,8 +103,6 @@ def camera_frame_body(
         camera coordinates (metres), equal to ``R_c (SMPL(pose_w) + trans) + t_c``.
     """
     import torch
-
-    from maed.body.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 
     n = len(pose_w)
     R_c = torch.as_tensor(cam_poses[:, :3, :3], dtype=torch.float64)
@@ -139,8 +138,6 @@ def reduce_2d(poses2d: np.ndarray) -> np.ndarray:
 
 def read_split(raw: Path, split: str, source: Path, options) -> dict:
     import torch
-
-    from maed.body.joints import H36M_TO_J14
 
     files = sorted(source.glob("*.pkl"))
     need_h36m = split != "train"
@@ -210,8 +207,6 @@ def read_split(raw: Path, split: str, source: Path, options) -> dict:
                     "valid": cam_valid[rows][keep],
                 }
             )
-
-    from maed.data.database import concat_databases
 
     db = concat_databases(parts) if parts else _empty()
     db["__notes__"] = [f"dropped {dropped_camera} frames with campose_valid false"] if dropped_camera else []
