@@ -26,6 +26,7 @@ import torch
 
 from maed.body.anny_joints import anny_joint_weights, check_anny_rig
 from maed.body.base import BodyModel, BodyOutput
+from maed.body.geometry import axis_angle_to_rotmat
 from maed.errors import MaedError
 
 #: p_maed = _ANNY_TO_SMPL_AXES @ p_anny: (x, y, z) -> (x, z, -y), a rotation of -90 degrees about x
@@ -204,7 +205,6 @@ class AnnyBody(BodyModel):
         n_bodies = 48
         with torch.no_grad():
             angles = (torch.rand(n_bodies, self.num_joints, 3, generator=g) - 0.5) * 1.2
-            from maed.body.geometry import axis_angle_to_rotmat
 
             R = axis_angle_to_rotmat(angles.reshape(-1, 3)).reshape(n_bodies, self.num_joints, 3, 3)
             betas = (torch.rand(n_bodies, self.num_betas, generator=g) - 0.5) * 1.0

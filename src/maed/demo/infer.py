@@ -27,6 +27,7 @@ from maed.data.datasets import split_into_chunks
 from maed.data.transforms import ClipParams, build_transforms, normalize_images
 from maed.demo.options import BATCH_SIZE
 from maed.demo.track import Track
+from maed.models.keypoints import inputs_from_landmarks
 from maed.models.windows import predict_windows  # the evaluation's clip scheme
 
 
@@ -190,7 +191,6 @@ class KeypointPredictor(ModelPredictor):
 
     def predict_landmarks(self, tracks: list[Track], landmarks: dict, *, clock=None) -> dict[int, TrackPrediction]:
         clock = clock or _NullClock()
-        from maed.models.keypoints import inputs_from_landmarks
 
         inputs = [inputs_from_landmarks(landmarks[t.track_id].image, t.boxes) for t in tracks]
         out = {t.track_id: _Accumulator(len(t)) for t in tracks}

@@ -40,6 +40,7 @@ from maed.demo.context import DemoRun
 from maed.demo.model import DemoModel, resolve_model
 from maed.demo.options import DemoOptions
 from maed.demo.source import open_source
+from maed.perception.weights import WEIGHTS
 from maed.utils.device import resolve_device
 from maed.utils.io import check_output_dir, remove_stale_temporaries
 
@@ -116,8 +117,6 @@ def run_demo(
 
 
 def _keypoints_summary(options: DemoOptions, landmarks: dict) -> dict:
-    from maed.perception.weights import WEIGHTS
-
     if options.keypoint_model == "none":
         return {"model": None}
     entry = WEIGHTS[f"blazepose_{options.keypoint_model}"]

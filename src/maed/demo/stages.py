@@ -41,9 +41,13 @@ from maed.export.bvh import write_bvh
 from maed.export.gltf import write_glb
 from maed.export.rig import rig_from_body_model
 from maed.perception import detectors as det_mod
-from maed.perception.blazepose import Landmarks, Roi
+from maed.perception.blazepose import BlazePose, Landmarks, Roi, roi_from_coco
+from maed.perception.skeletons import BLAZEPOSE33_EDGES, COCO17_EDGES
+from maed.perception.weights import verified_path
 from maed.render.overlay import SIDE_BACKGROUND, OverlayRenderer, PersonDraw, track_color
+from maed.render.skeleton import draw_skeleton
 from maed.render.video import VideoWriter
+from maed.viewer.demo import write_demo_page
 
 #: network output for every frame of each track, by track id
 Predictions = dict[int, TrackPrediction]
@@ -84,7 +88,6 @@ def plan_detector(run: DemoRun) -> DetectorPlan:
     choice = det_mod.choose_detector(options.detector, boxes=options.boxes, weights=options.detector_weights)
     boxes = det_mod.load_boxes_file(options.boxes, run.source.info.num_frames) if choice.tier == "boxes" else None
     # the shipped networks' files are checked now: a missing or damaged one fails before anything is written
-    from maed.perception.weights import verified_path
 
     if choice.tier == "movenet":
         verified_path("movenet_multipose")
@@ -232,7 +235,6 @@ def landmarks(run: DemoRun, tracked: Tracked, *, device: str) -> TrackLandmarks:
     """BlazePose's 33 landmarks (pixels, visibility; metres around the hips) for every frame of every track,
     on the region its COCO keypoints give (or its box where it has none); ``{}`` with
     ``--keypoint-model none``."""
-    from maed.perception.blazepose import BlazePose
 
     tracks, options = tracked.tracks, run.options
     if options.keypoint_model == "none" or not tracks:
@@ -279,7 +281,6 @@ def landmarks(run: DemoRun, tracked: Tracked, *, device: str) -> TrackLandmarks:
 def track_roi(track: Track, row: int) -> Roi:
     """The landmark network's region for one frame of a track: from the detector's keypoints where it gave
     them, else the square box (centre, side)."""
-    from maed.perception.blazepose import roi_from_coco
 
     cx, cy, side, _ = track.boxes[row]
     box = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
@@ -416,8 +417,6 @@ def write_keypoints(run: DemoRun, tracked: Tracked, detected: Detected, landmark
 def render_skeletons(run: DemoRun, tracked: Tracked, landmarks: TrackLandmarks) -> Rendered:
     """``--keypoints-only``: ``overlay.mp4`` with every person's skeleton (BlazePose's where it ran, else the
     detector's COCO keypoints), one colour per person."""
-    from maed.perception.skeletons import BLAZEPOSE33_EDGES, COCO17_EDGES
-    from maed.render.skeleton import draw_skeleton
 
     info, clock = run.source.info, run.clock
     rows = {}
@@ -525,8 +524,6 @@ def viewer(run: DemoRun, outputs: list[str]) -> list[str]:
     """``index.html`` and ``viewer/`` (maed.viewer): the overlay video beside the people's GLBs in a browser, one
     timeline for both; it shows only the files of ``outputs`` (this run's)."""
     from pathlib import Path
-
-    from maed.viewer.demo import write_demo_page
 
     with run.clock("viewer"):
         return write_demo_page(run.out, outputs, title=f"maed demo: {Path(run.source.info.path).name}")

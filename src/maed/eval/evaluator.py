@@ -27,6 +27,7 @@ import torch
 
 from maed.config import EvalConfig
 from maed.errors import ConfigError, DataError
+from maed.eval.keypoints import LandmarkInputs
 from maed.eval.metrics import (
     M2MM,
     accel_error_per_frame,
@@ -186,8 +187,6 @@ class Evaluator:
         # a keypoint model reads BlazePose's landmarks on the frames instead of the crops
         self.inputs = None
         if getattr(getattr(model, "encoder", None), "input_kind", "images") == "keypoints":
-            from maed.eval.keypoints import LandmarkInputs
-
             self.inputs = LandmarkInputs(keypoint_model, device=self.device)
 
     # ----------------------------------------------------------------------------------- inference

@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from maed.errors import DataError
 from maed.models.keypoints import inputs_from_landmarks
+from maed.perception.blazepose import BlazePose, Roi, roi_from_coco
 
 
 class LandmarkInputs:
@@ -16,15 +18,12 @@ class LandmarkInputs:
     a frame met again (overlapping windows) is not run twice."""
 
     def __init__(self, variant: str = "full", device: str = "cpu"):
-        from maed.perception.blazepose import BlazePose
 
         self.network = BlazePose(variant, device="cuda" if str(device).startswith("cuda") else "cpu")
         self._seen: dict[tuple, np.ndarray] = {}
 
     def __call__(self, batch: dict) -> torch.Tensor:
         import cv2
-
-        from maed.perception.blazepose import Roi, roi_from_coco
 
         boxes = np.asarray(batch["bbox"], np.float64)  # (N, T, 4) cx, cy, w, h (square)
         N, T = boxes.shape[:2]
@@ -43,8 +42,6 @@ class LandmarkInputs:
         for n, t, key in todo:
             image = cv2.imread(key[0])
             if image is None:
-                from maed.errors import DataError
-
                 raise DataError(f"{key[0]}: cannot read the frame for BlazePose")
             cx, cy, w, h = boxes[n, t]
             side = max(w, h)

@@ -33,6 +33,7 @@ from maed.errors import CheckpointError, ConfigError, MaedError
 from maed.eval.outputs import file_sha256
 from maed.models import build_model
 from maed.models.checkpoint import PROJECT_FORMAT, extract_state_dict, load_checkpoint, read_checkpoint
+from maed.models.keypoints import random_keypoints
 from maed.paths import resolve_paths
 from maed.utils.io import atomic_torch_save, check_output_file
 
@@ -123,8 +124,6 @@ def probe_clip(config: dict[str, Any], seed: int = 0) -> torch.Tensor:
     T = min(cfg.EVAL.SEQLEN, enc.MAX_SEQLEN)
     generator = torch.Generator().manual_seed(seed)
     if enc.BACKBONE.lower() == "keypoints":
-        from maed.models.keypoints import random_keypoints
-
         return random_keypoints(1, T, enc.NUM_KEYPOINTS, enc.KP_WORLD, generator=generator)
     return torch.randn(1, T, 3, cfg.DATASET.HEIGHT, cfg.DATASET.WIDTH, generator=generator)
 

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from maed.errors import ConfigError, MaedError
+from maed.models.keypoints import random_keypoints
 from maed.utils.io import atomic_path
 
 OUTPUT_NAMES = ("theta", "kp_3d", "kp_2d", "verts")
@@ -68,8 +69,6 @@ def example_clip(model: nn.Module, n: int, t: int, seed: int = 0) -> torch.Tenso
     generator = torch.Generator().manual_seed(seed)
     encoder = model.encoder
     if getattr(model, "input_kind", "images") == "keypoints":
-        from maed.models.keypoints import random_keypoints
-
         return random_keypoints(n, t, encoder.num_keypoints, encoder.world, generator=generator)
     side = getattr(encoder, "img_size", 224)
     return torch.randn(n, t, 3, side, side, generator=generator)

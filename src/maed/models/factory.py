@@ -57,10 +57,10 @@ def build_encoder(
     size is ``num_blocks``, ``num_heads``, ``embed_dim`` and ``mlp_ratio``.
 
     ``joint_heatmap_joints`` K > 0 adds the training-only 2D-joint heatmap head for K joints (``ste`` only)."""
-    # the encoders import timm and torchvision (about 1.5 s measured): paid only when one is built
-    from maed.models.cnn import ResNet50Encoder
-    from maed.models.keypoints import KeypointEncoder
-    from maed.models.ste import SpatioTemporalEncoder
+    # start-up: the encoders import timm and torchvision (about 1.5 s measured), paid only when one is built
+    from maed.models.cnn import ResNet50Encoder  # start-up: timm/torchvision
+    from maed.models.keypoints import KeypointEncoder  # start-up: timm
+    from maed.models.ste import SpatioTemporalEncoder  # start-up: timm
 
     if encoder != "ste" and joint_heatmap_joints:
         raise ConfigError("MODEL.ENCODER.JOINT_HEATMAP: only the ste encoder has the joint heatmap head")
@@ -100,7 +100,7 @@ def encoder_kwargs_from_config(cfg: Config, *, keypoint_joints: int = KEYPOINT_J
     """``build_encoder`` arguments from ``MODEL.ENCODER`` and the input size ``DATASET.WIDTH/HEIGHT``, checked
     here so that a bad size names its config key. ``keypoint_joints``: the joints of the 2D labels, which the
     heatmap head predicts when ``MODEL.ENCODER.JOINT_HEATMAP`` is on."""
-    from maed.models.ste import POOLS  # timm: see build_encoder
+    from maed.models.ste import POOLS  # start-up: timm, see build_encoder
 
     enc, ds = cfg.MODEL.ENCODER, cfg.DATASET
     encoder = _check_choice("MODEL.ENCODER.BACKBONE", enc.BACKBONE, ENCODERS)
@@ -192,7 +192,7 @@ def build_decoder(
 def _mean_params(body_model, body_model_dir) -> dict[str, torch.Tensor]:
     """SPIN's mean parameters for SMPL; identity pose, zero shape for other body models."""
     if body_model.name == "smpl":
-        from maed.body.smpl import load_mean_params
+        from maed.body.smpl import load_mean_params  # start-up: smplx is imported only for SMPL models
 
         return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in load_mean_params(body_model_dir).items()}
     identity_6d = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]).repeat(body_model.num_joints)

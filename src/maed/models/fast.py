@@ -93,7 +93,7 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 def _encoder_to_bf16(encoder: nn.Module) -> None:
     """Parameters and buffers of the encoder to bfloat16, except the standardised convolutions' weights,
     which stay float32 masters (standardised in float32, then cast; see ``StdConv2dSame``)."""
-    from maed.models.ste import StdConv2dSame
+    from maed.models.ste import StdConv2dSame  # start-up: timm, only when a model is optimised
 
     for module in encoder.modules():
         keep = ("weight",) if isinstance(module, StdConv2dSame) else ()

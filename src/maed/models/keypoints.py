@@ -21,6 +21,7 @@ import torch.utils.checkpoint
 from timm.layers import trunc_normal_
 from torch import nn
 
+from maed.data.transforms import BASE_SCALE
 from maed.models.ste import Block, PreLogits, TemporalEmbeddingMixin, _call, _checkpointed, init_transformer_weights
 
 #: BlazePose's landmarks (MediaPipe Pose / BlazePose GHUM 3D)
@@ -170,7 +171,6 @@ def inputs_from_landmarks(landmarks: np.ndarray, boxes: np.ndarray, *, seen: flo
     as the image model's crops) and visibility 1 where the detector's is above ``seen``, else 0 with the
     position zeroed.
     """
-    from maed.data.transforms import BASE_SCALE
 
     lm = np.asarray(landmarks, np.float64)
     boxes = np.asarray(boxes, np.float64)

@@ -36,6 +36,8 @@ import numpy as np
 
 from maed.errors import AssetError, CheckpointError, ConfigError, DataError
 from maed.perception.boxes import NMS_IOU, box_iou, cxcywh_from_xyxy, nms, xyxy_from_cxcywh
+from maed.perception.movenet import MoveNet
+from maed.perception.weights import WEIGHTS, weights_dir
 
 __all__ = ["NMS_IOU", "box_iou", "cxcywh_from_xyxy", "nms", "xyxy_from_cxcywh"]  # re-exported for callers
 
@@ -478,7 +480,6 @@ class MoveNetDetector(Detector):
     tier = "movenet"
 
     def __init__(self, *, threshold: float | None = None, size: int | None = None, device: str = "cpu"):
-        from maed.perception.movenet import MoveNet
 
         threshold = DEFAULT_THRESHOLDS["movenet"] if threshold is None else float(threshold)
         sizes = None if size is None else (256, int(size))
@@ -498,7 +499,6 @@ def movenet_available() -> str | None:
         import onnxruntime  # noqa: F401  (optional dependency: the [perception] extra)
     except ImportError:
         return "onnxruntime is not installed (pip install 'maed[perception]')"
-    from maed.perception.weights import WEIGHTS, weights_dir
 
     path = weights_dir() / WEIGHTS["movenet_multipose"].filename
     return None if path.is_file() else f"{path} is missing"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maed.errors import ConfigError
+from maed.perception.boxes import nms
 from maed.perception.runtime import Network
 
 STRIDE = 32
@@ -117,7 +118,6 @@ class MoveNet:
 def merge(passes: list[People], iou: float = MERGE_IOU) -> People:
     """The people of several passes, one per person: boxes overlapping by more than ``iou`` are one person,
     kept from the pass that scored it highest."""
-    from maed.perception.boxes import nms
 
     boxes = np.concatenate([p.boxes for p in passes])
     scores = np.concatenate([p.scores for p in passes])

@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"kept {path} (exists; --overwrite redraws it)")
     print(f"{report.frames} frames drawn ({report.backend or 'nothing to draw'}) into {args.out}")
     if args.viewer:
+        # start-up: keeps `maed --help` light (torch loads only when used)
         from maed.viewer.evaluation import write_eval_pages
 
         pages = write_eval_pages(

@@ -33,9 +33,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maed.data.transforms import BASE_SCALE
+from maed.body.layout import pose_layout
+from maed.data.datasets import _item_rng
+from maed.data.keypoints import SPIN_FLIP_PERM
+from maed.data.transforms import BASE_SCALE, flip_pose
+from maed.errors import AssetError
+from maed.paths import resolve_paths
 from maed.perception.skeletons import BLAZEPOSE33, mirror_permutation
-from maed.synth.landmarks import LandmarkMap
+from maed.synth.bodies import build_kit
+from maed.synth.landmarks import LandmarkMap, shipped_map_path
+from maed.synth.motion import MOTION_STYLES, person_motion
+from maed.synth.sequence import look_at, sequence_rng
+from maed.utils.io import atomic_path, file_sha256
 
 BANK_VERSION = 1
 BOX_MARGIN = 1.1  # the datasets' boxes are 1.1 x the person's extent
@@ -79,10 +88,6 @@ class MotionBank:
     def build(cls, spec: BankSpec, lmap: LandmarkMap, *, progress: bool = True) -> MotionBank:
         from tqdm import tqdm
 
-        from maed.synth.bodies import build_kit
-        from maed.synth.motion import MOTION_STYLES, person_motion
-        from maed.synth.sequence import sequence_rng
-
         kit = build_kit(spec.body_model, spec.rig)
         V = kit.num_vertices
         weights = torch.zeros(len(BLAZEPOSE33), V)
@@ -125,7 +130,6 @@ class MotionBank:
         return cls(out_lm, out_j, out_r, out_b, kit.joint_mask.astype(bool), spec)
 
     def save(self, path: Path) -> None:
-        from maed.utils.io import atomic_path
 
         with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
             spec = np.array(json.dumps(asdict(self.spec)))
@@ -152,7 +156,6 @@ class MotionBank:
 
 # ------------------------------------------------------------------------------------------ views
 def _look_at(position: np.ndarray, target: np.ndarray, roll: float) -> tuple[np.ndarray, np.ndarray]:
-    from maed.synth.sequence import look_at
 
     return look_at(position, target, roll)
 
@@ -186,7 +189,6 @@ class KeypointClips(torch.utils.data.Dataset):
         self.view = view or ViewSettings()
         self.length = int(length)
         self.perm_lm = np.array(mirror_permutation(BLAZEPOSE33))
-        from maed.data.keypoints import SPIN_FLIP_PERM
 
         self.perm_joints = np.asarray(SPIN_FLIP_PERM)
 
@@ -194,7 +196,6 @@ class KeypointClips(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict:
-        from maed.data.datasets import _item_rng
 
         return self.sample(_item_rng(), index)
 
@@ -300,7 +301,6 @@ class KeypointClips(torch.utils.data.Dataset):
 
     def _flip(self, keypoints, kp_2d, kp_3d, theta_pose):
         """The mirror image: x negated, left and right exchanged, in inputs and targets alike."""
-        from maed.data.transforms import flip_pose
 
         keypoints = keypoints[:, self.perm_lm].copy()
         keypoints[..., 0] *= -1
@@ -312,7 +312,6 @@ class KeypointClips(torch.utils.data.Dataset):
 
     @property
     def pose_layout(self):
-        from maed.body.layout import pose_layout
 
         return pose_layout(self.bank.spec.body_model, self.bank.spec.rig)
 
@@ -320,8 +319,6 @@ class KeypointClips(torch.utils.data.Dataset):
 # ------------------------------------------------------------------------------------------ from a config
 def landmark_map_from_config(cfg) -> LandmarkMap:
     """``KEYPOINTS.LANDMARK_MAP`` or the map that ships for ``MODEL.BODY_MODEL`` / ``MODEL.BODY_RIG``."""
-    from maed.errors import AssetError
-    from maed.synth.landmarks import shipped_map_path
 
     path = (
         Path(cfg.KEYPOINTS.LANDMARK_MAP)
@@ -338,9 +335,6 @@ def landmark_map_from_config(cfg) -> LandmarkMap:
 
 def bank_from_config(cfg, split: str, *, progress: bool = True) -> MotionBank:
     """The motion bank of a split, cached in ``PATHS.DB_DIR`` (built there on first use)."""
-    from maed.paths import resolve_paths
-    from maed.synth.landmarks import shipped_map_path
-    from maed.utils.io import file_sha256
 
     k = cfg.KEYPOINTS
     lmap_path = Path(k.LANDMARK_MAP) if k.LANDMARK_MAP else shipped_map_path(cfg.MODEL.BODY_MODEL, cfg.MODEL.BODY_RIG)

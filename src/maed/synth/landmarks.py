@@ -22,7 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.body import build_body_model
+from maed.perception.blazepose import BlazePose, Roi
 from maed.perception.skeletons import BLAZEPOSE33, mirror_permutation
+from maed.synth.sequence import load_rows
+from maed.utils.io import atomic_path
 
 CANDIDATES = 64  # vertices considered per landmark: those whose projections lie nearest the detections
 SEEN = 0.5  # BlazePose visibility above which a landmark counts as reported
@@ -51,7 +55,6 @@ class LandmarkMap:
         return (picked * self.weights[..., None]).sum(axis=-2)
 
     def save(self, path: Path) -> None:
-        from maed.utils.io import atomic_path
 
         with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
             np.savez(
@@ -99,10 +102,6 @@ def collect(data: Path, *, variant: str = "full", max_rows: int | None = None, p
     import torch
     from scipy.spatial.transform import Rotation
     from tqdm import tqdm
-
-    from maed.body import build_body_model
-    from maed.perception.blazepose import BlazePose, Roi
-    from maed.synth.sequence import load_rows
 
     run = json.loads((data / "synth_run.json").read_text())
     body = build_body_model(run["body_model"], rig=run["rig"]).eval()

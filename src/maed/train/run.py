@@ -45,6 +45,7 @@ from maed.eval.baseline import mean_parameters
 from maed.models import build_model
 from maed.models.checkpoint import init_encoder_weights
 from maed.paths import resolve_paths
+from maed.synth.keypoint_data import clips_from_config
 from maed.train import checkpointing as ckpt_io
 from maed.train.distributed import DistEnv, broadcast_object, cleanup, init_distributed
 from maed.train.engine import Trainer
@@ -388,8 +389,6 @@ def build_streams(cfg: Config, env: DistEnv, seed: int) -> dict[str, BatchStream
     keypoint encoder, one stream of synthetic keypoint clips (``KEYPOINTS.*``) in the place of the 3D videos."""
     data = TrainDataSettings.from_config(cfg)
     if cfg.MODEL.ENCODER.BACKBONE == "keypoints":
-        from maed.synth.keypoint_data import clips_from_config
-
         clips = clips_from_config(cfg, "train", progress=env.is_main)
         stream = BatchStream(clips, name="3d", batch_size=cfg.TRAIN.BATCH_SIZE_3D, seed=seed, rank=env.rank,
                              world_size=env.world_size, num_workers=data.num_workers)  # fmt: skip

@@ -10,13 +10,15 @@ from collections.abc import Callable
 import torch
 
 from maed.config import EvalConfig
+from maed.data.keypoints import SPIN_JOINT_NAMES
 from maed.data.loaders import eval_loader_from_config
 from maed.errors import DataError
 from maed.eval.bodies import evaluation_bodies
 from maed.eval.evaluator import Evaluator
-from maed.eval.metrics import METRIC_KEYS
+from maed.eval.metrics import METRIC_KEYS, compute_metrics
 from maed.eval.protocol import EvalSettings
 from maed.paths import resolve_paths
+from maed.synth.keypoint_data import clips_from_config
 from maed.train.distributed import DistEnv, all_reduce_sum
 
 #: the metric that selects best.pt (lower is better)
@@ -155,7 +157,6 @@ class KeypointValidator:
 
     @classmethod
     def from_config(cls, cfg, env: DistEnv) -> KeypointValidator:
-        from maed.synth.keypoint_data import clips_from_config
 
         return cls(clips_from_config(cfg, "val", progress=env.is_main), env)
 
@@ -166,9 +167,6 @@ class KeypointValidator:
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float | int | None]:
         import numpy as np
-
-        from maed.data.keypoints import SPIN_JOINT_NAMES
-        from maed.eval.metrics import compute_metrics
 
         lsp = slice(25, 39)  # the 14 LSP joints of the 49 (maed.data.keypoints.COMMON_JOINT_NAMES)
         assert SPIN_JOINT_NAMES[25] == "rankle"

@@ -39,7 +39,11 @@ def find_page(target: str | os.PathLike) -> tuple[Path, bool]:
     ``index.html``, written from the demo outputs it holds when missing. :class:`DataError` otherwise."""
     import json
 
-    from maed.viewer.demo import PAGE_FILE, TRACKS_FILE, write_demo_page
+    from maed.viewer.demo import (  # start-up: keeps `maed --help` light (torch and the networks load only when used)
+        PAGE_FILE,
+        TRACKS_FILE,
+        write_demo_page,
+    )
 
     target = Path(target)
     if target.is_file():

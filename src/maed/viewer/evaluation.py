@@ -19,7 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
+from maed.body import build_body_model
+from maed.body.geometry import axis_angle_to_rotmat
+from maed.demo.outputs import camera_translation
 from maed.errors import DataError
+from maed.export.gltf import write_glb
+from maed.export.rig import rig_from_body_model
+from maed.render.overlay import track_color
+from maed.render.predictions import (
+    group_videos,
+    infer_body_model,
+    load_predictions,
+    person_indices,
+    read_frame,
+    select_videos,
+)
+from maed.render.projection import full_image_cameras
 from maed.utils.io import atomic_write_bytes
 from maed.viewer.page import ViewerPerson, write_page
 
@@ -41,22 +56,6 @@ def write_eval_pages(
     arguments as :func:`maed.render.predictions.render_predictions`, whose ``<video>.mp4`` files must exist);
     returns the pages, ``index.html`` last."""
     import torch
-
-    from maed.body import build_body_model
-    from maed.body.geometry import axis_angle_to_rotmat
-    from maed.demo.outputs import camera_translation
-    from maed.export.gltf import write_glb
-    from maed.export.rig import rig_from_body_model
-    from maed.render.overlay import track_color
-    from maed.render.predictions import (
-        group_videos,
-        infer_body_model,
-        load_predictions,
-        person_indices,
-        read_frame,
-        select_videos,
-    )
-    from maed.render.projection import full_image_cameras
 
     out_dir = Path(out_dir)
     pred = load_predictions(eval_dir)

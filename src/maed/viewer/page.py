@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maed.errors import DataError
+from maed.render.overlay import track_color
 from maed.utils.io import atomic_write_bytes, remove_stale_temporaries
 
 #: folder of the page's scripts, next to the page
@@ -92,7 +93,6 @@ def write_page(
         title: the page's title; ``info``: a line beside it (default: people, frames and frame rate).
         note: a line shown over the 3D view (why it is empty, for instance).
     """
-    from maed.render.overlay import track_color
 
     page = Path(page)
     folder = page.parent
