@@ -263,6 +263,7 @@ def test_every_number_and_string_of_the_schema_declares_its_values_or_is_free_on
         "MODEL.BODY_RIG",  # a rule: depends on MODEL.BODY_MODEL
         "DEVICE",  # checked against the devices present (maed.utils.device)
         # names of files and folders, free text
+        "KEYPOINTS.LANDMARK_MAP",
         "OUTPUT_DIR",
         "EXP_NAME",
         "LOGDIR",

@@ -264,12 +264,12 @@ class KeypointDataConfig:
     ``keypoints``. A bank of posed Anny people is built once (cached in PATHS.DB_DIR), then every sample is
     a new camera, box and detector noise over it."""
 
-    BANK_SIZE: int = 2000  # people (random shape and motion) in the training bank
-    BANK_FRAMES: int = 64  # frames of each person's motion
-    VAL_SIZE: int = 200  # validation clips (held-out shapes, fixed views), PA-MPJPE selects best.pt
+    BANK_SIZE: int = setting(2000, low=1)  # people (random shape and motion) in the training bank
+    BANK_FRAMES: int = setting(64, low=1)  # frames of each person's motion (at least DATASET.SEQLEN)
+    VAL_SIZE: int = setting(200, low=1)  # validation clips (held-out shapes, fixed views), PA-MPJPE selects best.pt
     LANDMARK_MAP: str = ""  # '' = the fitted BlazePose map that ships for the body model and rig
     NOISE: bool = True  # the detector's fitted noise, misses and swaps on the landmarks
-    SAMPLES_PER_PASS: int = 20000  # clips per pass of the training stream
+    SAMPLES_PER_PASS: int = setting(20000, low=1)  # clips per pass of the training stream
 
 
 @dataclass
@@ -455,7 +455,24 @@ def _dataset_roots_rule(cfg: Config) -> str | None:
 
 
 #: checks across fields, run by :meth:`Config.validate` after each field's own :class:`Check`
-RULES = (_overlap_rule, _body_rig_rule, _clip_sampling_rule, _eval_window_rule, _ste_size_rule, _dataset_roots_rule)
+def _keypoint_bank_rule(cfg: Config) -> str | None:
+    if cfg.MODEL.ENCODER.BACKBONE == "keypoints" and cfg.KEYPOINTS.BANK_FRAMES < cfg.DATASET.SEQLEN:
+        return (
+            f"KEYPOINTS.BANK_FRAMES={cfg.KEYPOINTS.BANK_FRAMES}: each person's motion must hold a training clip "
+            f"(at least DATASET.SEQLEN={cfg.DATASET.SEQLEN} frames)"
+        )
+    return None
+
+
+RULES = (
+    _overlap_rule,
+    _body_rig_rule,
+    _clip_sampling_rule,
+    _eval_window_rule,
+    _ste_size_rule,
+    _dataset_roots_rule,
+    _keypoint_bank_rule,
+)
 
 
 def _field_types(cls: type) -> dict[str, Any]:

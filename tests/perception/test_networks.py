@@ -110,9 +110,11 @@ def test_photographs_without_people_give_nobody(movenet, photo):
 
 
 def test_input_sizes_follow_the_frame():
-    assert input_sizes(480, 640) == (256,)
-    assert input_sizes(720, 1280) == (256, 640)
-    assert input_sizes(2160, 3840) == (256, 640)
+    assert input_sizes(360, 480) == (256,)
+    assert input_sizes(480, 640) == (256, 416)
+    assert input_sizes(576, 768) == (256, 512)
+    assert input_sizes(720, 1280) == (256, 512)
+    assert input_sizes(2160, 3840) == (256, 512)
 
 
 def test_mirror_permutations_swap_left_and_right():

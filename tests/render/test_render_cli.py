@@ -213,7 +213,7 @@ def test_body_from_predictions_lands_on_its_silhouette(tmp_path, smpl_body, smpl
 def test_anny_predictions_on_another_rig_are_drawn_with_that_rig(recorded, tmp_path):
     """Meshes rebuilt from theta use the evaluation's rig (metrics.json's MODEL.BODY_RIG, else the rig whose
     pose width theta has): cmu_mb's 31 bones, not Anny's default 104."""
-    from maed.body.joints import pose_layout
+    from maed.body.layout import pose_layout
     from maed.render.predictions import load_predictions, render_predictions
 
     layout = pose_layout("anny", "cmu_mb")

@@ -109,3 +109,36 @@ def test_a_few_training_steps_lower_the_loss(bank, lmap):
         opt.step()
         losses.append(float(loss))
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_anny_joints_only_and_posed_points_match_the_full_forward():
+    from maed.synth.bodies import build_kit
+    from maed.synth.motion import euler_rotmat
+
+    body = build_kit("anny", "cmu_mb").body
+    J = body.num_joints
+    R = torch.as_tensor(euler_rotmat(np.random.default_rng(2).normal(size=(6, J, 3)) * 0.4), dtype=torch.float32)
+    betas = torch.as_tensor(np.random.default_rng(3).uniform(-0.5, 0.5, (6, 6)), dtype=torch.float32)
+    with torch.no_grad():
+        full = body(R, betas)
+        assert (full.joints - body.joints_only(R, betas)).abs().max() < 1e-4  # metres: 0.1 mm
+        ids = torch.tensor([0, 4321, 13000])
+        weights = torch.zeros(3, body.num_vertices)
+        weights[torch.arange(3), ids] = 1.0
+        one_shape = body(R, betas[:1].expand(6, -1))
+        points, joints = body.posed_points(R, betas[0], weights)
+        assert (points - one_shape.verts[:, ids]).abs().max() < 1e-5
+        assert (joints - one_shape.joints).abs().max() < 1e-4
+
+
+def test_training_without_vertices_builds_joints_only():
+    from maed.models import build_model
+
+    model = build_model("kp_anny", overrides=["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.DECODER.HIDDEN_DIM=64"])
+    x = torch.zeros(1, 2, 33, 3)
+    model.train()
+    out = model(x)
+    assert out["verts"].shape[-2] == 0 and out["kp_3d"].shape == (1, 2, 49, 3)
+    model.eval()
+    with torch.no_grad():
+        assert model(x)["verts"].shape[-2] == model.body_model.num_vertices

@@ -109,7 +109,7 @@ def test_database_fields_accept_any_rig_but_stay_checked():
 
 
 def test_the_model_and_loaders_take_the_rig_from_the_config(monkeypatch):
-    import maed.body
+    import maed.body.factory
     from maed.body.layout import pose_layout_from_config
     from maed.config import load_config
     from maed.models import build_model
@@ -122,7 +122,7 @@ def test_the_model_and_loaders_take_the_rig_from_the_config(monkeypatch):
         seen.update(name=name, **kwargs)
         raise KeyboardInterrupt  # stop before building the network
 
-    monkeypatch.setattr(maed.body, "build_body_model", record)
+    monkeypatch.setattr(maed.body.factory, "build_body_model", record)  # what body_model_from_config calls
     with pytest.raises(KeyboardInterrupt):
         build_model(cfg)
     assert seen["name"] == "anny" and seen["rig"] == "cmu_mb"

@@ -146,13 +146,7 @@ class AnnyBody(BodyModel):
         """
         B, J = rotmat.shape[:2]
         dtype, C = self.axes.dtype, self.axes
-        a = self.anny
-        delta = torch.zeros(B, J, 4, 4, dtype=dtype, device=rotmat.device)
-        delta[..., :3, :3] = C.T @ rotmat.to(dtype) @ C
-        delta[..., 3, 3] = 1.0
-        pose, phenotype, local, facial = a.get_tensor_inputs(delta, 0.5 + betas.reshape(1, -1).to(dtype), None, None)
-        rest = a.get_rest_model(a._get_phenotype_blendshape_coefficients(phenotype, local, facial))
-        transforms, bone_poses = a.get_bone_transforms(pose, rest["rest_bone_poses"].expand(B, -1, -1, -1))
+        rest, transforms, bone_poses = self._posed_bones(rotmat, betas.reshape(1, -1))
         v_rest = rest["rest_vertices"][0]  # (V, 3) in anny's axes
         homo = torch.cat([v_rest, torch.ones_like(v_rest[:, :1])], dim=-1)  # (V, 4)
         weights = torch.cat([point_weights.to(dtype), self.joint_vertex_weights.to(dtype)])  # (n + 49, V)
@@ -174,15 +168,9 @@ class AnnyBody(BodyModel):
         total weight, skinned for the sample's own shape: within a few millimetres of :meth:`forward`'s.
         rotmat: B x J x 3 x 3; betas: B x S. Returns B x 49 x 3 metres.
         """
-        B, J = rotmat.shape[:2]
         dtype, C = self.axes.dtype, self.axes
         a = self.anny
-        delta = torch.zeros(B, J, 4, 4, dtype=dtype, device=rotmat.device)
-        delta[..., :3, :3] = C.T @ rotmat.to(dtype) @ C
-        delta[..., 3, 3] = 1.0
-        pose, phenotype, local, facial = a.get_tensor_inputs(delta, 0.5 + betas.to(dtype), None, None)
-        rest = a.get_rest_model(a._get_phenotype_blendshape_coefficients(phenotype, local, facial))
-        transforms, bone_poses = a.get_bone_transforms(pose, rest["rest_bone_poses"])
+        rest, transforms, bone_poses = self._posed_bones(rotmat, betas)
         ids, weights = self._joint_vertex_subset()
         v_rest = rest["rest_vertices"][:, ids]  # (B, m, 3)
         homo = torch.cat([v_rest, torch.ones_like(v_rest[..., :1])], dim=-1)
@@ -192,6 +180,20 @@ class AnnyBody(BodyModel):
         skinned = (w[None, ..., None] * (per_bone @ homo[:, :, None, :, None])[..., 0]).sum(2) @ C.T
         heads = bone_poses[..., :3, 3] @ C.T
         return self.joint_bone_weights @ heads + weights.to(dtype) @ skinned
+
+    def _posed_bones(self, rotmat: torch.Tensor, betas: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """Anny's rest model for ``betas`` (B x S, or 1 x S for the whole batch) and its bones posed by
+        ``rotmat`` (B x J x 3 x 3): (rest model, bone transforms B x J x 4 x 4, bone poses B x J x 4 x 4)."""
+        B, J = rotmat.shape[:2]
+        dtype, C = self.axes.dtype, self.axes
+        a = self.anny
+        delta = torch.zeros(B, J, 4, 4, dtype=dtype, device=rotmat.device)
+        delta[..., :3, :3] = C.T @ rotmat.to(dtype) @ C
+        delta[..., 3, 3] = 1.0
+        pose, phenotype, local, facial = a.get_tensor_inputs(delta, 0.5 + betas.to(dtype), None, None)
+        rest = a.get_rest_model(a._get_phenotype_blendshape_coefficients(phenotype, local, facial))
+        transforms, bone_poses = a.get_bone_transforms(pose, rest["rest_bone_poses"].expand(B, -1, -1, -1))
+        return rest, transforms, bone_poses
 
     def _joint_vertex_subset(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids (m,), weights (49, m)): each vertex-defined joint as at most JOINT_VERTEX_SUBSET vertices, the

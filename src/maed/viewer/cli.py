@@ -12,7 +12,7 @@ from maed.errors import DataError
 EPILOG = """\
 examples:
   maed view output/                  # the page `maed demo --out output/` wrote (index.html)
-  maed view visual/downtown.html     # a page of `maed render --viewer`
+  maed view visual/downtown.html     # a page written by maed render's --viewer option
 
 The page opens from disk: no server, no network. Without a display (over ssh, in a container) the path is
 printed instead; copy the folder to a machine with a browser and open index.html there. A demo folder
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "view",
         help="open a run's page: the overlay video and the 3D bodies in a browser",
         description="Open the page of a `maed demo` output folder (index.html; written first when missing) or a "
-        "page of `maed render --viewer` in the default web browser.",
+        "page written by maed render's --viewer option in the default web browser.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
