@@ -142,3 +142,17 @@ def test_training_without_vertices_builds_joints_only():
     model.eval()
     with torch.no_grad():
         assert model(x)["verts"].shape[-2] == model.body_model.num_vertices
+
+
+def test_the_keypoint_validator_scores_every_clip_frame_by_frame(bank, lmap):
+    from maed.models import build_model
+    from maed.train.distributed import DistEnv
+    from maed.train.validation import KeypointValidator
+
+    clips = KeypointClips(bank, lmap, ViewSettings(seqlen=8, flip=False), length=5)
+    model = build_model("kp_anny", overrides=["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.DECODER.HIDDEN_DIM=64"])
+    metrics = KeypointValidator(clips, DistEnv(), batch_size=2)(model)
+    assert metrics["num_frames"] == 5 * 8
+    assert 0 < metrics["pa-mpjpe"] < metrics["mpjpe"] and metrics["pve"] is None
+    # the same clips every call (clip i from seed i): validation numbers compare across epochs
+    assert KeypointValidator(clips, DistEnv(), batch_size=3)(model)["pa-mpjpe"] == pytest.approx(metrics["pa-mpjpe"])

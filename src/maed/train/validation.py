@@ -5,6 +5,7 @@ across them weighted by frame counts."""
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 
 import torch
@@ -128,23 +129,33 @@ class Validator:
             finally:
                 model.train(was_training)
             n, values = result.num_frames, result.metrics
-        sums = []
-        for k in METRIC_KEYS:
-            v = values.get(k)
-            sums += [0.0, 0.0] if v is None else [float(v) * n, float(n)]
-        local = torch.tensor(sums + [n, windows], dtype=torch.float64, device=self.env.device)
-        totals = all_reduce_sum(local, self.env).cpu().tolist()
-        if totals[-1] == 0:
+        metrics, (all_windows,) = reduce_metrics(values, n, self.env, extra=[windows])
+        if all_windows == 0:
             raise DataError(
                 f"validation: the {self.dataset} val split has no evaluation windows on any rank "
                 "(TRAIN.DATASET_EVAL); set TRAIN.DATASET_EVAL='' to train without validation"
             )
-        metrics: dict[str, float | int | None] = {}
-        for i, k in enumerate(METRIC_KEYS):
-            s, c = totals[2 * i], totals[2 * i + 1]
-            metrics[k] = s / c if c > 0 else None
-        metrics["num_frames"] = int(totals[-2])
         return metrics
+
+
+def reduce_metrics(
+    values: dict, n: int, env: DistEnv, extra: list[float] = ()
+) -> tuple[dict[str, float | int | None], list[float]]:
+    """Metrics of ``n`` frames on this rank -> their frame-weighted mean over all ranks (a metric no rank has,
+    or a non-finite one, is None), with ``num_frames``; ``extra`` values are summed over ranks alongside."""
+    sums = []
+    for k in METRIC_KEYS:
+        v = values.get(k)
+        ok = v is not None and math.isfinite(v)
+        sums += [float(v) * n, float(n)] if ok else [0.0, 0.0]
+    local = torch.tensor(sums + [n, *extra], dtype=torch.float64, device=env.device)
+    totals = all_reduce_sum(local, env).cpu().tolist()
+    metrics: dict[str, float | int | None] = {}
+    for i, k in enumerate(METRIC_KEYS):
+        s, c = totals[2 * i], totals[2 * i + 1]
+        metrics[k] = s / c if c > 0 else None
+    metrics["num_frames"] = int(totals[2 * len(METRIC_KEYS)])
+    return metrics, totals[2 * len(METRIC_KEYS) + 1 :]
 
 
 class KeypointValidator:
@@ -187,16 +198,4 @@ class KeypointValidator:
             model.train(was_training)
         n = sum(len(p) for p in preds)
         values = compute_metrics(np.concatenate(preds), np.concatenate(gts), sequence_ids=ids) if n else {}
-        sums = []
-        for k in METRIC_KEYS:
-            v = values.get(k)
-            ok = v is not None and np.isfinite(v)
-            sums += [float(v) * n, float(n)] if ok else [0.0, 0.0]
-        totals = all_reduce_sum(torch.tensor(sums + [n], dtype=torch.float64, device=self.env.device), self.env)
-        totals = totals.cpu().tolist()
-        metrics: dict[str, float | int | None] = {}
-        for i, k in enumerate(METRIC_KEYS):
-            s, c = totals[2 * i], totals[2 * i + 1]
-            metrics[k] = s / c if c > 0 else None
-        metrics["num_frames"] = int(totals[-1])
-        return metrics
+        return reduce_metrics(values, n, self.env)[0]
