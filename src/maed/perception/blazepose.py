@@ -91,14 +91,14 @@ def roi_from_coco(keypoints: np.ndarray, box: np.ndarray) -> Roi:
 def roi_from_landmarks(raw: np.ndarray, roi: Roi) -> Roi:
     """MediaPipe's tracking region from one run's raw landmarks (39, 5 crop pixels): centre at landmark
     33, side 2 x 1.25 x the distance to landmark 34, rotation making 33 -> 34 vertical."""
-    inv = cv2_invert(roi.affine())
+    inv = invert_affine(roi.affine())
     centre = inv @ np.array([raw[33, 0], raw[33, 1], 1.0])
     point = inv @ np.array([raw[34, 0], raw[34, 1], 1.0])
     side = 2 * ROI_MARGIN * float(np.linalg.norm(point - centre))
     return Roi(float(centre[0]), float(centre[1]), max(side, 1.0), _angle_up(centre, point))
 
 
-def cv2_invert(m: np.ndarray) -> np.ndarray:
+def invert_affine(m: np.ndarray) -> np.ndarray:
     """Inverse of a 2 x 3 affine map."""
     a = np.linalg.inv(m[:, :2])
     return np.concatenate([a, -(a @ m[:, 2])[:, None]], axis=1)
@@ -193,7 +193,7 @@ class BlazePose:
         image = np.zeros((len(items), NUM_LANDMARKS, 4), np.float32)
         world_up = np.zeros((len(items), NUM_LANDMARKS, 3), np.float32)
         for i, roi in enumerate(rois):
-            inv = cv2_invert(roi.affine())
+            inv = invert_affine(roi.affine())
             xy = raw[i, :NUM_LANDMARKS, :2] @ inv[:, :2].T + inv[:, 2]
             image[i, :, :2] = xy
             image[i, :, 2] = raw[i, :NUM_LANDMARKS, 2] * roi.side / CROP

@@ -38,6 +38,7 @@ from maed.data.datasets import _item_rng
 from maed.data.keypoints import SPIN_FLIP_PERM
 from maed.data.transforms import BASE_SCALE, flip_pose
 from maed.errors import AssetError
+from maed.models.keypoints import inputs_from_landmarks
 from maed.paths import resolve_paths
 from maed.perception.skeletons import BLAZEPOSE33, mirror_permutation
 from maed.synth.bodies import build_kit
@@ -258,9 +259,7 @@ class KeypointClips(torch.utils.data.Dataset):
             det[swap] = det[swap][:, self.perm_lm]
         inside = (det[..., 0] >= 0) & (det[..., 0] < W) & (det[..., 1] >= 0) & (det[..., 1] < H)
         vis *= inside
-        to_crop = lambda p: (p - cxy[:, None]) / (crop[:, None, None] / 2)  # noqa: E731
-        kp_in = to_crop(det)
-        kp_2d = to_crop(j_px)
+        kp_2d = (j_px - cxy[:, None]) / (crop[:, None, None] / 2)  # the joints in the crop, [-1, 1]
 
         # targets: the pose with the root turned into the camera frame, the joints in the camera frame
         pose = rot.copy()
@@ -269,7 +268,8 @@ class KeypointClips(torch.utils.data.Dataset):
         betas = np.broadcast_to(bank.betas[m], (T, bank.betas.shape[1]))
         kp_3d = np.concatenate([j_c, np.broadcast_to(mask[None, :, None], (T, 49, 1))], -1)
         kp_2d = np.concatenate([kp_2d, np.broadcast_to(mask[None, :, None], (T, 49, 1))], -1)
-        keypoints = np.concatenate([kp_in * vis[..., None], vis[..., None]], -1)
+        boxes = np.stack([cxy[:, 0], cxy[:, 1], side, side], axis=1)  # the inputs as demo and evaluation make them
+        keypoints = inputs_from_landmarks(np.concatenate([det, vis[..., None]], -1), boxes)
         if v.flip and rng.random() < 0.5:
             keypoints, kp_2d, kp_3d, theta_pose = self._flip(keypoints, kp_2d, kp_3d, theta_pose)
         cam = np.tile(np.array([1.0, 0.0, 0.0], np.float32), (T, 1))
