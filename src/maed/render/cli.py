@@ -91,16 +91,20 @@ def run(args: argparse.Namespace) -> int:
         root = paths["dataset_roots"].get(pred.dataset)
         if root is not None and not Path(root).is_dir():
             root = None  # no default tree here: use the paths as the evaluation stored them
-    report = render_predictions(
-        args.eval_dir,
-        args.out,
+    # what to draw: the same videos, frames and body for the overlay and for the viewer pages
+    selection = dict(
         root=root,
         body_model=body_model,
         body_model_dir=args.body_model_dir or paths["body_model_dir"],
         sequence=args.sequence,
         max_frames=args.max_frames,
-        fmt=args.format,
         fps=args.fps,
+    )
+    report = render_predictions(
+        args.eval_dir,
+        args.out,
+        **selection,
+        fmt=args.format,
         side_view=args.side_view,
         backend=args.backend,
         antialias=not args.no_antialias,
@@ -118,15 +122,6 @@ def run(args: argparse.Namespace) -> int:
         # start-up: keeps `maed --help` light (torch loads only when used)
         from maed.viewer.evaluation import write_eval_pages
 
-        pages = write_eval_pages(
-            args.eval_dir,
-            args.out,
-            root=root,
-            body_model=body_model,
-            body_model_dir=args.body_model_dir or paths["body_model_dir"],
-            sequence=args.sequence,
-            max_frames=args.max_frames,
-            fps=args.fps,
-        )
+        pages = write_eval_pages(args.eval_dir, args.out, **selection)
         print(f"wrote {len(pages) - 1} viewer pages, listed in {pages[-1]} (maed view {args.out})")
     return 0
