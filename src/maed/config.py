@@ -187,6 +187,9 @@ class LossConfig:
     # project additions
     POSE_VIA_AXIS_ANGLE: bool = False  # the original's rotmat -> axis-angle -> rotmat round trip in the pose loss
     MASK_IMAGE_SMPL: bool = True  # image pose/shape losses only where SMPL labels exist (the original did not mask)
+    # the 3D-joint loss in each body's own frame (the root's rotation undone, prediction and truth each by its
+    # own): the articulation alone, so an unsure facing does not pull the limbs in (the keypoint model's)
+    KP_3D_BODY_FRAME: bool = False
     # the 2D-joint loss of MODEL.ENCODER.JOINT_HEATMAP's head (needs that head)
     JOINT_HEATMAP_W: float = setting(0.0, low=0.0, why="0 disables the term")
 

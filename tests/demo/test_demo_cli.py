@@ -134,7 +134,7 @@ def test_input_errors_are_one_line_with_exit_code_2(tmp_path, capsys, tiny_check
     assert not (tmp_path / "o").exists()  # nothing written for a failed start
 
 
-def test_zero_frame_video_and_missing_default_model(tmp_path, capsys):
+def test_zero_frame_video_and_missing_default_model(tmp_path, capsys, monkeypatch):
     import av
 
     path = tmp_path / "zero.avi"
@@ -145,7 +145,8 @@ def test_zero_frame_video_and_missing_default_model(tmp_path, capsys):
     assert _demo(path, "--out", tmp_path / "o") == 2
     _one_line_error(capsys, "the video has no frames")
     clip = _background_video(tmp_path / "bg.mp4", frames=2)
-    assert _demo(clip, "--out", tmp_path / "o") == 2  # no --checkpoint, and no shipped model yet
+    monkeypatch.setattr("maed.paths.project_root", lambda: tmp_path / "installation")  # one without the model
+    assert _demo(clip, "--out", tmp_path / "o") == 2  # no --checkpoint, and no shipped model
     _one_line_error(capsys, "no default model", "--checkpoint")
 
 

@@ -83,3 +83,25 @@ def test_without_keypoint_weights_the_keypoint_stage_names_the_file_and_command(
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
     assert "movenet_multipose_lightning.onnx: no such file" in err[0] and "make_weights.sh" in err[0]
+
+
+def test_the_demo_without_model_options_runs_the_shipped_model_and_writes_every_output(tmp_path):
+    """`maed demo` alone: the sample clip, MoveNet, BlazePose and the shipped keypoint model on Anny."""
+    from maed.cli import main
+
+    out = tmp_path / "out"
+    assert main(["demo", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["checkpoint"].endswith("maed_kp_anny.pt") and summary["model"]["rig"] == "cmu_mb"
+    assert summary["num_people"] == 2
+    expected = {"overlay.mp4", "tracks.npz", "results.pkl", "summary.json", "index.html"}
+    for person in summary["people"]:
+        expected |= {f"person_{person['id']}.glb", f"person_{person['id']}.bvh"}
+    assert expected <= {p.name for p in out.iterdir()}
+    assert all((out / name).stat().st_size > 0 for name in expected)
+    with np.load(out / "tracks.npz") as z:
+        pid = summary["people"][0]["id"]
+        joints, boxes = z[f"person_{pid}/joints2d"], z[f"person_{pid}/boxes"]
+    # the mesh is on its person: the projected joints lie within the person's box in most frames
+    inside = (np.abs(joints - boxes[:, None, :2]) <= boxes[:, None, 2:] * 0.75).all(-1).mean()
+    assert inside > 0.9

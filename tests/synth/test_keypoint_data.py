@@ -156,3 +156,72 @@ def test_the_keypoint_validator_scores_every_clip_frame_by_frame(bank, lmap):
     assert 0 < metrics["pa-mpjpe"] < metrics["mpjpe"] and metrics["pve"] is None
     # the same clips every call (clip i from seed i): validation numbers compare across epochs
     assert KeypointValidator(clips, DistEnv(), batch_size=3)(model)["pa-mpjpe"] == pytest.approx(metrics["pa-mpjpe"])
+
+
+def test_the_shipped_map_carries_the_networks_own_errors_by_track(lmap):
+    """The residual pool: BlazePose's landmark minus the fitted point on train-split renders, in box sides,
+    frame by frame along tracks; mostly small, sometimes large (what a Gaussian at the RMS spread misses)."""
+    res, seen, track = lmap.residuals, lmap.residual_seen, lmap.residual_track
+    assert res.shape[1:] == (33, 2) and seen.shape == res.shape[:2] and track.shape == res.shape[:1]
+    assert (np.diff(track) >= 0).all()  # a track's rows are consecutive
+    err = np.linalg.norm(res, axis=-1)[seen]
+    assert 0.005 < np.median(err) < 0.04 and np.percentile(err, 99) > 3 * np.median(err)
+    assert lmap.info["split"] == "train"  # validation and test renders were not used
+
+
+def test_training_landmarks_err_by_a_window_of_the_pool(bank, lmap):
+    """With the pool, a sample's landmarks are the exact projections moved by pool rows (possibly mirrored)
+    times the box side; a window's rows are consecutive frames of one track."""
+    exact = KeypointClips(bank, lmap, ViewSettings(seqlen=8, flip=False))
+    exact.view.noise = False
+    noisy = KeypointClips(bank, lmap, ViewSettings(seqlen=8, flip=False))
+    for i in range(3):
+        a, b = exact.sample(np.random.default_rng(i)), noisy.sample(np.random.default_rng(i))
+        both = (a["keypoints"][..., 2] > 0) & (b["keypoints"][..., 2] > 0)
+        # the difference in crop units, times the crop's half side over the box side (1.3 / 2), is a pool row
+        diff = ((b["keypoints"] - a["keypoints"])[..., :2] * 0.65).numpy()
+        assert both.any()
+        rows = noisy.pool_starts
+        pool = lmap.residuals
+        mirrored = pool[:, noisy.perm_lm] * np.array([-1.0, 1.0])
+        for t in range(8):
+            m = both[t].numpy()
+            d = diff[t][m]
+            best = min(np.abs(p[:, m] - d).max(axis=(1, 2)).min() for p in (pool, mirrored))
+            assert best < 1e-3, (i, t, best)  # the same camera and box: only the pool row differs
+        assert rows is not None and len(rows) > 100
+    # windows are consecutive rows of one track
+    r, _ = noisy._residual_window(np.random.default_rng(5), 8)
+    starts = [s for s in noisy.pool_starts if np.allclose(lmap.residuals[s : s + 8], r, atol=1e-6)]
+    flipped = r[:, noisy.perm_lm] * np.array([-1.0, 1.0])
+    starts += [s for s in noisy.pool_starts if np.allclose(lmap.residuals[s : s + 8], flipped, atol=1e-6)]
+    assert starts and all(len(set(lmap.residual_track[s : s + 8])) == 1 for s in starts)
+
+
+def test_targets_are_seen_by_a_camera_looking_through_the_box_centre(bank, lmap):
+    """virtual_camera: the 3D targets are turned by the smallest rotation that takes the ray through the box
+    centre onto the optical axis; the body is the same (only turned), and its picture in that camera (the 2D
+    targets) is the crop's picture up to a small homography."""
+    from maed.synth.keypoint_data import _towards_axis
+
+    rays = np.random.default_rng(0).normal(size=(6, 2)) * 0.4
+    R = _towards_axis(rays)
+    d = np.concatenate([rays, np.ones((6, 1))], 1)
+    np.testing.assert_allclose(np.einsum("tij,tj->ti", R, d / np.linalg.norm(d, axis=1, keepdims=True)),
+                               np.tile([0.0, 0.0, 1.0], (6, 1)), atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(R @ np.swapaxes(R, 1, 2), np.tile(np.eye(3), (6, 1, 1)), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0)
+
+    view = dict(seqlen=8, noise=False, flip=False, truncate=0.0)
+    plain = KeypointClips(bank, lmap, ViewSettings(**view, virtual_camera=False))
+    turned = KeypointClips(bank, lmap, ViewSettings(**view, virtual_camera=True))
+    moved = []
+    for i in range(6):
+        a, b = plain.sample(np.random.default_rng(i)), turned.sample(np.random.default_rng(i))
+        ca = a["kp_3d"].numpy()[..., :3] - a["kp_3d"].numpy()[:, 27:29, :3].mean(1, keepdims=True)
+        cb = b["kp_3d"].numpy()[..., :3] - b["kp_3d"].numpy()[:, 27:29, :3].mean(1, keepdims=True)
+        np.testing.assert_allclose(np.linalg.norm(ca, axis=-1), np.linalg.norm(cb, axis=-1), atol=1e-4)
+        moved.append(np.abs(ca - cb).max())
+        shift = np.abs(a["kp_2d"].numpy()[..., :2] - b["kp_2d"].numpy()[..., :2])
+        assert shift.mean() < 0.03 and shift.max() < 0.2  # crop units: the homography of wide, close views
+    assert max(moved) > 0.005  # the bodies were turned (by up to half the field of view)

@@ -49,6 +49,26 @@ def test_keypoint_3d_is_pelvis_centred_and_hand_computed():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_keypoint_3d_in_the_body_frame_scores_the_articulation_alone():
+    g = torch.Generator().manual_seed(1)
+    gt = torch.zeros(3, K, 4)
+    gt[..., :3] = torch.randn(3, K, 3, generator=g)
+    gt[..., 3] = 1.0
+    gt_root = axis_angle_to_rotmat(torch.randn(3, 3, generator=g))
+    turn = axis_angle_to_rotmat(torch.randn(3, 3, generator=g))  # a different facing, the same articulation
+    pred = gt[..., :3] @ turn.transpose(-1, -2) + 0.7
+    pred_root = turn @ gt_root
+    assert keypoint_3d_loss(pred, gt).item() > 0.1  # in the camera frame the facing counts
+    assert keypoint_3d_loss(pred, gt, pred_root=pred_root, gt_root=gt_root).item() < 1e-10
+    # a moved joint (not a hip) counts by its displacement, whatever the facing: |v|^2 over K x 3 elements
+    bent = pred.clone()
+    bent[:, 30] += torch.tensor([0.2, 0.0, 0.0])
+    body = keypoint_3d_loss(bent, gt, pred_root=pred_root, gt_root=gt_root).item()
+    assert body == pytest.approx(0.2**2 / (K * 3), rel=1e-4)
+    with pytest.raises(ValueError, match="both root rotations"):
+        keypoint_3d_loss(pred, gt, pred_root=pred_root)
+
+
 def test_pose_loss_uses_rotation_matrices_directly():
     pred = _rot_z(math.pi / 2).expand(1, 24, 3, 3).clone()  # every joint rotated 90 degrees about z
     gt = torch.zeros(1, 72)  # identity

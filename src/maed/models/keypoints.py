@@ -1,6 +1,7 @@
 """The ``keypoints`` encoder: MAED's spatial-temporal transformer over body landmarks instead of image patches.
 
-Each frame is K landmark tokens (BlazePose's 33 by default) plus a class token. A landmark's channels are its
+Each frame is K landmark tokens (BlazePose's 33 by default) plus a class token, which starts as an embedding
+of the whole frame's landmarks (a small MLP over all of them). A landmark's channels are its
 position x, y in [-1, 1] of the person's square crop box, its visibility in [0, 1], and, with ``world=True``,
 its metric world position (metres, around the hips). The tokens pass through the same :class:`Block` s as
 the image encoder's patches, so in every attention mode spatial attention runs over the landmarks of a frame
@@ -30,6 +31,29 @@ NUM_KEYPOINTS = 33
 IMAGE_CHANNELS = ("x", "y", "visibility")
 WORLD_CHANNELS = ("world_x", "world_y", "world_z")
 VISIBILITY_CHANNEL = IMAGE_CHANNELS.index("visibility")
+
+
+class LandmarkEmbedding(nn.Module):
+    """One linear map per landmark: (B, K, C) -> (B, K, D), landmark k by its own ``weight[k]`` (C x D) and
+    ``bias[k]``. A map shared by all landmarks would leave a token's identity to the small learned
+    ``landmark_embed`` alone, which training grows only slowly; a map of its own makes "where is this
+    landmark" and "which landmark is it" one input from the first step."""
+
+    def __init__(self, num_keypoints: int, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(num_keypoints, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(num_keypoints, out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # PyTorch's nn.Linear default, per landmark: uniform in +-1/sqrt(C)
+        bound = 1.0 / self.in_features**0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bkc,kcd->bkd", x, self.weight) + self.bias
 
 
 class KeypointEncoder(TemporalEmbeddingMixin, nn.Module):
@@ -78,10 +102,15 @@ class KeypointEncoder(TemporalEmbeddingMixin, nn.Module):
         self.max_seqlen = max_seqlen
         self.interp_temp_embed = interp_temp_embed
         self.grad_checkpoint = grad_checkpoint
-        self.kp_embed = nn.Linear(self.in_channels, dim)
+        self.kp_embed = LandmarkEmbedding(num_keypoints, self.in_channels, dim)
         self.landmark_embed = nn.Parameter(torch.zeros(1, num_keypoints, dim))
         self.missing_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        # the class token starts as a summary of the whole frame (every landmark's channels, hidden ones
+        # zeroed), so the frame's feature carries the pose from the first step; the blocks refine it
+        self.frame_embed = nn.Sequential(
+            nn.Linear(num_keypoints * self.in_channels, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim)
+        )
         self.has_temp_embed = st_mode in ("series", "parallel", "coupling")
         if self.has_temp_embed:
             self.temp_embed = nn.Parameter(torch.zeros(1, max_seqlen, 1, dim))
@@ -96,7 +125,10 @@ class KeypointEncoder(TemporalEmbeddingMixin, nn.Module):
         if self.has_temp_embed:
             trunc_normal_(self.temp_embed, std=0.02)
         init_transformer_weights(self)
-        # the input projection keeps PyTorch's default (as the image encoder's convolutional patch projection
+        for layer in self.frame_embed:  # a plain MLP over the frame's landmarks: PyTorch's default
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
+        # the input projections keep PyTorch's default (as the image encoder's convolutional patch projection
         # does): weights of order 1/sqrt(C), so positions are not drowned by the 0.02-scale learned embeddings
         self.kp_embed.reset_parameters()
 
@@ -108,7 +140,8 @@ class KeypointEncoder(TemporalEmbeddingMixin, nn.Module):
         # where, not a product: a hidden landmark's coordinates may be anything, NaN included
         x = torch.where(visible, x, torch.zeros_like(x))
         tokens = torch.where(visible, self.kp_embed(x), self.missing_token) + self.landmark_embed  # (B, K, D)
-        return torch.cat([self.cls_token.expand(B, -1, -1), tokens], dim=1)
+        cls = self.cls_token + self.frame_embed(x.reshape(B, -1))[:, None]
+        return torch.cat([cls, tokens], dim=1)
 
     def forward_features(self, x: torch.Tensor, seqlen: int = 1) -> torch.Tensor:
         """x: (N*T) x K x C landmarks, the T frames of each clip consecutive -> (N*T) x (1 + K) x D tokens

@@ -45,9 +45,9 @@ from maed.synth.bodies import build_kit
 from maed.synth.landmarks import LandmarkMap, shipped_map_path
 from maed.synth.motion import MOTION_STYLES, person_motion
 from maed.synth.sequence import look_at, sequence_rng
-from maed.utils.io import atomic_path, file_sha256
+from maed.utils.io import atomic_path
 
-BANK_VERSION = 1
+BANK_VERSION = 2
 BOX_MARGIN = 1.1  # the datasets' boxes are 1.1 x the person's extent
 FRAME_SIZES = ((640, 480), (1280, 720), (1920, 1080), (720, 1280), (480, 640))
 
@@ -63,7 +63,7 @@ class BankSpec:
     split: str = "train"  # 'test' draws the held-out shapes of maed.synth.bodies
     body_model: str = "anny"
     rig: str = "cmu_mb"
-    landmark_map: str = ""  # sha256 of the map's file
+    landmark_map: str = ""  # LandmarkMap.geometry_key(): what places the landmarks (the noise does not matter here)
 
     def key(self) -> str:
         text = json.dumps({**asdict(self), "version": BANK_VERSION}, sort_keys=True)
@@ -161,6 +161,20 @@ def _look_at(position: np.ndarray, target: np.ndarray, roll: float) -> tuple[np.
     return look_at(position, target, roll)
 
 
+def _towards_axis(offset: np.ndarray) -> np.ndarray:
+    """(T, 2) directions (x/z, y/z) of rays -> (T, 3, 3) the smallest rotations taking each ray onto +z."""
+    d = np.concatenate([offset, np.ones((len(offset), 1))], axis=1)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    axis = np.cross(d, [0.0, 0.0, 1.0])
+    s = np.linalg.norm(axis, axis=1)
+    c = d[:, 2]
+    k = axis / np.maximum(s, 1e-12)[:, None]
+    Kx = np.zeros((len(d), 3, 3))
+    Kx[:, 0, 1], Kx[:, 0, 2], Kx[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    Kx -= np.swapaxes(Kx, 1, 2)
+    return np.eye(3) + s[:, None, None] * Kx + (1 - c)[:, None, None] * (Kx @ Kx)
+
+
 def _rotvec(R: np.ndarray) -> np.ndarray:
     from scipy.spatial.transform import Rotation
 
@@ -179,6 +193,8 @@ class ViewSettings:
     box_jitter: float = 0.05  # centre shift and size change of the box, fraction of its side
     noise: bool = True  # False: exact landmarks, all visible inside the frame (tests, ablations)
     flip: bool = True  # mirror half of the samples (left and right exchanged)
+    # the 3D targets as seen by a camera turned to look through the box centre (what a crop can tell)
+    virtual_camera: bool = True
 
 
 class KeypointClips(torch.utils.data.Dataset):
@@ -192,6 +208,12 @@ class KeypointClips(torch.utils.data.Dataset):
         self.perm_lm = np.array(mirror_permutation(BLAZEPOSE33))
 
         self.perm_joints = np.asarray(SPIN_FLIP_PERM)
+        # the residual pool's windows: rows whose next seqlen - 1 rows are the same track's next frames
+        self.pool_starts = None
+        if lmap.residuals is not None:
+            track, T = lmap.residual_track, self.view.seqlen
+            ok = np.flatnonzero(track[: len(track) - T + 1] == track[T - 1 :]) if len(track) >= T else np.array([])
+            self.pool_starts = ok if len(ok) else None
 
     def __len__(self) -> int:
         return self.length
@@ -252,18 +274,30 @@ class KeypointClips(torch.utils.data.Dataset):
         # the detector's landmarks: noise, misses, swaps, invisible outside the frame
         det = lm_px.copy()
         vis = np.ones(det.shape[:2], np.float32)
-        if v.noise:
+        if v.noise and self.lmap.residuals is not None:  # the network's own errors, a window of a real track
+            residual, seen = self._residual_window(rng, T)
+            det += residual * side[:, None, None]
+            vis *= seen
+        elif v.noise:  # the fitted summary: Gaussian spread, misses, swaps
             det += rng.normal(size=det.shape) * (self.lmap.spread[None, :, None] * side[:, None, None])
             vis *= rng.random(vis.shape) >= self.lmap.miss[None]
             swap = rng.random(T) < self.lmap.swap
             det[swap] = det[swap][:, self.perm_lm]
         inside = (det[..., 0] >= 0) & (det[..., 0] < W) & (det[..., 1] >= 0) & (det[..., 1] < H)
         vis *= inside
-        kp_2d = (j_px - cxy[:, None]) / (crop[:, None, None] / 2)  # the joints in the crop, [-1, 1]
-
         # targets: the pose with the root turned into the camera frame, the joints in the camera frame
         pose = rot.copy()
         pose[:, 0] = R_wc @ pose[:, 0]
+        if v.virtual_camera:
+            # a crop does not show where in the frame the person stood, so nothing in it tells how far off
+            # the optical axis they were; the targets are what a camera at the same place turned to look
+            # through the box centre sees (its image of the person is the crop, up to a small homography)
+            R_v = _towards_axis((cxy - K[2:]) / K[:2])  # (T, 3, 3)
+            j_c = np.einsum("tij,tkj->tki", R_v, j_c)
+            pose[:, 0] = R_v @ pose[:, 0]
+            kp_2d = j_c[..., :2] / j_c[..., 2:] * K[:2] / (crop[:, None, None] / 2)
+        else:
+            kp_2d = (j_px - cxy[:, None]) / (crop[:, None, None] / 2)  # the joints in the crop, [-1, 1]
         theta_pose = _rotvec(pose).reshape(T, -1)
         betas = np.broadcast_to(bank.betas[m], (T, bank.betas.shape[1]))
         kp_3d = np.concatenate([j_c, np.broadcast_to(mask[None, :, None], (T, 49, 1))], -1)
@@ -289,6 +323,20 @@ class KeypointClips(torch.utils.data.Dataset):
             "w_3d": torch.ones(T),
             "index": torch.tensor([index]),
         }
+
+    def _residual_window(self, rng: np.random.Generator, T: int) -> tuple[np.ndarray, np.ndarray]:
+        """(T, 33, 2) residuals in box sides and (T, 33) reported flags: T consecutive frames of one track
+        of the pool (T random rows when no track is that long), mirrored half of the time."""
+        lmap = self.lmap
+        if self.pool_starts is not None:
+            rows = int(self.pool_starts[rng.integers(len(self.pool_starts))]) + np.arange(T)
+        else:
+            rows = rng.integers(len(lmap.residuals), size=T)
+        residual, seen = lmap.residuals[rows].astype(np.float64), lmap.residual_seen[rows]
+        if rng.random() < 0.5:
+            residual = residual[:, self.perm_lm] * np.array([-1.0, 1.0])
+            seen = seen[:, self.perm_lm]
+        return residual, seen.astype(np.float32)
 
     def pose_rows(self, count: int = 2048, seed: int = 0) -> dict[str, np.ndarray]:
         """Pose (N, 3J) and shape (N, S) rows of a fixed draw of samples (the mean-pose start of the decoder
@@ -337,7 +385,7 @@ def bank_from_config(cfg, split: str, *, progress: bool = True) -> MotionBank:
     """The motion bank of a split, cached in ``PATHS.DB_DIR`` (built there on first use)."""
 
     k = cfg.KEYPOINTS
-    lmap_path = Path(k.LANDMARK_MAP) if k.LANDMARK_MAP else shipped_map_path(cfg.MODEL.BODY_MODEL, cfg.MODEL.BODY_RIG)
+    lmap = landmark_map_from_config(cfg)
     count = k.BANK_SIZE if split == "train" else max(1, k.VAL_SIZE // 4)
     spec = BankSpec(
         count=count,
@@ -346,10 +394,9 @@ def bank_from_config(cfg, split: str, *, progress: bool = True) -> MotionBank:
         split="test" if split != "train" else "train",  # validation and test use the held-out shapes
         body_model=cfg.MODEL.BODY_MODEL,
         rig=cfg.MODEL.BODY_RIG,
-        landmark_map=file_sha256(lmap_path),
+        landmark_map=lmap.geometry_key(),
     )
-    return MotionBank.cached(Path(resolve_paths(cfg.PATHS)["db_dir"]), spec, landmark_map_from_config(cfg),
-                             progress=progress)  # fmt: skip
+    return MotionBank.cached(Path(resolve_paths(cfg.PATHS)["db_dir"]), spec, lmap, progress=progress)
 
 
 def clips_from_config(cfg, split: str = "train", *, progress: bool = True) -> KeypointClips:

@@ -6,10 +6,13 @@ the shipped BlazePose network on ``maed synth`` renders, whose bodies are known,
 landmarks as a fixed convex combination of a few mesh vertices (non-negative least squares on the
 projections, weights summing to one), then measures the network's noise around the fitted points: the
 per-landmark spread (in units of the person's box side), how often a landmark it should see is reported
-invisible, and how often left and right come out swapped. :class:`LandmarkMap` holds the result;
-:meth:`LandmarkMap.landmarks` places the landmarks on any posed body of the same body model.
+invisible, and how often left and right come out swapped. It also keeps the network's actual errors, frame
+by frame along each person's track (the *residual pool*): synthetic training draws whole windows of them,
+so its landmarks err as the network does (mostly within 2 % of the box, sometimes a limb far off, a side
+swapped, a hand missed for a few frames), not with an invented distribution. :class:`LandmarkMap` holds the
+result; :meth:`LandmarkMap.landmarks` places the landmarks on any posed body of the same body model.
 
-    python -m maed.synth.landmarks --data /work/data/synth --out src/maed/synth/data/blazepose_anny_cmu_mb.npz
+    python -m maed.synth.landmarks --data SYNTH_DIR --split train --out src/maed/synth/data/blazepose_anny_cmu_mb.npz
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class LandmarkMap:
     the detector's landmark around the fitted point, as a fraction of the person's box side; miss (33,)
     fraction of frames where a landmark inside the frame was reported invisible; swap: fraction of frames
     with left and right exchanged; info: how it was fitted (files, counts, residuals).
+
+    The residual pool (optional): residuals (N, 33, 2) float32, the network's landmark minus the fitted
+    point, in box sides; residual_seen (N, 33) bool, whether it reported the landmark; residual_track (N,)
+    int32, the person track of each row (a track's rows are consecutive frames, in order).
     """
 
     vertex_ids: np.ndarray
@@ -48,6 +55,18 @@ class LandmarkMap:
     miss: np.ndarray
     swap: float
     info: dict
+    residuals: np.ndarray | None = None
+    residual_seen: np.ndarray | None = None
+    residual_track: np.ndarray | None = None
+
+    def geometry_key(self) -> str:
+        """A hash of what places the landmarks (vertex ids and weights), not of the noise: what posed landmarks
+        depend on (``maed.synth.keypoint_data`` names its cached banks by it)."""
+        import hashlib
+
+        h = hashlib.sha256(np.ascontiguousarray(self.vertex_ids, np.int64).tobytes())
+        h.update(np.ascontiguousarray(self.weights, np.float32).tobytes())
+        return h.hexdigest()
 
     def landmarks(self, verts: np.ndarray) -> np.ndarray:
         """verts (..., V, 3) -> landmarks (..., 33, 3), in the same units and frame."""
@@ -65,6 +84,15 @@ class LandmarkMap:
                 miss=self.miss,
                 swap=np.float64(self.swap),
                 info=np.array(json.dumps(self.info, sort_keys=True)),
+                **(
+                    {
+                        "residuals": self.residuals.astype(np.float16),
+                        "residual_seen": self.residual_seen.astype(bool),
+                        "residual_track": self.residual_track.astype(np.int32),
+                    }
+                    if self.residuals is not None
+                    else {}
+                ),
             )
 
     @classmethod
@@ -77,6 +105,15 @@ class LandmarkMap:
                 z["miss"].astype(np.float32),
                 float(z["swap"]),
                 json.loads(str(z["info"])),
+                *(
+                    (
+                        z["residuals"].astype(np.float32),
+                        z["residual_seen"].astype(bool),
+                        z["residual_track"].astype(np.int32),
+                    )
+                    if "residuals" in z
+                    else ()
+                ),
             )
 
 
@@ -91,12 +128,16 @@ def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return np.stack([fx * points[..., 0] / points[..., 2] + cx, fy * points[..., 1] / points[..., 2] + cy], -1)
 
 
-def collect(data: Path, *, variant: str = "full", max_rows: int | None = None, progress: bool = True) -> dict:
-    """Run BlazePose on the people of ``maed synth`` renders in ``data`` (their boxes as regions) and pair
-    each detection with the body's projected vertices.
+def collect(
+    data: Path, *, variant: str = "full", split: str | None = None, max_rows: int | None = None, progress: bool = True
+) -> dict:
+    """Run BlazePose on the people of ``maed synth`` renders in ``data`` (their boxes as regions, as ``maed
+    eval`` does) and pair each detection with the body's projected vertices. ``split``: only the sequences
+    of that split (``synth.json``), e.g. ``train``, so that validation and test frames stay unseen.
 
     Returns arrays over N person frames: ``uv`` (N, V, 2) projected vertices, ``det`` (N, 33, 4) BlazePose
-    landmarks (pixels, visibility), ``side`` (N,) box sides, ``size`` (2,) frame width and height.
+    landmarks (pixels, visibility), ``side`` (N,) box sides, ``track`` (N,) int person track (a track's rows
+    consecutive frames, in order), ``size`` (2,) frame width and height.
     """
     import cv2
     import torch
@@ -107,10 +148,14 @@ def collect(data: Path, *, variant: str = "full", max_rows: int | None = None, p
     body = build_body_model(run["body_model"], rig=run["rig"]).eval()
     network = BlazePose(variant)
     files = sorted((data / "annotations").glob("seq_*.npz"))
-    uv_all, det_all, side_all = [], [], []
+    if split is not None:
+        names = set(json.loads((data / "synth.json").read_text())["splits"][split])
+        files = [f for f in files if f.stem in names]
+    uv_all, det_all, side_all, track_all = [], [], [], []
     for path in tqdm(files, desc="landmarks on renders", disable=not progress):
         rows, _ = load_rows(path)
         keep = np.flatnonzero(rows["valid"] > 0)
+        keep = keep[np.lexsort((rows["frame_id"][keep], rows["vid_name"][keep]))]  # by track, then frame
         if max_rows is not None:
             keep = keep[: max(0, max_rows - sum(len(u) for u in uv_all))]
         if not len(keep):
@@ -129,12 +174,16 @@ def collect(data: Path, *, variant: str = "full", max_rows: int | None = None, p
         uv_all.append(uv.astype(np.float32))
         det_all.append(lm.image)
         side_all.append(rows["bbox"][keep, 2])
+        first = sum(len(t) for t in track_all) and int(np.concatenate(track_all).max()) + 1
+        track_all.append(first + np.unique(rows["vid_name"][keep], return_inverse=True)[1].astype(np.int32))
     if not uv_all:
         raise SystemExit(f"{data}: no valid person frames in annotations/")
     return {
         "uv": np.concatenate(uv_all),
         "det": np.concatenate(det_all),
         "side": np.concatenate(side_all).astype(np.float64),
+        "track": np.concatenate(track_all),
+        "split": split or "all",
         "size": np.array([run["width"], run["height"]]),
         "files": [p.name for p in files],
     }
@@ -187,12 +236,17 @@ def fit_landmark_map(pairs: dict, *, candidates: int = CANDIDATES) -> LandmarkMa
     miss = np.array([1.0 - seen[inside[:, k], k].mean() if inside[:, k].any() else 0.5 for k in range(L)])
     info = {
         "person_frames": int(N),
+        "split": pairs.get("split", "all"),
         "files": pairs.get("files", []),
         "median_residual_box": {BLAZEPOSE33[k]: round(float(residual[k]), 4) for k in range(L)},
         "vertices_per_landmark": int(keep),
     }
+    # outside the frame the pool has no say (the sampler hides such landmarks itself): reported, no error
+    residuals = np.where(inside[..., None], (det[..., :2] - points) / side[:, None, None], 0.0)
+    track = pairs.get("track")
     return LandmarkMap(ids, weights.astype(np.float32), spread.astype(np.float32), miss.astype(np.float32),
-                       float(swapped.mean()), info)  # fmt: skip
+                       float(swapped.mean()), info, residuals.astype(np.float32), seen | ~inside,
+                       None if track is None else np.asarray(track, np.int32))  # fmt: skip
 
 
 def main(argv=None) -> int:
@@ -200,9 +254,11 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, required=True, help="a `maed synth` output folder")
     p.add_argument("--out", type=Path, required=True, help="the map file (.npz) to write")
     p.add_argument("--variant", default="full", choices=["lite", "full", "heavy"])
+    p.add_argument("--split", default="train", help="fit on this split's sequences only ('all': every one)")
     p.add_argument("--max-rows", type=int, default=None, help="person frames to use at most")
     args = p.parse_args(argv)
-    m = fit_landmark_map(collect(args.data, variant=args.variant, max_rows=args.max_rows))
+    split = None if args.split == "all" else args.split
+    m = fit_landmark_map(collect(args.data, variant=args.variant, split=split, max_rows=args.max_rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     m.save(args.out)
     print(json.dumps({"spread": m.spread.round(3).tolist(), "miss": m.miss.round(3).tolist(), "swap": m.swap,
