@@ -2,7 +2,7 @@
 # The project's entry point on a fresh clone: installs what it needs into .venv, then runs.
 #   ./run.sh bench [maed bench options]   inference benchmark on a generated clip (no data needed)
 #   ./run.sh test  [pytest options]       lint + the test suite (CPU)
-#   ./run.sh demo  [INPUT] [options]      meshes from a video (default INPUT: the sample clip; --checkpoint CK)
+#   ./run.sh demo  [INPUT] [options]      meshes from a video (default: the sample clip, the shipped model)
 #   ./run.sh maed  ARGS...                any maed command inside the environment
 # Environment: PYTHON (interpreter for the venv, default python3), MAED_VENV (default .venv).
 set -euo pipefail

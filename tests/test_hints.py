@@ -102,17 +102,21 @@ def test_every_example_of_every_help_parses_as_printed(monkeypatch):
             if args is not None:
                 checked.setdefault(command, []).append(args.command)
     # the examples are found (the check is not vacuous): train's torchrun and Slurm lines included
-    assert len(checked["maed train"]) >= 7 and len(checked["maed demo"]) == 4
+    assert len(checked["maed train"]) >= 7 and len(checked["maed demo"]) == 5
     assert {"maed eval", "maed render"} <= set(checked)
 
 
-def test_the_demo_examples_name_a_model():
-    """No model ships yet: an example without --checkpoint fails as written."""
+def test_the_demo_examples_show_the_shipped_model_and_name_real_files():
+    """Examples without --checkpoint run the shipped model (it is in the checkout); the others name a file."""
+    from maed.paths import default_checkpoint
+
     (text,) = [t for c, t in _help_texts().items() if c == "maed demo"]
     examples = [words for words in commands_in(text) if words[:2] == ["maed", "demo"]]
-    assert len(examples) == 4
+    assert len(examples) == 5 and default_checkpoint().is_file()
+    assert ["maed", "demo"] in examples  # the main job as the README's first command runs it
     for words in examples:
-        assert "--checkpoint" in words and "CK" not in words, shlex.join(words)
+        if "--checkpoint" in words:
+            assert words[words.index("--checkpoint") + 1].endswith((".pt", ".pth.tar")), shlex.join(words)
 
 
 def test_train_help_lists_every_shipped_preset():

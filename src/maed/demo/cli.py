@@ -13,13 +13,13 @@ from maed.render.overlay import BACKENDS
 D = DemoOptions()  # the defaults, stated once there
 
 EPILOG = """\
-examples (no model ships yet: the authors' model_best.pth.tar with your SMPL files, or one you trained):
-  maed demo --checkpoint model_best.pth.tar --config configs/config_stage2.yaml \\
-            --body-model-dir data/smpl_data                           # the sample clip, into output/
+examples (without --checkpoint: the shipped keypoint model on Anny, checkpoints/maed_kp_anny.pt):
+  maed demo                                                           # the sample clip, into output/
+  maed demo my_video.mp4 --out output/my_video/                       # your video
   maed demo my_video.mp4 --checkpoint model_best.pth.tar --config configs/config_stage2.yaml \\
-            --body-model-dir data/smpl_data --out output/my_video/    # your video
+            --body-model-dir data/smpl_data --out output/my_video/    # the authors' model, your SMPL files
   maed demo my_video.mp4 --checkpoint best.pt --out output/my_video/  # a checkpoint of `maed train` (its config inside)
-  maed demo frames_dir/ --checkpoint best.pt --boxes tracks.json      # your boxes/tracks skip detection
+  maed demo frames_dir/ --boxes tracks.json                           # your boxes/tracks skip detection
 
 outputs in --out (docs/OUTPUTS.md): overlay.mp4 (overlay_side.mp4 with --side-view), tracks.npz,
 results.pkl (VIBE's layout), person_<id>.glb and .bvh, index.html (the overlay and the 3D bodies in a
