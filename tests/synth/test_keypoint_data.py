@@ -107,7 +107,7 @@ def test_a_few_training_steps_lower_the_loss(bank, lmap):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses
 
 
