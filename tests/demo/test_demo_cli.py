@@ -304,6 +304,11 @@ def test_a_single_image_with_the_full_frame_tier(tmp_path, person_clip, tiny_che
     with np.load(out / "tracks.npz") as z:
         np.testing.assert_allclose(z["person_1/boxes"][0], [128, 96, 192, 192])  # the centred square
     assert len(list(open_source(out / "overlay.mp4").frames())) == 1
+    # and the overlay as a lossless picture: the input with the mesh drawn over the person, nowhere else
+    still = cv2.imread(str(out / "overlay.png"))[..., ::-1]
+    assert still.shape == frame.shape and "overlay.png" in summary["outputs"]
+    changed = np.abs(still.astype(int) - frame.astype(int)).max(-1) > 30
+    assert changed[48:144, 80:176].mean() > 10 * changed[:, :40].mean() and changed.any()
 
 
 def test_command_line_defaults_are_the_options_defaults():

@@ -21,9 +21,9 @@ examples (without --checkpoint: the shipped keypoint model on Anny, checkpoints/
   maed demo my_video.mp4 --checkpoint best.pt --out output/my_video/  # a checkpoint of `maed train` (its config inside)
   maed demo frames_dir/ --boxes tracks.json                           # your boxes/tracks skip detection
 
-outputs in --out (docs/OUTPUTS.md): overlay.mp4 (overlay_side.mp4 with --side-view), tracks.npz,
-results.pkl (VIBE's layout), person_<id>.glb and .bvh, index.html (the overlay and the 3D bodies in a
-browser, with viewer/; `maed view OUT` opens it), summary.json; cache/ holds the finished stages,
+outputs in --out (docs/OUTPUTS.md): overlay.mp4 (overlay_side.mp4 with --side-view; overlay.png for an
+image), tracks.npz, results.pkl (VIBE's layout), person_<id>.glb and .bvh, index.html (the overlay and the 3D
+bodies in a browser, with viewer/; `maed view OUT` opens it), summary.json; cache/ holds the finished stages,
 so a rerun with other rendering or export options skips detection, tracking and inference.
 """
 

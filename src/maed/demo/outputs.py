@@ -37,6 +37,8 @@ RESULTS_FILE = "results.pkl"
 SUMMARY_FILE = "summary.json"
 OVERLAY_FILE = "overlay.mp4"
 SIDE_FILE = "overlay_side.mp4"
+#: for an image input, its overlay also as a lossless picture (the video's frame is H.264-compressed)
+STILL_FILE = "overlay.png"
 BODY_CHUNK = 128  # frames per body-model forward
 
 

@@ -47,6 +47,7 @@ from maed.perception.weights import verified_path
 from maed.render.overlay import SIDE_BACKGROUND, OverlayRenderer, PersonDraw, track_color
 from maed.render.skeleton import draw_skeleton
 from maed.render.video import VideoWriter
+from maed.utils.io import atomic_path
 from maed.viewer.demo import write_demo_page
 
 #: network output for every frame of each track, by track id
@@ -434,10 +435,29 @@ def render_skeletons(run: DemoRun, tracked: Tracked, landmarks: TrackLandmarks) 
                         image = draw_skeleton(image, points[index - t.first], edges, color)
             with clock("encode"):
                 writer.write(image)
+                _write_still(run, image)
             clock.count("render", 1)
             clock.count("encode", 1)
     note = None if rows else "no person to draw"
-    return Rendered(backend="skeleton" if rows else None, fallback_reason=None, files=[out_mod.OVERLAY_FILE], note=note)
+    files = [out_mod.OVERLAY_FILE] + _still_files(run)
+    return Rendered(backend="skeleton" if rows else None, fallback_reason=None, files=files, note=note)
+
+
+def _still_files(run: DemoRun) -> list[str]:
+    return [out_mod.STILL_FILE] if run.source.info.kind == "image" else []
+
+
+def _write_still(run: DemoRun, image: np.ndarray) -> None:
+    """An image input's overlay as a PNG too (written atomically); nothing for videos and frame folders."""
+    if run.source.info.kind != "image":
+        return
+    import cv2  # optional dependency: only image inputs get a still
+
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))  # cv2 wants BGR
+    if not ok:
+        raise DataError(f"{run.out / out_mod.STILL_FILE}: cannot encode the overlay picture")
+    with atomic_path(run.out / out_mod.STILL_FILE) as tmp:
+        tmp.write_bytes(data.tobytes())
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -484,6 +504,7 @@ def render(run: DemoRun, people: list[Person], model: DemoModel) -> Rendered:
     info, clock, options = run.source.info, run.clock, run.options
     size = {"width": info.width, "height": info.height}
     files = [out_mod.OVERLAY_FILE] + ([out_mod.SIDE_FILE] if options.side_view else [])
+    stills = _still_files(run)
     renderer = None
     body_model = model.body_model() if people else None
     if people:
@@ -505,12 +526,13 @@ def render(run: DemoRun, people: list[Person], model: DemoModel) -> Rendered:
             with clock("encode"):
                 for writer, image in zip(writers, images):
                     writer.write(image)
+                _write_still(run, images[0])
             if renderer is not None:  # with nobody to draw, nothing is rendered: no frames, no frame rate
                 clock.count("render", 1)
             clock.count("encode", 1)
     if renderer is None:
-        return Rendered(backend=None, fallback_reason=None, files=files, note="no person to draw")
-    return Rendered(backend=renderer.backend, fallback_reason=renderer.fallback_reason, files=files)
+        return Rendered(backend=None, fallback_reason=None, files=files + stills, note="no person to draw")
+    return Rendered(backend=renderer.backend, fallback_reason=renderer.fallback_reason, files=files + stills)
 
 
 def _side_background(frame: np.ndarray) -> np.ndarray:
