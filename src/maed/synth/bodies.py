@@ -35,7 +35,7 @@ from maed.body.joints import JOINT_IDS, JOINT_NAMES
 from maed.body.layout import PoseLayout, pose_layout
 from maed.synth.appearance import vertex_parts
 from maed.synth.limits import limits_table
-from maed.synth.motion import bone_frames
+from maed.synth.motion import MOTION_STYLES, PersonMotion, bone_frames, person_motion
 
 TRAIN_PHENOTYPES = {
     "gender": [(0.0, 1.0)], "age": [(0.55, 0.9)], "muscle": [(0.1, 0.9)], "weight": [(0.15, 0.8)],
@@ -70,6 +70,24 @@ class BodyKit:
     @property
     def num_vertices(self) -> int:
         return int(self.parts.shape[0])
+
+    def random_motion(self, rng: np.random.Generator, *, frames: int, fps: float, start_xz) -> PersonMotion:
+        """One person's motion (``maed.synth.motion``) from ``start_xz``: the style (walk or wander), then a
+        heading, then the motion itself, drawn from ``rng`` in that order."""
+        style = MOTION_STYLES[int(rng.random() < 0.5)]
+        return person_motion(
+            rng,
+            frames=frames,
+            fps=fps,
+            rig=self.tables,
+            bone_names=list(self.layout.joint_names),
+            frames_axes=self.frames_axes,
+            limits=self.limits,
+            neutral=self.neutral,
+            start_xz=np.asarray(start_xz, dtype=np.float64),
+            heading=float(rng.uniform(0, 2 * np.pi)),
+            style=style,
+        )
 
     def sample_shape(self, rng: np.random.Generator, split: str) -> np.ndarray:
         """One person's shape parameters (S,) for a split (see the module docstring)."""

@@ -43,7 +43,6 @@ from maed.paths import resolve_paths
 from maed.perception.skeletons import BLAZEPOSE33, mirror_permutation
 from maed.synth.bodies import build_kit
 from maed.synth.landmarks import LandmarkMap, shipped_map_path
-from maed.synth.motion import MOTION_STYLES, person_motion
 from maed.synth.sequence import look_at, sequence_rng
 from maed.utils.io import atomic_path
 
@@ -102,20 +101,7 @@ class MotionBank:
         for m in tqdm(range(M), desc="motion bank", disable=not progress, unit="person"):
             rng = sequence_rng(spec.seed, m)
             betas = kit.sample_shape(rng, spec.split)
-            style = MOTION_STYLES[int(rng.random() < 0.5)]
-            motion = person_motion(
-                rng,
-                frames=F,
-                fps=spec.fps,
-                rig=kit.tables,
-                bone_names=list(kit.layout.joint_names),
-                frames_axes=kit.frames_axes,
-                limits=kit.limits,
-                neutral=kit.neutral,
-                start_xz=np.zeros(2),
-                heading=float(rng.uniform(0, 2 * np.pi)),
-                style=style,
-            )
+            motion = kit.random_motion(rng, frames=F, fps=spec.fps, start_xz=np.zeros(2))
             with torch.no_grad():
                 points, joints = kit.body.posed_points(
                     torch.as_tensor(motion.rotmats, dtype=torch.float32), torch.as_tensor(betas, dtype=torch.float32),

@@ -33,7 +33,6 @@ from maed.body.joints import J49_TO_J14, JOINT_IDS
 from maed.synth.appearance import random_outfit
 from maed.synth.backgrounds import SPLIT_POOL, available_sources, source_image
 from maed.synth.bodies import BodyKit
-from maed.synth.motion import MOTION_STYLES, person_motion
 from maed.synth.render import MAX_PEOPLE, Z_NEAR, FrameRenderer, Look
 from maed.utils.io import atomic_path, atomic_write_bytes
 
@@ -207,20 +206,7 @@ def _pose_people(kit: BodyKit, rng: np.random.Generator, split: str, settings: S
     people = []
     for k in range(count):
         betas = kit.sample_shape(rng, split)
-        style = MOTION_STYLES[int(rng.random() < 0.5)]
-        motion = person_motion(
-            rng,
-            frames=settings.frames,
-            fps=settings.fps,
-            rig=kit.tables,
-            bone_names=list(kit.layout.joint_names),
-            frames_axes=kit.frames_axes,
-            limits=kit.limits,
-            neutral=kit.neutral,
-            start_xz=starts[k],
-            heading=float(rng.uniform(0, 2 * np.pi)),
-            style=style,
-        )
+        motion = kit.random_motion(rng, frames=settings.frames, fps=settings.fps, start_xz=starts[k])
         T = settings.frames
         with torch.no_grad():
             out = kit.body(
@@ -235,7 +221,7 @@ def _pose_people(kit: BodyKit, rng: np.random.Generator, split: str, settings: S
         people.append(
             {
                 "betas": betas,
-                "style": style,
+                "style": motion.style,
                 "rotmats": motion.rotmats,
                 "verts_w": verts + r[:, None],
                 "joints_w": joints + r[:, None],
