@@ -128,7 +128,12 @@ def test_input_errors_are_one_line_with_exit_code_2(tmp_path, capsys, tiny_check
     assert _demo(tmp_path / "notes.mp4", "--out", tmp_path / "results", *ck) == 2
     _one_line_error(capsys, "--out", "exists and is not a directory")
     assert (tmp_path / "results").read_text() == "keep me"
-    for option, value in [("--batch-size", "0"), ("--detect-every", "0"), ("--iou-threshold", "1.5")]:
+    for option, value in [
+        ("--batch-size", "0"),
+        ("--detect-every", "0"),
+        ("--fine-pass-every", "0"),
+        ("--iou-threshold", "1.5"),
+    ]:
         assert _demo(tmp_path / "notes.mp4", "--out", tmp_path / "o", *ck, option, value) == 2
         _one_line_error(capsys, f"{option} {value}: expected")
     assert not (tmp_path / "o").exists()  # nothing written for a failed start

@@ -109,6 +109,40 @@ def test_photographs_without_people_give_nobody(movenet, photo):
     assert len(people.scores) == 0
 
 
+def _stage(astronaut, cameraman, small: bool) -> np.ndarray:
+    """A 720p frame with the portrait large (the 256 pass finds her) and, if ``small``, the cameraman 100
+    pixels tall (only the finer 512 pass finds him)."""
+    import cv2
+
+    frame = np.full((720, 1280, 3), 120, np.uint8)
+    frame[100:612, 100:612] = astronaut
+    if small:
+        frame[400:500, 900:1000] = cv2.resize(cameraman, (100, 100), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def test_the_finer_pass_runs_every_frame_only_while_it_finds_someone_new(astronaut, cameraman):
+    net = MoveNet(fine_every=4)
+    alone, both = _stage(astronaut, cameraman, False), _stage(astronaut, cameraman, True)
+    # the large portrait alone: the first pass is enough, the finer one runs on frames 0 and 4
+    people = net([alone] * 6)
+    assert [len(p.scores) for p in people] == [1] * 6
+    assert net.fine_frames == 2
+    # a small person appears on frame 6: the scheduled finer pass on frame 8 finds him, and from then on
+    # it runs on every frame, so he is found on every one
+    people = net([both] * 6)
+    assert [len(p.scores) for p in people] == [1, 1, 2, 2, 2, 2]
+    assert net.fine_frames == 2 + 4
+    # he leaves: one more finer pass finds nobody new, then the schedule is sparse again
+    net([alone] * 5)
+    assert net.fine_frames == 2 + 4 + 1 + 1  # frame 12 (finds nobody new), then frame 16 by the schedule
+    # every frame with fine_every=1, and after reset() the schedule starts with a finer pass
+    every = MoveNet(fine_every=1)
+    assert [len(p.scores) for p in every([both] * 3)] == [2, 2, 2] and every.fine_frames == 3
+    net.reset()
+    assert len(net([both])[0].scores) == 2
+
+
 def test_input_sizes_follow_the_frame():
     assert input_sizes(360, 480) == (256,)
     assert input_sizes(480, 640) == (256, 416)

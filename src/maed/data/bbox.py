@@ -80,11 +80,14 @@ def get_all_bbox_params(kps, vis_thresh: float) -> tuple[np.ndarray, int, int]:
 
 
 def smooth_bbox_params(params: np.ndarray, kernel_size: int = 11, sigma: float = 8.0) -> np.ndarray:
-    """Median filter (zero-padded, ``scipy.signal.medfilt``) then Gaussian filter (``reflect`` ends) each of
-    the M x 3 parameter tracks over time. Tracks shorter than ``kernel_size`` use the longest odd kernel
-    that fits (the original's zero padding then gave zero scales)."""
-    from scipy.ndimage import gaussian_filter1d
-    from scipy.signal import medfilt
+    """Median filter (zero-padded, as ``scipy.signal.medfilt``) then Gaussian filter (``reflect`` ends) each
+    of the M x 3 parameter tracks over time. Tracks shorter than ``kernel_size`` use the longest odd kernel
+    that fits (the original's zero padding then gave zero scales). The median is ``scipy.ndimage``'s with
+    zero padding, the same numbers as ``medfilt`` without importing ``scipy.signal`` (0.4 s)."""
+    from scipy.ndimage import gaussian_filter1d, median_filter
+
+    def medfilt(x, k):
+        return median_filter(x, size=k, mode="constant", cval=0.0)
 
     params = np.asarray(params, dtype=np.float64)
     if len(params) == 0:

@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--checkpoint",
         default=D.checkpoint,
-        help="a maed checkpoint or the authors' model (default: checkpoints/maed_kp_anny.pt, not shipped yet)",
+        help="a maed checkpoint or the authors' model (default: the shipped checkpoints/maed_kp_anny.pt: MAED over "
+        "BlazePose landmarks, on Anny)",
     )
     g.add_argument("--config", default=D.config, help="architecture YAML or preset (default: the checkpoint's own)")
     g.add_argument("--body-model-dir", default=D.body_model_dir, help="SMPL files (default: the config's PATHS)")
@@ -109,6 +110,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=D.detect_every,
         help=f"run the detector on every n-th frame only; the tracker fills the others (default {D.detect_every})",
+    )
+    g.add_argument(
+        "--fine-pass-every",
+        type=int,
+        default=D.fine_pass_every,
+        help="movenet on frames of 600 px or more: its finer pass (small people) runs on every frame while it finds "
+        f"someone the first pass missed, else on every n-th frame (default {D.fine_pass_every}; 1: every frame)",
     )
     g.add_argument(
         "--keypoint-model",
@@ -185,6 +193,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         detector_threshold=args.detector_threshold,
         detector_size=args.detector_size,
         detect_every=args.detect_every,
+        fine_pass_every=args.fine_pass_every,
         keypoint_model=args.keypoint_model,
         keypoints_only=args.keypoints_only,
         iou_threshold=args.iou_threshold,

@@ -13,6 +13,7 @@ from maed.demo import smooth as smooth_mod
 from maed.demo import track as track_mod
 from maed.errors import ConfigError
 from maed.perception.detectors import DETECTOR_CHOICES
+from maed.perception.movenet import FINE_PASS_EVERY
 from maed.render.overlay import BACKENDS
 
 KEYPOINT_MODELS = ("lite", "full", "heavy", "none")
@@ -41,6 +42,7 @@ class DemoOptions:
     detector_threshold: float | None = None  # None: the tier's (maed.perception.detectors.DEFAULT_THRESHOLDS)
     detector_size: int | None = None  # None: the tier's (maed.perception.detectors.DEFAULT_SIZES)
     detect_every: int = 1
+    fine_pass_every: int = FINE_PASS_EVERY  # MoveNet's finer pass (maed.perception.movenet)
     # body keypoints (maed.perception.blazepose): lite, full, heavy, or none
     keypoint_model: str = "full"
     keypoints_only: bool = False  # keypoints and a skeleton overlay, no mesh model
@@ -77,6 +79,7 @@ class DemoOptions:
         need(self.batch_size >= 1, "--batch-size", self.batch_size, "an integer >= 1 (windows per forward pass)")
         need(self.frame_step is None or self.frame_step >= 1, "--frame-step", self.frame_step, "an integer >= 1")
         need(self.detect_every >= 1, "--detect-every", self.detect_every, "an integer >= 1")
+        need(self.fine_pass_every >= 1, "--fine-pass-every", self.fine_pass_every, "an integer >= 1")
         need(self.min_track_length >= 1, "--min-track-length", self.min_track_length, "an integer >= 1")
         need(self.max_age >= 0, "--max-age", self.max_age, "an integer >= 0")
         need(finite(self.iou_threshold) and 0 < self.iou_threshold <= 1, "--iou-threshold", self.iou_threshold,

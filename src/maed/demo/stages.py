@@ -106,6 +106,7 @@ def detect(run: DemoRun, plan: DetectorPlan, *, device: str) -> Detected:
         "threshold": options.detector_threshold,
         "size": options.detector_size,
         "every": options.detect_every,
+        "fine_pass_every": options.fine_pass_every if plan.choice.tier == "movenet" else None,
         "weights": file_digest(plan.choice.weights) if plan.choice.weights else None,
         "boxes": file_digest(options.boxes) if plan.choice.tier == "boxes" else None,
     }
@@ -142,7 +143,7 @@ def _run_detector(run: DemoRun, plan: DetectorPlan, device: str) -> det_mod.Dete
         dets.settings = {"tier": "full-frame"}
         return dets
     detector = det_mod.build_detector(choice, threshold=options.detector_threshold, size=options.detector_size,
-                                      device=device)  # fmt: skip
+                                      device=device, fine_pass_every=options.fine_pass_every)  # fmt: skip
     frames = run.frames("detect")
 
     class _Timed(det_mod.Detector):

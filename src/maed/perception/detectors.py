@@ -36,7 +36,7 @@ import numpy as np
 
 from maed.errors import AssetError, CheckpointError, ConfigError, DataError
 from maed.perception.boxes import NMS_IOU, box_iou, cxcywh_from_xyxy, nms, xyxy_from_cxcywh
-from maed.perception.movenet import MoveNet
+from maed.perception.movenet import FINE_PASS_EVERY, MoveNet
 from maed.perception.weights import WEIGHTS, weights_dir
 
 __all__ = ["NMS_IOU", "box_iou", "cxcywh_from_xyxy", "nms", "xyxy_from_cxcywh"]  # re-exported for callers
@@ -479,11 +479,18 @@ class MoveNetDetector(Detector):
 
     tier = "movenet"
 
-    def __init__(self, *, threshold: float | None = None, size: int | None = None, device: str = "cpu"):
-
+    def __init__(
+        self,
+        *,
+        threshold: float | None = None,
+        size: int | None = None,
+        device: str = "cpu",
+        fine_pass_every: int = FINE_PASS_EVERY,
+    ):
         threshold = DEFAULT_THRESHOLDS["movenet"] if threshold is None else float(threshold)
         sizes = None if size is None else (256, int(size))
-        self.network = MoveNet(threshold=threshold, size=sizes, device="cuda" if device.startswith("cuda") else "cpu")
+        device = "cuda" if device.startswith("cuda") else "cpu"
+        self.network = MoveNet(threshold=threshold, size=sizes, device=device, fine_every=fine_pass_every)
         self.batch_size = 8
 
     def describe(self) -> dict:
@@ -618,13 +625,21 @@ def _torchvision_state(path: Path) -> dict:
     return state
 
 
-def build_detector(choice: DetectorChoice, *, threshold: float | None, size: int | None, device: str) -> Detector:
+def build_detector(
+    choice: DetectorChoice,
+    *,
+    threshold: float | None,
+    size: int | None,
+    device: str,
+    fine_pass_every: int = FINE_PASS_EVERY,
+) -> Detector:
+    """The tier's detector; ``fine_pass_every`` is MoveNet's (:mod:`maed.perception.movenet`), unused by others."""
     if choice.tier == "torchvision":
         return TorchvisionDetector(choice.weights, threshold=threshold, size=size, device=device, state=choice.state)
     if choice.tier == "yolo":
         return YoloDetector(choice.weights, threshold=threshold, size=size, device=device)
     if choice.tier == "movenet":
-        return MoveNetDetector(threshold=threshold, size=size, device=device)
+        return MoveNetDetector(threshold=threshold, size=size, device=device, fine_pass_every=fine_pass_every)
     if choice.tier == "hog":
         return HogDetector(threshold=threshold, size=size)
     if choice.tier == "full-frame":
