@@ -4,8 +4,9 @@ landmarks BlazePose reported on the same frames, in percent of each person's box
 No ground truth is needed, so it runs on real photographs and videos. The 12 limb joints the two skeletons
 share are compared (shoulders, elbows, wrists, hips, knees, ankles; BlazePose's "hip" sits a little off
 the rig's hip joint, so the hips carry a small constant offset); a landmark counts where BlazePose's
-visibility is above 0.5. Prints, per input and overall, the median and 90th percentile error and the
-number of compared points; ``--json`` writes them.
+visibility is above 0.5 and that lies inside the frame (beyond its edge BlazePose only guesses). Prints,
+per input and overall, the median and 90th percentile error and the number of compared points; ``--json``
+writes them.
 
     maed demo photo.jpg --out out/photo            # with the shipped model
     python benchmarks/bench_keypoint_fit.py out/photo out/street --json fit.json
@@ -20,12 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: (index in the 49-joint layout, index in BlazePose's 33): right/left ankle, knee, hip, wrist, elbow, shoulder
-PAIRS = (
-    (25, 28), (26, 26), (27, 24), (28, 23), (29, 25), (30, 27),
-    (31, 16), (32, 14), (33, 12), (34, 11), (35, 13), (36, 15),
-)  # fmt: skip
-SEEN = 0.5
+from maed.models.keypoints import JOINT49_TO_BLAZEPOSE as PAIRS
+from maed.models.keypoints import SEEN
 
 
 def fit_errors(run_dir: Path) -> np.ndarray:
@@ -36,6 +33,7 @@ def fit_errors(run_dir: Path) -> np.ndarray:
     errors = []
     with np.load(path) as z:
         ids = sorted({k.split("/")[0] for k in z.files if k.startswith("person_") and "/" in k})
+        width, height_px = (float(v) for v in z["image_size"])  # the frame, pixels
         for pid in ids:
             if f"{pid}/keypoints_blazepose" not in z.files or f"{pid}/joints2d" not in z.files:
                 raise SystemExit(
@@ -45,7 +43,9 @@ def fit_errors(run_dir: Path) -> np.ndarray:
             height = z[f"{pid}/boxes"][:, 3]
             ji, li = np.array(PAIRS).T
             d = np.linalg.norm(joints[:, ji] - landmarks[:, li, :2], axis=-1) / height[:, None] * 100.0
-            errors.append(d[landmarks[:, li, 3] > SEEN])
+            x, y = landmarks[:, li, 0], landmarks[:, li, 1]
+            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height_px)
+            errors.append(d[(landmarks[:, li, 3] > SEEN) & inside])
     return np.concatenate(errors) if errors else np.zeros(0)
 
 

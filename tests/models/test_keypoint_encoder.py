@@ -262,3 +262,23 @@ def test_predict_windows_runs_a_keypoint_model_over_a_window(smpl_body):
         direct = model(window[:, 0::2])  # the first of the two interleaved clips: frames 0, 2, 4, 6
     assert out["verts"].shape == (1, 8, smpl_body.num_vertices, 3)
     assert torch.equal(torch.from_numpy(out["verts"][:, 0::2]), direct.verts)
+
+
+def test_landmark_inputs_count_landmarks_outside_the_frame_as_unseen():
+    import numpy as np
+
+    from maed.models.keypoints import BASE_SCALE, inputs_from_landmarks
+
+    # one frame 100 x 80, a box of side 40 at (50, 40); landmarks: inside, below the frame at high
+    # visibility (a portrait's knee), inside at low visibility, left of the frame
+    lm = np.array([[[60.0, 50.0, 0.0, 0.9], [50.0, 95.0, 0.0, 0.9], [30.0, 30.0, 0.0, 0.2], [-1.0, 40.0, 0.0, 1.0]]])
+    box = np.array([[50.0, 40.0, 40.0, 40.0]])
+    x = inputs_from_landmarks(lm, box, (100, 80))
+    assert x[0, :, 2].tolist() == [1.0, 0.0, 0.0, 0.0]
+    np.testing.assert_allclose(x[0, 0, :2], [10 / (BASE_SCALE * 20), 10 / (BASE_SCALE * 20)], rtol=1e-6)
+    assert (x[0, 1:, :2] == 0).all()  # unseen landmarks' positions are zeroed
+    # a taller frame sees the knee; sizes per frame broadcast against the landmarks
+    both = inputs_from_landmarks(np.stack([lm, lm]), np.stack([box, box]), np.array([[[100, 80]], [[100, 120]]]))
+    assert both[0, 0, :, 2].tolist() == [1.0, 0.0, 0.0, 0.0] and both[1, 0, :, 2].tolist() == [1.0, 1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="frame_size"):
+        inputs_from_landmarks(lm, box, (0, 80))

@@ -189,10 +189,13 @@ class KeypointPredictor(ModelPredictor):
     """A keypoint MAED over tracks: the same windows and clip scheme as :class:`ModelPredictor`, its inputs
     the tracks' landmarks (``maed.demo.stages.landmarks``) instead of image crops; no frame is decoded."""
 
-    def predict_landmarks(self, tracks: list[Track], landmarks: dict, *, clock=None) -> dict[int, TrackPrediction]:
+    def predict_landmarks(
+        self, tracks: list[Track], landmarks: dict, frame_size: tuple[int, int], *, clock=None
+    ) -> dict[int, TrackPrediction]:
+        """``frame_size``: the input's (width, height); landmarks outside it count as unseen."""
         clock = clock or _NullClock()
 
-        inputs = [inputs_from_landmarks(landmarks[t.track_id].image, t.boxes) for t in tracks]
+        inputs = [inputs_from_landmarks(landmarks[t.track_id].image, t.boxes, frame_size) for t in tracks]
         out = {t.track_id: _Accumulator(len(t)) for t in tracks}
         pending = []
         for w in plan_windows(tracks, self.sample_pool):

@@ -40,6 +40,7 @@ from maed.errors import ConfigError, DataError
 from maed.export.bvh import write_bvh
 from maed.export.gltf import write_glb
 from maed.export.rig import rig_from_body_model
+from maed.models.keypoints import KEYPOINT_INPUTS_VERSION
 from maed.perception import detectors as det_mod
 from maed.perception.blazepose import BlazePose, Landmarks, Roi, roi_from_coco
 from maed.perception.skeletons import BLAZEPOSE33_EDGES, COCO17_EDGES
@@ -320,7 +321,8 @@ def infer(run: DemoRun, tracked: Tracked, model: DemoModel, landmarks: TrackLand
         if hasattr(predictor, "predict_landmarks"):
             if not landmarks:
                 raise ConfigError("this model reads body keypoints: --keypoint-model none cannot be used with it")
-            predictions = predictor.predict_landmarks(tracks, landmarks, clock=run.clock)
+            frame_size = (run.source.info.width, run.source.info.height)
+            predictions = predictor.predict_landmarks(tracks, landmarks, frame_size, clock=run.clock)
             run.clock.count("infer", sum(len(t) for t in tracks))
             return predictions
         # one bar over the tracks' frames, advanced per forward pass: decoding runs ahead of the model
@@ -331,7 +333,8 @@ def infer(run: DemoRun, tracked: Tracked, model: DemoModel, landmarks: TrackLand
         run.clock.count("crop", sum(len(t) for t in tracks))
         return predictions
 
-    settings = {**model.signature(), "frame_step": run.options.frame_step, "keypoints": run.options.keypoint_model}
+    settings = {**model.signature(), "frame_step": run.options.frame_step, "keypoints": run.options.keypoint_model,
+                "keypoint_inputs": KEYPOINT_INPUTS_VERSION}  # fmt: skip
     return run.cached("infer", "predictions", settings, compute, to_arrays=_predictions_to_arrays,
                       from_arrays=lambda arrays: _predictions_from_arrays(arrays, tracks))  # fmt: skip
 

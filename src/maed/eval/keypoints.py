@@ -20,7 +20,7 @@ class LandmarkInputs:
     def __init__(self, variant: str = "full", device: str = "cpu"):
 
         self.network = BlazePose(variant, device="cuda" if str(device).startswith("cuda") else "cpu")
-        self._seen: dict[tuple, np.ndarray] = {}
+        self._seen: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # landmarks, frame (width, height)
 
     def __call__(self, batch: dict) -> torch.Tensor:
         import cv2
@@ -30,12 +30,13 @@ class LandmarkInputs:
         paths = np.asarray(batch["paths"], dtype=str)  # collated: T lists of N paths
         paths = paths.T if paths.shape == (T, N) else paths.reshape(N, T)
         landmarks = np.zeros((N, T, 33, 4), np.float32)
+        frame_size = np.ones((N, T, 2))  # (width, height) of each frame
         todo: list[tuple[int, int, tuple]] = []
         for n in range(N):
             for t in range(T):
                 key = (str(paths[n, t]), *np.round(boxes[n, t], 2).tolist())
                 if key in self._seen:
-                    landmarks[n, t] = self._seen[key]
+                    landmarks[n, t], frame_size[n, t] = self._seen[key]
                 else:
                     todo.append((n, t, key))
         items = []
@@ -49,11 +50,12 @@ class LandmarkInputs:
                 np.zeros((17, 3)), np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
             )
             items.append((cv2.cvtColor(image, cv2.COLOR_BGR2RGB), roi))
+            frame_size[n, t] = image.shape[1], image.shape[0]
         if items:
             result = self.network.run_many(items)
             for k, (n, t, key) in enumerate(todo):
                 landmarks[n, t] = result.image[k]
-                self._seen[key] = result.image[k]
+                self._seen[key] = (result.image[k], frame_size[n, t].copy())
         square = boxes.copy()
         square[..., 2] = square[..., 3] = boxes[..., 2:].max(-1)
-        return torch.from_numpy(inputs_from_landmarks(landmarks, square))
+        return torch.from_numpy(inputs_from_landmarks(landmarks, square, frame_size))

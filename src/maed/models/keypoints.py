@@ -193,21 +193,37 @@ def random_keypoints(
 
 #: landmark visibility (BlazePose's, in [0, 1]) above which a landmark is given to the model as seen
 SEEN = 0.5
+#: the body joints BlazePose also reports, as (index in the 49-joint layout, index in BlazePose's 33):
+#: right/left ankle, knee, hip, wrist, elbow, shoulder (BlazePose's "hip" sits a little off a rig's hip joint)
+JOINT49_TO_BLAZEPOSE = (
+    (25, 28), (26, 26), (27, 24), (28, 23), (29, 25), (30, 27),
+    (31, 16), (32, 14), (33, 12), (34, 11), (35, 13), (36, 15),
+)  # fmt: skip
+#: changes when :func:`inputs_from_landmarks` gives other inputs for the same landmarks (the demo's stage
+#: cache then recomputes its predictions): 2 = landmarks outside the frame count as unseen
+KEYPOINT_INPUTS_VERSION = 2
 
 
-def inputs_from_landmarks(landmarks: np.ndarray, boxes: np.ndarray, *, seen: float = SEEN) -> np.ndarray:
+def inputs_from_landmarks(landmarks: np.ndarray, boxes: np.ndarray, frame_size, *, seen: float = SEEN) -> np.ndarray:
     """Detected landmarks as the encoder's input, the one conversion demo, evaluation and the synthetic
     training data share.
 
     landmarks (..., K, >=4): x, y pixels, (z), visibility last; boxes (..., 4): the square boxes (cx, cy,
-    side, side) pixels. Returns (..., K, 3) float32: x, y in [-1, 1] of the crop (``BASE_SCALE`` x the box,
-    as the image model's crops) and visibility 1 where the detector's is above ``seen``, else 0 with the
-    position zeroed.
+    side, side) pixels; frame_size: the frame's (width, height) pixels, (2,) or (..., 2) per frame.
+    Returns (..., K, 3) float32: x, y in [-1, 1] of the crop (``BASE_SCALE`` x the box, as the image
+    model's crops) and visibility 1 where the detector's is above ``seen`` and the landmark lies inside the
+    frame, else 0 with the position zeroed. (BlazePose places landmarks beyond the frame's edge, a
+    portrait's knees, at high visibility: guesses the model is not to take for sightings.)
     """
 
     lm = np.asarray(landmarks, np.float64)
     boxes = np.asarray(boxes, np.float64)
+    size = np.asarray(frame_size, np.float64)
+    if size.shape[-1:] != (2,) or (size <= 0).any():
+        raise ValueError(f"frame_size: expected positive (width, height), got {frame_size!r}")
     half = (BASE_SCALE * boxes[..., 2] / 2)[..., None, None]
     xy = (lm[..., :2] - boxes[..., None, :2]) / half
-    vis = (lm[..., -1] > seen).astype(np.float64)
+    width, height = size[..., 0, None], size[..., 1, None]  # against the K landmarks of each frame
+    inside = (lm[..., 0] >= 0) & (lm[..., 0] < width) & (lm[..., 1] >= 0) & (lm[..., 1] < height)
+    vis = ((lm[..., -1] > seen) & inside).astype(np.float64)
     return np.concatenate([xy * vis[..., None], vis[..., None]], axis=-1).astype(np.float32)

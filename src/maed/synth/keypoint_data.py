@@ -269,8 +269,6 @@ class KeypointClips(torch.utils.data.Dataset):
             vis *= rng.random(vis.shape) >= self.lmap.miss[None]
             swap = rng.random(T) < self.lmap.swap
             det[swap] = det[swap][:, self.perm_lm]
-        inside = (det[..., 0] >= 0) & (det[..., 0] < W) & (det[..., 1] >= 0) & (det[..., 1] < H)
-        vis *= inside
         # targets: the pose with the root turned into the camera frame, the joints in the camera frame
         pose = rot.copy()
         pose[:, 0] = R_wc @ pose[:, 0]
@@ -289,7 +287,7 @@ class KeypointClips(torch.utils.data.Dataset):
         kp_3d = np.concatenate([j_c, np.broadcast_to(mask[None, :, None], (T, 49, 1))], -1)
         kp_2d = np.concatenate([kp_2d, np.broadcast_to(mask[None, :, None], (T, 49, 1))], -1)
         boxes = np.stack([cxy[:, 0], cxy[:, 1], side, side], axis=1)  # the inputs as demo and evaluation make them
-        keypoints = inputs_from_landmarks(np.concatenate([det, vis[..., None]], -1), boxes)
+        keypoints = inputs_from_landmarks(np.concatenate([det, vis[..., None]], -1), boxes, (W, H))  # outside: unseen
         if v.flip and rng.random() < 0.5:
             keypoints, kp_2d, kp_3d, theta_pose = self._flip(keypoints, kp_2d, kp_3d, theta_pose)
         cam = np.tile(np.array([1.0, 0.0, 0.0], np.float32), (T, 1))
