@@ -282,4 +282,4 @@ def test_ctrl_c_while_the_workers_start_prints_one_line(tmp_path):
     time.sleep(0.5)  # started, not yet through their imports (numpy, torch, the body model: seconds)
     os.killpg(proc.pid, signal.SIGINT)
     err = proc.communicate(timeout=120)[1].decode()
-    assert (proc.returncode, err) == (130, "maed synth: interrupted\n")
+    assert (proc.returncode, err) == (130, "maed synth: interrupted\n"), f"exit {proc.returncode}, stderr: {err!r}"
