@@ -267,10 +267,11 @@ def _sigint_held():
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-def _worker_init(spec: RunSpec, body_model_dir, out: Path) -> None:
+def _worker_init(spec: RunSpec, body_model_dir, out: Path, sigint_ignored: bool = False) -> None:
     # Ctrl-C ends a worker silently (the parent reports it once); a SIGINT held back while it started
-    # (_sigint_held) is delivered here
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # (_sigint_held) is delivered here. A parent that ignores SIGINT (started in the background by a shell,
+    # or with nohup-like tools) keeps running through it, and so must its workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     import torch
@@ -308,7 +309,7 @@ def _render_all(spec: RunSpec, out: Path, todo: list[int], splits: list[str], wo
         max_workers=min(workers, len(todo)),
         mp_context=context,
         initializer=_worker_init,
-        initargs=(spec, body_model_dir, out),
+        initargs=(spec, body_model_dir, out, signal.getsignal(signal.SIGINT) == signal.SIG_IGN),
     )
     try:
         with _sigint_held():  # the first submit starts the workers
