@@ -136,8 +136,8 @@ def test_the_finer_pass_runs_every_frame_only_while_it_finds_someone_new(astrona
     # he leaves: one more finer pass finds nobody new, then the schedule is sparse again
     net([alone] * 5)
     assert net.fine_frames == 2 + 4 + 1 + 1  # frame 12 (finds nobody new), then frame 16 by the schedule
-    # every frame with fine_every=1, and after reset() the schedule starts with a finer pass
-    every = MoveNet(fine_every=1)
+    # every frame by default (unrelated images), and after reset() the schedule starts with a finer pass
+    every = MoveNet()
     assert [len(p.scores) for p in every([both] * 3)] == [2, 2, 2] and every.fine_frames == 3
     net.reset()
     assert len(net([both])[0].scores) == 2

@@ -475,7 +475,8 @@ class TorchvisionDetector(Detector):
 
 
 class MoveNetDetector(Detector):
-    """The shipped MoveNet MultiPose network (:mod:`maed.perception.movenet`): boxes and COCO keypoints."""
+    """The shipped MoveNet MultiPose network (:mod:`maed.perception.movenet`): boxes and COCO keypoints. It
+    takes a video's frames in order: its finer pass runs where needed (``fine_pass_every``)."""
 
     tier = "movenet"
 

@@ -14,11 +14,12 @@ the passes' people are merged by box overlap.
 ``sizes`` may be given instead.
 
 The finer pass costs three times the first (15 and 44 ms a 720p frame on two cores), and on most footage
-it finds nobody the first pass missed. So on a video it runs where it is needed: on every frame while its
-last run found someone the first pass did not (small people in the scene), and otherwise on every
-:data:`FINE_PASS_EVERY`-th frame only, which finds a small person within that many frames of appearing.
-``fine_every=1`` runs it on every frame. The schedule follows the frames in the order they are given: one
-:class:`MoveNet` per video (or :meth:`MoveNet.reset` between videos).
+it finds nobody the first pass missed. So on a video it can run where it is needed: with ``fine_every=N``
+(the demo's detector uses :data:`FINE_PASS_EVERY`) it runs on every frame while its last run found someone
+the first pass did not (small people in the scene), and otherwise on every N-th frame only, which finds a
+small person within N frames of appearing. That schedule follows the frames in the order they are given:
+one :class:`MoveNet` per video (or :meth:`MoveNet.reset` between videos). The default, ``fine_every=1``,
+runs it on every frame, as unrelated images need.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ BASE_SIZE, MAX_SIZE = 256, 512
 #: frames whose longer side is at least this get the second, finer pass
 FINE_PASS_FROM = 600
 MERGE_IOU = 0.5
-#: while the finer pass finds nobody new, it runs on every this many frames
+#: on a video, while the finer pass finds nobody new, it runs on every this many frames (the demo's default)
 FINE_PASS_EVERY = 8
 
 
@@ -78,7 +79,7 @@ class MoveNet:
         size: int | None = None,
         device: str = "cpu",
         threads: int = 0,
-        fine_every: int = FINE_PASS_EVERY,
+        fine_every: int = 1,
     ):
         self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         sizes = (size,) if isinstance(size, int) else (tuple(size) if size else None)
