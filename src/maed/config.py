@@ -272,6 +272,7 @@ class KeypointDataConfig:
     VAL_SIZE: int = setting(200, low=1)  # validation clips (held-out shapes, fixed views), PA-MPJPE selects best.pt
     LANDMARK_MAP: str = ""  # '' = the fitted BlazePose map that ships for the body model and rig
     NOISE: bool = True  # the detector's fitted noise, misses and swaps on the landmarks
+    CLOSE_UP: float = setting(0.0, low=0.0, high=1.0)  # share of close-up views (upper body fills the frame)
     SAMPLES_PER_PASS: int = setting(20000, low=1)  # clips per pass of the training stream
 
 

@@ -225,3 +225,46 @@ def test_targets_are_seen_by_a_camera_looking_through_the_box_centre(bank, lmap)
         shift = np.abs(a["kp_2d"].numpy()[..., :2] - b["kp_2d"].numpy()[..., :2])
         assert shift.mean() < 0.03 and shift.max() < 0.2  # crop units: the homography of wide, close views
     assert max(moved) > 0.005  # the bodies were turned (by up to half the field of view)
+
+
+def test_the_box_ends_where_the_body_leaves_the_frame():
+    """A detector's box covers the part of the person inside the frame: where a limb leaves it, the box ends at
+    the frame's edge near the crossing, and a foot far below and off to the side does not widen it at the
+    bottom (clipping each coordinate to the frame did: x 639)."""
+    from maed.synth.keypoint_data import _visible_extent
+
+    inside = [[300.0, 100.0], [340.0, 300.0], [280.0, 460.0], [320.0, 200.0]]
+    lo, hi = _visible_extent(np.array([inside]), 640, 480)  # all inside: the plain extent
+    np.testing.assert_allclose(np.concatenate([lo, hi], 1), [[280.0, 100.0, 340.0, 460.0]])
+    lo, hi = _visible_extent(np.array([inside + [[310.0, 900.0]]]), 640, 480)  # a foot straight below
+    np.testing.assert_allclose(np.concatenate([lo, hi], 1), [[280.0, 100.0, 340.0, 479.0]], atol=1e-9)
+    lo, hi = _visible_extent(np.array([inside + [[700.0, 1500.0]]]), 640, 480)  # far below, off to the side
+    assert hi[0, 1] == pytest.approx(479.0) and 340.0 < hi[0, 0] < 400.0  # leaves the bottom near x 377
+    lo, hi = _visible_extent(np.array([[[-50.0, -20.0], [700.0, 900.0]]]), 640, 480)  # nobody inside: the frame
+    assert (lo >= 0).all() and (hi <= [639.0, 479.0]).all()
+
+
+def test_close_up_views_fill_the_box_with_the_upper_body(bank, lmap):
+    """close_up: portraits, as webcams and half-body photographs show people: the face is seen at the top of the
+    box, the frame's bottom cuts across the body (the landmarks seen reach the box's lower part), the ankles
+    are unseen and their targets lie below the crop. Without close-ups the whole body is in view."""
+
+    def views(close_up):
+        view = ViewSettings(seqlen=8, noise=False, flip=False, truncate=0.0, close_up=close_up)
+        clips = KeypointClips(bank, lmap, view)
+        return [clips.sample(np.random.default_rng(i)) for i in range(10)]
+
+    ankles = [25, 30]  # in the 49-joint layout
+    close = views(1.0)
+    for s in close:
+        kp = s["keypoints"].numpy()
+        seen = kp[..., 2] > 0
+        assert seen[:, :11].all()  # the face
+        assert np.where(seen, kp[..., 1], 9.0).min(1).mean() < -0.25  # the head near the top of the box
+        assert np.where(seen, kp[..., 1], -9.0).max(1).mean() > 0.3  # ... what is seen fills it downwards
+    cut = [(s["keypoints"].numpy()[:, 27:29, 2] == 0).all() and (s["kp_2d"].numpy()[:, ankles, 1] > 1).all()
+           for s in close]  # fmt: skip
+    assert sum(cut) >= 7
+    whole = views(0.0)
+    assert sum((s["keypoints"].numpy()[..., 2] > 0).mean() > 0.95 for s in whole) >= 8
+    assert sum((s["keypoints"].numpy()[:, 27:29, 2] == 0).all() for s in whole) <= 1

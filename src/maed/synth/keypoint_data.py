@@ -161,6 +161,24 @@ def _towards_axis(offset: np.ndarray) -> np.ndarray:
     return np.eye(3) + s[:, None, None] * Kx + (1 - c)[:, None, None] * (Kx @ Kx)
 
 
+def _visible_extent(points: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, N, 2) pixel points -> the (T, 2) corners of the extent of the body inside the frame, as a detector's
+    box (clipped to the frame) covers it: a point outside moves along the line from the centre of the points
+    inside towards it as far as the frame's edge, roughly where its limb leaves the frame. (Clipping each
+    coordinate to the frame instead lets a foot far below and to the side widen the box at its bottom.)"""
+    size = np.array([width - 1, height - 1], np.float64)
+    inside = ((points >= 0) & (points <= size)).all(-1)
+    weight = inside[..., None].astype(np.float64)
+    centre = (points * weight).sum(1) / np.maximum(weight.sum(1), 1.0)
+    centre = np.where(inside.any(1, keepdims=True), centre, np.clip(points.mean(1), 0, size))  # none inside
+    d = points - centre[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = np.where(d > 0, (size - centre[:, None]) / d, np.where(d < 0, -centre[:, None] / d, np.inf))
+    s = np.clip(reach.min(-1, keepdims=True), 0.0, 1.0)
+    clipped = centre[:, None] + s * d
+    return clipped.min(1), clipped.max(1)
+
+
 def _rotvec(R: np.ndarray) -> np.ndarray:
     from scipy.spatial.transform import Rotation
 
@@ -176,6 +194,10 @@ class ViewSettings:
     height_m: tuple[float, float] = (0.3, 2.6)
     person_fraction: tuple[float, float] = (0.25, 0.95)  # person height / frame height
     truncate: float = 0.15  # chance of aiming off the body, so that part of it leaves the frame
+    # chance of a close-up (a portrait, a webcam): the upper body fills the frame, which cuts across the body
+    close_up: float = 0.0
+    close_up_fraction: tuple[float, float] = (1.2, 3.0)  # person height / frame height in a close-up
+    close_up_hfov_deg: tuple[float, float] = (25.0, 60.0)  # portraits are taken with longer lenses
     box_jitter: float = 0.05  # centre shift and size change of the box, fraction of its side
     noise: bool = True  # False: exact landmarks, all visible inside the frame (tests, ablations)
     flip: bool = True  # mirror half of the samples (left and right exchanged)
@@ -219,18 +241,26 @@ class KeypointClips(torch.utils.data.Dataset):
 
         # camera: a random side and height, aimed at the body (or off it, to truncate), static over the clip
         W, H = FRAME_SIZES[int(rng.integers(len(FRAME_SIZES)))]
-        hfov = math.radians(rng.uniform(*v.hfov_deg))
+        close_up = v.close_up > 0 and rng.random() < v.close_up  # (no draw without: the same views as before)
+        hfov = math.radians(rng.uniform(*(v.close_up_hfov_deg if close_up else v.hfov_deg)))
         f = 0.5 * W / math.tan(0.5 * hfov)
         K = np.array([f, f, 0.5 * W * rng.uniform(0.97, 1.03), 0.5 * H * rng.uniform(0.97, 1.03)])
         centre = j_w[:, :, [0, 2]].mean(axis=(0, 1))
         body_h = float(np.ptp(j_w[..., 1])) + 0.15
-        fraction = rng.uniform(*v.person_fraction)
+        if close_up:  # a portrait: the head near the top of the frame, the frame's bottom across the body
+            fraction = rng.uniform(*v.close_up_fraction)
+            span = body_h / fraction  # the height of body the frame shows
+            aim_y = float(j_w[..., 1].max()) + 0.1 - span * rng.uniform(0.4, 0.6)
+            target = np.array([centre[0], aim_y, centre[1]])
+            height = aim_y + rng.normal() * 0.25
+        else:
+            fraction = rng.uniform(*v.person_fraction)
+            aim_y = rng.uniform(0.6, 1.1) if rng.random() > v.truncate else rng.uniform(0.0, 1.8)
+            target = np.array([centre[0], aim_y, centre[1]])
+            if rng.random() < v.truncate:  # off to the side: part of the body leaves the frame
+                target[[0, 2]] += rng.normal(size=2) * 0.4
+            height = rng.uniform(*v.height_m)
         distance = f * body_h / (fraction * H)
-        aim_y = rng.uniform(0.6, 1.1) if rng.random() > v.truncate else rng.uniform(0.0, 1.8)
-        target = np.array([centre[0], aim_y, centre[1]])
-        if rng.random() < v.truncate:  # off to the side: part of the body leaves the frame
-            target[[0, 2]] += rng.normal(size=2) * 0.4
-        height = rng.uniform(*v.height_m)
         yaw = rng.uniform(0, 2 * np.pi)
         horizontal = math.sqrt(max(distance**2 - (height - aim_y) ** 2, 0.25))
         position = target + np.array([horizontal * math.sin(yaw), height - aim_y, horizontal * math.cos(yaw)])
@@ -243,10 +273,9 @@ class KeypointClips(torch.utils.data.Dataset):
         lm_px = lm_c[..., :2] / lm_c[..., 2:] * K[:2] + K[2:]
         j_px = j_c[..., :2] / j_c[..., 2:] * K[:2] + K[2:]
 
-        # the detector's box: the person's extent (joints and landmarks) in the frame, squared, 1.1 x
-        pts = np.concatenate([lm_px, j_px[:, mask > 0]], axis=1)
-        lo = np.clip(pts.min(1), 0, [W - 1, H - 1])
-        hi = np.clip(pts.max(1), 0, [W - 1, H - 1])
+        # the detector's box: the person's extent (joints and landmarks) in the frame, squared, 1.1 x; where the
+        # body crosses an edge of the frame, the extent ends at that edge (a detector's box is clipped to it)
+        lo, hi = _visible_extent(np.concatenate([lm_px, j_px[:, mask > 0]], axis=1), W, H)
         side = BOX_MARGIN * (hi - lo).max(axis=1)
         if (side < 8).any():
             return self.sample(rng, index)
@@ -385,6 +414,6 @@ def bank_from_config(cfg, split: str, *, progress: bool = True) -> MotionBank:
 
 def clips_from_config(cfg, split: str = "train", *, progress: bool = True) -> KeypointClips:
     k = cfg.KEYPOINTS
-    view = ViewSettings(seqlen=cfg.DATASET.SEQLEN, noise=k.NOISE, flip=split == "train")
+    view = ViewSettings(seqlen=cfg.DATASET.SEQLEN, noise=k.NOISE, flip=split == "train", close_up=k.CLOSE_UP)
     length = k.SAMPLES_PER_PASS if split == "train" else k.VAL_SIZE
     return KeypointClips(bank_from_config(cfg, split, progress=progress), landmark_map_from_config(cfg), view, length)
