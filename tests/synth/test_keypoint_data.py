@@ -254,7 +254,7 @@ def test_close_up_views_fill_the_box_with_the_upper_body(bank, lmap):
         clips = KeypointClips(bank, lmap, view)
         return [clips.sample(np.random.default_rng(i)) for i in range(10)]
 
-    ankles = [25, 30]  # in the 49-joint layout
+    ankles = [25, 30]  # in the 49-joint layout; BlazePose's ankle landmarks are 27 and 28
     close = views(1.0)
     for s in close:
         kp = s["keypoints"].numpy()

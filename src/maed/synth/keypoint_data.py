@@ -9,10 +9,10 @@ Two layers:
   the 49 joints, the kinematic rotations and the shape. Built in a few minutes and cached in a file.
 * :class:`KeypointClips`: a training set over a bank. Every sample takes a random window of a random
   person, a random perspective camera around them (field of view, height, distance, frame size and
-  orientation), the person's square box as a detector would give it (jittered), and the landmarks as the
-  detector would report them: moved by the fitted per-landmark spread, missed at the fitted rates,
-  left and right swapped at the fitted rate, invisible outside the frame. So the same bank gives a new
-  view, box and noise at every visit.
+  orientation; optionally close-ups, where the person is taller than the frame), the person's square box
+  as a detector would give it (jittered), and the landmarks as the detector would report them: moved by
+  the fitted per-landmark spread, missed at the fitted rates, left and right swapped at the fitted rate,
+  invisible outside the frame. So the same bank gives a new view, box and noise at every visit.
 
 A sample has the fields of the video datasets (``maed.data.datasets``), with ``keypoints`` in place of
 ``images``: ``keypoints (T, 33, 3)`` x, y in [-1, 1] of the crop (the square box x 1.3, as the image
@@ -241,7 +241,7 @@ class KeypointClips(torch.utils.data.Dataset):
 
         # camera: a random side and height, aimed at the body (or off it, to truncate), static over the clip
         W, H = FRAME_SIZES[int(rng.integers(len(FRAME_SIZES)))]
-        close_up = v.close_up > 0 and rng.random() < v.close_up  # (no draw without: the same views as before)
+        close_up = v.close_up > 0 and rng.random() < v.close_up  # (no random draw when 0)
         hfov = math.radians(rng.uniform(*(v.close_up_hfov_deg if close_up else v.hfov_deg)))
         f = 0.5 * W / math.tan(0.5 * hfov)
         K = np.array([f, f, 0.5 * W * rng.uniform(0.97, 1.03), 0.5 * H * rng.uniform(0.97, 1.03)])
