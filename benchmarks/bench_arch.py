@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
             "fp32_mb": n_params * 4 / 1e6,
             "gflop_per_frame": gflop_per_frame(model, size, args.seqlen),
         }
-        batch = training_batch(body, args.clips, args.seqlen, size, g)
+        batch = training_batch(body, args.clips, args.seqlen, size, g, encoder=model.encoder)
         for amp in amps:
             step = train_step_fn(model, cfg, amp=amp, run_dir=tmp.name)
             train_fns[(name, amp)] = lambda step=step, batch=batch: step(batch)

@@ -63,7 +63,12 @@ def main(argv: list[str] | None = None) -> dict:
             torch.manual_seed(0)
             model = build_model(cfg, body_model_dir=body_dir).to(device)
             batch = training_batch(
-                model.body_model, args.clips, args.seqlen, cfg.DATASET.WIDTH, torch.Generator().manual_seed(0)
+                model.body_model,
+                args.clips,
+                args.seqlen,
+                cfg.DATASET.WIDTH,
+                torch.Generator().manual_seed(0),
+                encoder=model.encoder,
             )
             step = train_step_fn(model, cfg, amp="bf16" if dtype == "bf16" else "none", run_dir=tmp)
             steps[dtype] = lambda step=step, batch=batch: step(batch)

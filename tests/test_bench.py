@@ -75,3 +75,42 @@ def test_gpu_script_dry_run_on_cpu(tmp_path):
     ckpt = json.loads((tmp_path / "train_grad_checkpoint.json").read_text())
     assert ckpt["grad_checkpoint"] is True and ckpt["loader"] is None
     assert "done in" in (tmp_path / "gpu_sh.log").read_text()
+
+
+def test_training_step_bench_feeds_a_keypoint_model_landmarks(tmp_path):
+    """The training benchmarks time the keypoint model too: its batch holds landmark clips, not images."""
+    import math
+
+    import pytest
+    import torch
+
+    from maed.bench.train import train_step_fn, training_batch
+    from maed.config import load_config
+    from maed.models import build_model
+
+    cfg = load_config("kp_anny", ["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.DECODER.HIDDEN_DIM=64"])
+    model = build_model(cfg)
+    g = torch.Generator().manual_seed(0)
+    batch = training_batch(model.body_model, 2, 4, cfg.DATASET.WIDTH, g, encoder=model.encoder)
+    assert "images" not in batch and batch["keypoints"].shape == (2, 4, 33, 3)
+    assert batch["kp_3d"].shape[:2] == (2, 4) and batch["theta"].shape[:2] == (2, 4)
+    stats = train_step_fn(model, cfg, run_dir=tmp_path)(batch)
+    assert math.isfinite(stats["loss"]) and stats["loss"] > 0
+    with pytest.raises(ValueError, match="give seqlen"):
+        training_batch(model.body_model, 2, None, cfg.DATASET.WIDTH, g, encoder=model.encoder)
+
+
+def test_bench_cli_times_the_keypoint_model_on_landmarks(tmp_path, capsys):
+    small = ["--config", "kp_anny", "--seqlen", "4", "--iters", "1", "--warmup", "0"]
+    small_model = ["MODEL.ENCODER.NUM_BLOCKS=1", "MODEL.DECODER.HIDDEN_DIM=64"]
+    out = tmp_path / "infer.json"
+    assert main(["bench", *small, "--json", str(out), *small_model]) == 0
+    res = json.loads(out.read_text())
+    assert {r["path"] for r in res["results"]} >= {"reference", "fp32 (load_model default)"}
+    assert all(r["frames_per_s"] > 0 for r in res["results"]) and 0 < res["gflop_per_frame"] < 0.1
+    out = tmp_path / "train.json"
+    assert main(["bench", "--train", "--batch", "2", *small, "--json", str(out), *small_model]) == 0
+    res = json.loads(out.read_text())
+    assert res["loader"] is None and res["results"][0]["frames_per_s"] > 0
+    printed = capsys.readouterr().out
+    assert "33 landmarks" in printed and "not timed for a keypoint model" in printed

@@ -92,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.json, option="--out" if args.out else "--json", example="bench.json")
     import torch
 
-    from maed.bench.common import device_summary, gflop_per_frame  # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.bench.common import (
+        device_summary,
+        gflop_per_frame,
+        input_description,
+    )  # start-up: torch (~2 s) stays out of `maed --help`
     from maed.bench.infer import run_inference  # start-up: torch (~2 s) stays out of `maed --help`
     from maed.bench.train import run_training  # start-up: torch (~2 s) stays out of `maed --help`
     from maed.models import build_model  # start-up: torch (~2 s) stays out of `maed --help`
@@ -129,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         side = cfg.DATASET.WIDTH
         gflop = gflop_per_frame(model, side, args.seqlen)
         print(
-            f"model: {args.config} ({n_params / 1e6:.1f} M parameters, {gflop:.2f} GFLOP/frame, {side} px), "
+            f"model: {args.config} ({n_params / 1e6:.1f} M parameters, {gflop:.2f} GFLOP/frame, "
+            f"{input_description(model, side)}), "
             f"{info['name']} (bf16 matrix instructions: {info['bf16_matrix'] or 'none'}"
             + (f"; AMX {_yes(info['amx'])}, AVX512-BF16 {_yes(info['avx512_bf16'])}" if "amx" in info else "")
             + (f"; {info['threads']} threads" if "threads" in info else "")

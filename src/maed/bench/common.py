@@ -1,5 +1,5 @@
 """What ``maed bench`` and the scripts in ``benchmarks/`` share: the device's description and datasheet peak,
-alternating timing, and the network's FLOPs per frame."""
+alternating timing, generated inputs of the encoder's kind, and the network's FLOPs per frame."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from maed.models.fast import bf16_matrix_instructions
+from maed.models.keypoints import random_keypoints
 
 #: dense (no sparsity) peak TFLOP/s from NVIDIA's datasheets; the first name contained in the device's wins
 GPU_PEAK_TFLOPS: dict[str, dict[str, float]] = {
@@ -82,12 +83,30 @@ def time_alternating(
     return best
 
 
+def random_clips(encoder, clips: int, seqlen: int, img_size: int, generator=None) -> torch.Tensor:
+    """Random clips in the input layout of ``encoder`` (its ``input_kind``; None: images), on the CPU:
+    crops clips x T x 3 x S x S (S = ``img_size``), or for the keypoint encoder landmarks clips x T x K x C
+    (``maed.models.keypoints.random_keypoints``)."""
+
+    if getattr(encoder, "input_kind", "images") == "keypoints":
+        return random_keypoints(clips, seqlen, encoder.num_keypoints, encoder.world, generator=generator)
+    return torch.randn(clips, seqlen, 3, img_size, img_size, generator=generator)
+
+
+def input_description(model, img_size: int) -> str:
+    """What one frame of the model's input is, for the benchmarks' headers: "224 px" or "33 landmarks"."""
+    encoder = model.encoder
+    if getattr(encoder, "input_kind", "images") == "keypoints":
+        return f"{encoder.num_keypoints} landmarks"
+    return f"{img_size} px"
+
+
 def gflop_per_frame(model, img_size: int, seqlen: int = 16) -> float:
     """Forward GFLOP per frame of the network (encoder + decoder; matrix products and convolutions, counted
     as 2 per multiply-add by ``torch.utils.flop_counter``), the body model excluded."""
 
     p = next(model.parameters())
-    x = torch.zeros(seqlen, 3, img_size, img_size, device=p.device)
+    x = torch.zeros_like(random_clips(model.encoder, 1, seqlen, img_size))[0].to(p.device)
     was_training = model.training
     model.eval()
     try:

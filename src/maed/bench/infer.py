@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from maed.bench.common import peak_tflops, time_alternating
+from maed.bench.common import peak_tflops, random_clips, time_alternating
 from maed.models import attention
 from maed.models.fast import DEFAULT_PRECISION, optimize_for_inference, resolve_precision
 from maed.models.ste import MaxPool2dSame, StdConv2dSame
@@ -162,7 +162,7 @@ def run_inference(args, model, device, precisions, clock, gflop, device_name) ->
     if args.no_reference:
         paths.pop(REFERENCE)
     side = model.encoder.img_size if hasattr(model.encoder, "img_size") else 224
-    images = torch.randn(batch, args.seqlen, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
+    images = random_clips(model.encoder, batch, args.seqlen, side, torch.Generator().manual_seed(0)).to(device)
     print(f"inference, {batch} clip(s) x {args.seqlen} frames, body model included")
     rows = _infer_rows(
         paths, images, iters=args.iters, warmup=args.warmup, clock=clock, gflop=gflop, device_name=device_name

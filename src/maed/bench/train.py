@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from maed.bench.common import time_alternating
+from maed.bench.common import random_clips, time_alternating
 from maed.data.crop_cache import build_crop_cache
 from maed.data.datasets import VideoDataset
 from maed.data.transforms import ClipAugmentation
@@ -26,10 +26,13 @@ from maed.train.optim import TrainSettings
 from maed.train.streams import BatchStream
 
 
-def training_batch(body_model, clips: int, seqlen: int | None, img_size: int, generator) -> dict:
+def training_batch(body_model, clips: int, seqlen: int | None, img_size: int, generator, *, encoder=None) -> dict:
     """A random batch in the training-batch format (``maed.data``), sized for ``body_model``: ``images``
     clips x T x 3 x S x S (or ``image`` without T when ``seqlen`` is None), ``kp_2d`` (..., K, 3),
-    ``kp_3d`` (..., K, 4) with full confidence, ``theta`` (..., 3 + 3J + betas), ``w_smpl`` ones."""
+    ``kp_3d`` (..., K, 4) with full confidence, ``theta`` (..., 3 + 3J + betas), ``w_smpl`` ones.
+
+    For a keypoint ``encoder`` (its ``input_kind``) the clips hold ``keypoints`` clips x T x K x C instead
+    (``maed.bench.common.random_clips``: the landmark layout ``maed.synth.keypoint_data`` trains on)."""
     lead = (clips,) if seqlen is None else (clips, seqlen)
     K, J, S = body_model.num_output_joints, body_model.num_joints, body_model.num_betas
     kp_2d = torch.rand(*lead, K, 3, generator=generator) * 2 - 1
@@ -38,14 +41,13 @@ def training_batch(body_model, clips: int, seqlen: int | None, img_size: int, ge
     kp_3d[..., 3] = 1.0
     cam = torch.cat([torch.ones(*lead, 1), torch.zeros(*lead, 2)], -1)
     theta = torch.cat([cam, 0.2 * torch.randn(*lead, 3 * J + S, generator=generator)], -1)
-    images = torch.randn(*lead, 3, img_size, img_size, generator=generator)
-    return {
-        "images" if seqlen is not None else "image": images,
-        "kp_2d": kp_2d,
-        "kp_3d": kp_3d,
-        "theta": theta,
-        "w_smpl": torch.ones(lead),
-    }
+    if seqlen is not None:
+        inputs = {getattr(encoder, "input_kind", "images"): random_clips(encoder, clips, seqlen, img_size, generator)}
+    elif getattr(encoder, "input_kind", "images") == "keypoints":
+        raise ValueError("training_batch: a keypoint encoder trains on clips; give seqlen")
+    else:
+        inputs = {"image": torch.randn(clips, 3, img_size, img_size, generator=generator)}
+    return {**inputs, "kp_2d": kp_2d, "kp_3d": kp_3d, "theta": theta, "w_smpl": torch.ones(lead)}
 
 
 def train_step_fn(model, cfg, *, amp: str = "none", run_dir: str | Path):
@@ -193,7 +195,11 @@ def run_training(args, cfg, model, device, precisions, clock, tmp: Path) -> dict
     workers = min(args.workers if args.workers is not None else cfg.NUM_WORKERS, cpus)
     cfg.DATASET.SEQLEN = args.seqlen
     load = None
-    if args.loader_batches > 0:
+    keypoints = getattr(model.encoder, "input_kind", "images") == "keypoints"
+    if args.loader_batches > 0 and keypoints:
+        # its clips are generated in the loader's worker (maed.synth.keypoint_data), no frames are read
+        print("loader: not timed for a keypoint model (its clips are generated, not read from frames)")
+    elif args.loader_batches > 0:
         loader = build_bench_loader(
             cfg,
             data_dir=Path(args.data) if args.data else tmp / "loader_data",
@@ -208,7 +214,9 @@ def run_training(args, cfg, model, device, precisions, clock, tmp: Path) -> dict
     where = f"{workers} worker(s), {width}x{height} JPEGs through the crop cache" if load else "not timed"
     print(f"training, {clips} clips x {args.seqlen} frames per step; loader: {where}")
 
-    batch = training_batch(model.body_model, clips, args.seqlen, cfg.DATASET.WIDTH, torch.Generator().manual_seed(0))
+    batch = training_batch(
+        model.body_model, clips, args.seqlen, cfg.DATASET.WIDTH, torch.Generator().manual_seed(0), encoder=model.encoder
+    )
     frames = clips * args.seqlen
     steps, rows, peaks = {}, [], {}
     for amp in amps:
