@@ -43,3 +43,15 @@ def test_the_shipped_model_beats_the_mean_pose_baseline_on_rendered_test_frames(
     )  # fmt: skip
     assert model["num_frames"] == baseline["num_frames"] > 0
     assert model["pa-mpjpe"] < baseline["pa-mpjpe"], (model, baseline)
+
+
+def test_the_landmark_network_is_the_users_choice_and_recorded(rendered, tmp_path):
+    from maed.paths import default_checkpoint
+
+    ckpt = ["--checkpoint", str(default_checkpoint())]
+    full = _eval(rendered, tmp_path / "full", *ckpt)
+    lite = _eval(rendered, tmp_path / "lite", *ckpt, "--keypoint-model", "lite")
+    assert full["run"]["inputs"]["keypoint_model"] == "full" and lite["run"]["inputs"]["keypoint_model"] == "lite"
+    assert lite["num_frames"] == full["num_frames"] and lite["pa-mpjpe"] != full["pa-mpjpe"]  # other landmarks
+    with pytest.raises(SystemExit):  # argparse: not a variant
+        main(["eval", "--keypoint-model", "huge", "--out", str(tmp_path / "x"), *ckpt])

@@ -86,6 +86,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the checkpoint's inference precision: fp32 (default: numbers independent of the hardware), auto "
         "(bf16 where the CPU or GPU multiplies it natively), bf16, tf32 (CUDA). docs/SPEED.md",
     )
+    p.add_argument(
+        "--keypoint-model",
+        choices=("lite", "full", "heavy"),
+        default="full",
+        help="for a keypoint model: the BlazePose variant run on the frames (default full, the demo's; heavy "
+        "needs its weights in MAED_PERCEPTION_WEIGHTS, docs/MODELS.md)",
+    )
     p.add_argument("--save-verts", action="store_true", help="also save predicted vertices in predictions.npz")
     p.add_argument("--save-inference-pkl", action="store_true", help="also write the original's inference.pkl")
     p.add_argument("--overwrite", action="store_true", help="replace the results of a different run in --out")
@@ -164,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         body_model_dir=body_model_dir,
         device=device,
         precision=args.precision,
+        keypoint_model=args.keypoint_model,
         save_verts=args.save_verts,
         save_inference_pkl=args.save_inference_pkl,
         overwrite=args.overwrite,

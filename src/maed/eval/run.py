@@ -50,6 +50,7 @@ class EvalJob:
     db_dir, data_root, body_model_dir: where the database, the frames and the body-model files are.
     settings: protocol, clip and window sizes, batch size, frame step (``EVAL.*``). width, height: the crop.
     precision: the model's inference precision (``fp32``: numbers independent of the hardware).
+    keypoint_model: for a keypoint model, the BlazePose variant run on the frames (lite, full, heavy).
     """
 
     checkpoint: str | os.PathLike
@@ -64,6 +65,7 @@ class EvalJob:
     num_workers: int = Config.NUM_WORKERS
     device: str | torch.device = "cpu"
     precision: str = "fp32"
+    keypoint_model: str = "full"
     width: int = DatasetConfig.WIDTH
     height: int = DatasetConfig.HEIGHT
     use_crop_cache: bool = True
@@ -133,6 +135,12 @@ def run_evaluation(
             "width": job.width,
             "height": job.height,
             "precision": job.precision,
+            # the landmarks' network, for a model that reads them (other runs' records stay as they were)
+            **(
+                {"keypoint_model": job.keypoint_model}
+                if job.config.MODEL.ENCODER.BACKBONE.lower() == "keypoints"
+                else {}
+            ),
         },
     )
     check_previous_run(out_dir, signature, overwrite=job.overwrite)
@@ -170,6 +178,7 @@ def run_evaluation(
         frame_step=s.frame_step,
         device=device,
         progress=job.progress,
+        keypoint_model=job.keypoint_model,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)  # of a killed run (its vertex scratch file can be large)
