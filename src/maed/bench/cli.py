@@ -92,11 +92,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.json, option="--out" if args.out else "--json", example="bench.json")
     import torch
 
-    from maed.bench.common import (
-        device_summary,
-        gflop_per_frame,
-        input_description,
-    )  # start-up: torch (~2 s) stays out of `maed --help`
+    # start-up: torch (~2 s) stays out of `maed --help`
+    from maed.bench.common import device_summary, gflop_per_frame, input_description
     from maed.bench.infer import run_inference  # start-up: torch (~2 s) stays out of `maed --help`
     from maed.bench.train import run_training  # start-up: torch (~2 s) stays out of `maed --help`
     from maed.models import build_model  # start-up: torch (~2 s) stays out of `maed --help`
