@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_lifting_floor.py"
+from tests.benchmarks import load_script
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_lifting_floor", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_lifting_floor")
 
 
 def _turn(angle: float) -> torch.Tensor:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_loader.py"
+from tests.benchmarks import load_script
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_loader", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_loader")
 
 
 def test_reused_data_dir_keeps_settings_apart(tmp_path, capsys):
