@@ -83,21 +83,25 @@ def time_alternating(
     return best
 
 
+def reads_landmarks(encoder) -> bool:
+    """Whether ``encoder`` takes body landmarks (the keypoint encoder's ``input_kind``) rather than images."""
+    return getattr(encoder, "input_kind", "images") == "keypoints"
+
+
 def random_clips(encoder, clips: int, seqlen: int, img_size: int, generator=None) -> torch.Tensor:
     """Random clips in the input layout of ``encoder`` (its ``input_kind``; None: images), on the CPU:
     crops clips x T x 3 x S x S (S = ``img_size``), or for the keypoint encoder landmarks clips x T x K x C
     (``maed.models.keypoints.random_keypoints``)."""
 
-    if getattr(encoder, "input_kind", "images") == "keypoints":
+    if reads_landmarks(encoder):
         return random_keypoints(clips, seqlen, encoder.num_keypoints, encoder.world, generator=generator)
     return torch.randn(clips, seqlen, 3, img_size, img_size, generator=generator)
 
 
 def input_description(model, img_size: int) -> str:
     """What one frame of the model's input is, for the benchmarks' headers: "224 px" or "33 landmarks"."""
-    encoder = model.encoder
-    if getattr(encoder, "input_kind", "images") == "keypoints":
-        return f"{encoder.num_keypoints} landmarks"
+    if reads_landmarks(model.encoder):
+        return f"{model.encoder.num_keypoints} landmarks"
     return f"{img_size} px"
 
 

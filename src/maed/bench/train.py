@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from maed.bench.common import random_clips, time_alternating
+from maed.bench.common import random_clips, reads_landmarks, time_alternating
 from maed.data.crop_cache import build_crop_cache
 from maed.data.datasets import VideoDataset
 from maed.data.transforms import ClipAugmentation
@@ -42,8 +42,9 @@ def training_batch(body_model, clips: int, seqlen: int | None, img_size: int, ge
     cam = torch.cat([torch.ones(*lead, 1), torch.zeros(*lead, 2)], -1)
     theta = torch.cat([cam, 0.2 * torch.randn(*lead, 3 * J + S, generator=generator)], -1)
     if seqlen is not None:
-        inputs = {getattr(encoder, "input_kind", "images"): random_clips(encoder, clips, seqlen, img_size, generator)}
-    elif getattr(encoder, "input_kind", "images") == "keypoints":
+        key = "keypoints" if reads_landmarks(encoder) else "images"
+        inputs = {key: random_clips(encoder, clips, seqlen, img_size, generator)}
+    elif reads_landmarks(encoder):
         raise ValueError("training_batch: a keypoint encoder trains on clips; give seqlen")
     else:
         inputs = {"image": torch.randn(clips, 3, img_size, img_size, generator=generator)}
@@ -195,8 +196,7 @@ def run_training(args, cfg, model, device, precisions, clock, tmp: Path) -> dict
     workers = min(args.workers if args.workers is not None else cfg.NUM_WORKERS, cpus)
     cfg.DATASET.SEQLEN = args.seqlen
     load = None
-    keypoints = getattr(model.encoder, "input_kind", "images") == "keypoints"
-    if args.loader_batches > 0 and keypoints:
+    if args.loader_batches > 0 and reads_landmarks(model.encoder):
         # its clips are generated in the loader's worker (maed.synth.keypoint_data), no frames are read
         print("loader: not timed for a keypoint model (its clips are generated, not read from frames)")
     elif args.loader_batches > 0:

@@ -13,6 +13,7 @@ from maed.errors import ConfigError
 from maed.eval.outputs import format_table
 from maed.eval.protocol import PROTOCOL_CHOICES
 from maed.paths import resolve_paths
+from maed.perception.blazepose import VARIANTS as BLAZEPOSE_VARIANTS
 from maed.utils.io import check_output_dir
 
 EPILOG = """\
@@ -88,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--keypoint-model",
-        choices=("lite", "full", "heavy"),
+        choices=BLAZEPOSE_VARIANTS,
         default="full",
         help="for a keypoint model: the BlazePose variant run on the frames (default full, the demo's; heavy "
         "needs its weights in MAED_PERCEPTION_WEIGHTS, docs/MODELS.md)",
