@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from maed.body.geometry import similarity_procrustes
 from maed.config import load_config
 from maed.synth.keypoint_data import clips_from_config
 from maed.synth.landmarks import LandmarkMap
@@ -51,22 +52,10 @@ def generate(clips, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(joints))
 
 
-def similarity_align(pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, J, 3) each -> pred moved onto gt by the best rotation, scale and shift (both centred)."""
-    p = pred - pred.mean(1, keepdim=True)
-    g = gt - gt.mean(1, keepdim=True)
-    u, s, vt = torch.linalg.svd(g.transpose(1, 2) @ p)
-    d = torch.sign(torch.linalg.det(u @ vt))
-    D = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
-    R = u @ D @ vt
-    scale = (s * torch.diagonal(D, dim1=1, dim2=2)).sum(1) / (p**2).sum((1, 2))
-    return scale[:, None, None] * p @ R.transpose(1, 2), g
-
-
 def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> float:
-    """Mean per-joint error in mm after similarity alignment, over (..., J, 3) skeletons."""
-    a, g = similarity_align(pred.reshape(-1, *pred.shape[-2:]).double(), gt.reshape(-1, *gt.shape[-2:]).double())
-    return float((a - g).norm(dim=-1).mean() * 1000)
+    """Mean per-joint error in mm after similarity alignment (the evaluation's Procrustes), over (..., J, 3)."""
+    p, g = pred.reshape(-1, *pred.shape[-2:]).double(), gt.reshape(-1, *gt.shape[-2:]).double()
+    return float((similarity_procrustes(p, g) - g).norm(dim=-1).mean() * 1000)
 
 
 def procrustes_mean(joints: torch.Tensor, iterations: int = 5) -> torch.Tensor:
@@ -74,8 +63,7 @@ def procrustes_mean(joints: torch.Tensor, iterations: int = 5) -> torch.Tensor:
     joints = joints.double()
     mean = joints[0]
     for _ in range(iterations):
-        aligned, _ = similarity_align(joints, mean.expand_as(joints))
-        mean = aligned.mean(0)
+        mean = similarity_procrustes(joints, mean.expand_as(joints)).mean(0)
     return mean
 
 
